@@ -97,26 +97,39 @@ def pixel_span(payload: ti.template(), j: ti.i32, x0: ti.i32, x1: ti.i32, y0: ti
     return xa, xb, ya, yb
 
 
+Pair = ti.types.vector(DEPTH + 1, ti.f32)  # payload columns U .. DEPTH of one pair
+
+
 @ti.func
-def gaussian_at(payload: ti.template(), j: ti.i32, x: ti.i32, y: ti.i32):
-    """(G, dx, dy) of pair j at the centre of pixel (x, y): G = exp(-0.5 d^T conic d), d = centre - mean."""
-    dx = x + 0.5 - payload[j, U]
-    dy = y + 0.5 - payload[j, V]
-    power = -0.5 * (payload[j, CONIC_A] * dx * dx + payload[j, CONIC_C] * dy * dy) - payload[j, CONIC_B] * dx * dy
+def load_pair(payload: ti.template(), j: ti.i32) -> Pair:
+    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth), loaded once into registers."""
+    return Pair([payload[j, k] for k in ti.static(range(DEPTH + 1))])
+
+
+@ti.func
+def gaussian_at(pair: Pair, x: ti.i32, y: ti.i32):
+    """(G, dx, dy) at the centre of pixel (x, y): G = exp(-0.5 d^T conic d), d = centre - mean."""
+    dx = x + 0.5 - pair[U]
+    dy = y + 0.5 - pair[V]
+    power = -0.5 * (pair[CONIC_A] * dx * dx + pair[CONIC_C] * dy * dy) - pair[CONIC_B] * dx * dy
     return ti.exp(power), dx, dy
 
 
 @ti.func
+def pair_color(pair: Pair) -> ti.math.vec3:
+    return ti.math.vec3(pair[RED], pair[RED + 1], pair[RED + 2])
+
+
+@ti.func
 def pair_gradient(
-    payload: ti.template(), j: ti.i32, g: ti.f32, dx: ti.f32, dy: ti.f32, v_alpha: ti.f32,
-    max_alpha: ti.f32,
+    pair: Pair, g: ti.f32, dx: ti.f32, dy: ti.f32, v_alpha: ti.f32, max_alpha: ti.f32
 ) -> ti.types.vector(6, ti.f32):
-    """dL/d(u, v, conic a, b, c, opacity) of pair j at one pixel, given dL/dalpha there."""
+    """dL/d(u, v, conic a, b, c, opacity) of a pair at one pixel, given dL/dalpha there."""
     grad = ti.types.vector(6, ti.f32)(0.0)
-    o = payload[j, OPACITY]
+    o = pair[OPACITY]
     if o * g < max_alpha:  # where alpha is clamped to max_alpha it does not depend on anything
         v_power = v_alpha * o * g
-        a, b, c = payload[j, CONIC_A], payload[j, CONIC_B], payload[j, CONIC_C]
+        a, b, c = pair[CONIC_A], pair[CONIC_B], pair[CONIC_C]
         grad = ti.types.vector(6, ti.f32)(
             v_power * (a * dx + b * dy), v_power * (b * dx + c * dy), -0.5 * v_power * dx * dx,
             -v_power * dx * dy, -0.5 * v_power * dy * dy, v_alpha * g,
@@ -144,12 +157,12 @@ def _forward_per_tile(
         j = tile_ranges[t, 0]
         while j < tile_ranges[t, 1] and active > 0:
             xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
-            o = payload[j, OPACITY]
+            pair = load_pair(payload, j)
             for y, x in ti.ndrange((ya, yb), (xa, xb)):
                 T = transmittance[y, x]
                 if T > 0.0:  # saturated pixels hold -T until the tile is finished
-                    g, _, _ = gaussian_at(payload, j, x, y)
-                    alpha = ti.min(max_alpha, o * g)
+                    g, _, _ = gaussian_at(pair, x, y)
+                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
                     if alpha >= alpha_threshold:
                         next_T = T * (1.0 - alpha)
                         if next_T < transmittance_threshold:
@@ -158,8 +171,8 @@ def _forward_per_tile(
                         else:
                             w = alpha * T
                             for ch in ti.static(range(3)):
-                                image[y, x, ch] += w * payload[j, RED + ch]
-                            depth[y, x] += w * payload[j, DEPTH]
+                                image[y, x, ch] += w * pair[RED + ch]
+                            depth[y, x] += w * pair[DEPTH]
                             transmittance[y, x] = next_T
                             last[y, x] = j + 1
             j += 1
@@ -191,12 +204,13 @@ def _backward_per_tile(
         j = end - 1
         while j >= tile_ranges[t, 0]:
             xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
-            o = payload[j, OPACITY]
+            pair = load_pair(payload, j)
+            color = pair_color(pair)
             acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
             for y, x in ti.ndrange((ya, yb), (xa, xb)):
                 if j < last[y, x]:
-                    g, dx, dy = gaussian_at(payload, j, x, y)
-                    alpha = ti.min(max_alpha, o * g)
+                    g, dx, dy = gaussian_at(pair, x, y)
+                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
                     if alpha >= alpha_threshold:
                         one_minus = 1.0 - alpha
                         T = state_T[y, x] / one_minus
@@ -204,12 +218,11 @@ def _backward_per_tile(
                         v_alpha = v_alpha_out[y, x] * T_final / one_minus
                         for ch in ti.static(range(3)):
                             v_c = v_image[y, x, ch]
-                            color = payload[j, RED + ch]
                             acc[6 + ch] += alpha * T * v_c
-                            v_alpha += v_c * (color * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                            state_color[y, x, ch] += color * alpha * T
+                            v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+                            state_color[y, x, ch] += color[ch] * alpha * T
                         state_T[y, x] = T
-                        grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
+                        grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
                         for k in ti.static(range(6)):
                             acc[k] += grad[k]
             for k in ti.static(range(GRAD_SIZE)):
@@ -233,15 +246,16 @@ def _forward_per_pixel(
             z = 0.0
             last_j = 0
             for j in range(tile_ranges[t, 0], tile_ranges[t, 1]):
-                g, _, _ = gaussian_at(payload, j, x, y)
-                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                pair = load_pair(payload, j)
+                g, _, _ = gaussian_at(pair, x, y)
+                alpha = ti.min(max_alpha, pair[OPACITY] * g)
                 if alpha >= alpha_threshold:
                     next_T = T * (1.0 - alpha)
                     if next_T < transmittance_threshold:
                         break
                     w = alpha * T
-                    color += w * ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
-                    z += w * payload[j, DEPTH]
+                    color += w * pair_color(pair)
+                    z += w * pair[DEPTH]
                     T = next_T
                     last_j = j + 1
             for ch in ti.static(range(3)):
@@ -269,17 +283,18 @@ def _backward_per_pixel(
             bg = ti.math.vec3(background[0], background[1], background[2])
             j = last[y, x] - 1
             while j >= tile_ranges[t, 0]:
-                g, dx, dy = gaussian_at(payload, j, x, y)
-                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                pair = load_pair(payload, j)
+                g, dx, dy = gaussian_at(pair, x, y)
+                alpha = ti.min(max_alpha, pair[OPACITY] * g)
                 if alpha >= alpha_threshold:
                     one_minus = 1.0 - alpha
                     T = T / one_minus
-                    color = ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
+                    color = pair_color(pair)
                     v_alpha = v_alpha_out[y, x] * T_final / one_minus + v_c.dot(
                         color * T - (behind + T_final * bg) / one_minus
                     )
                     behind += color * alpha * T
-                    grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
+                    grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
                     for k in ti.static(range(6)):
                         ti.atomic_add(grads[j, k], grad[k])
                     for ch in ti.static(range(3)):
