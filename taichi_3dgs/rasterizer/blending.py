@@ -28,8 +28,10 @@ from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
 
 # Columns of the per-pair payload and of the per-pair gradient.
-U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, DEPTH, X_LO, X_HI, Y_LO, Y_HI = 0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13
-PAYLOAD_SIZE = 14
+U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, DEPTH, EXTENT, Y_LO, Y_HI = 0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12
+PAYLOAD_SIZE = 13
+# Added to the squared Mahalanobis extent so float rounding never drops a pixel from a span.
+EXTENT_MARGIN = 1e-2
 GRAD_SIZE = 9  # u, v, conic a, b, c, opacity, r, g, b
 KERNELS = ("auto", "per_tile", "per_pixel")
 
@@ -54,20 +56,16 @@ def _gather_payload(
             payload[j, RED + ch] = colors[i, ch]
         payload[j, DEPTH] = depths[i]
         # alpha >= alpha_threshold needs d^T conic d <= q = 2 log(o / alpha_threshold): an ellipse
-        # whose x extent is sqrt(q cov_xx), cov = conic^-1. Outside it no pixel can contribute.
-        x_lo, x_hi, y_lo, y_hi = 1.0, 0.0, 1.0, 0.0
+        # whose y extent is sqrt(q cov_yy), cov = conic^-1. Outside it no pixel can contribute.
+        q, y_lo, y_hi = -1.0, 1.0, 0.0
         det = a * c - b * b
         if o > alpha_threshold and det > 0.0:
-            q = 2.0 * ti.log(o / alpha_threshold)
-            half_x = ti.sqrt(q * c / det)
+            q = 2.0 * ti.log(o / alpha_threshold) + EXTENT_MARGIN
             half_y = ti.sqrt(q * a / det)
-            # Pixel x has its centre at x + 0.5; clamping keeps the int conversion in range.
-            x_lo = ti.math.clamp(u - half_x - 0.5, -2.0, width + 2.0)
-            x_hi = ti.math.clamp(u + half_x - 0.5, -2.0, width + 2.0)
+            # Pixel y has its centre at y + 0.5; clamping keeps the int conversion in range.
             y_lo = ti.math.clamp(v - half_y - 0.5, -2.0, height + 2.0)
             y_hi = ti.math.clamp(v + half_y - 0.5, -2.0, height + 2.0)
-        payload[j, X_LO] = x_lo
-        payload[j, X_HI] = x_hi
+        payload[j, EXTENT] = q
         payload[j, Y_LO] = y_lo
         payload[j, Y_HI] = y_hi
 
@@ -88,22 +86,39 @@ def pixel_of_thread(p: ti.i32, tiles_x: ti.i32, tile_size: ti.template()):
 
 
 @ti.func
-def pixel_span(payload: ti.template(), j: ti.i32, x0: ti.i32, x1: ti.i32, y0: ti.i32, y1: ti.i32):
-    """Pixels [xa, xb) x [ya, yb) of the tile [x0, x1) x [y0, y1) inside pair j's bounding box."""
-    xa = ti.max(x0, ti.cast(ti.floor(payload[j, X_LO]), ti.i32))
-    xb = ti.min(x1, ti.cast(ti.ceil(payload[j, X_HI]), ti.i32) + 1)
+def row_range(payload: ti.template(), j: ti.i32, y0: ti.i32, y1: ti.i32):
+    """Rows [ya, yb) of the tile rows [y0, y1) that pair j's ellipse reaches."""
     ya = ti.max(y0, ti.cast(ti.floor(payload[j, Y_LO]), ti.i32))
     yb = ti.min(y1, ti.cast(ti.ceil(payload[j, Y_HI]), ti.i32) + 1)
-    return xa, xb, ya, yb
+    return ya, yb
 
 
-Pair = ti.types.vector(DEPTH + 1, ti.f32)  # payload columns U .. DEPTH of one pair
+@ti.func
+def column_span(pair: ti.template(), y: ti.i32, x0: ti.i32, x1: ti.i32):
+    """Columns [xa, xb) of [x0, x1) whose pixel centres in row y lie inside the pair's ellipse.
+
+    Solves a dx^2 + 2 b dx dy + c dy^2 <= q for dx at the row's dy (a > 0 for a valid conic).
+    """
+    a, b, c = pair[CONIC_A], pair[CONIC_B], pair[CONIC_C]
+    dy = y + 0.5 - pair[V]
+    disc = a * pair[EXTENT] - (a * c - b * b) * dy * dy
+    xa, xb = x0, x0
+    if disc >= 0.0:
+        root = ti.sqrt(disc)
+        lo = ti.math.clamp(pair[U] + (-b * dy - root) / a - 0.5, x0 - 1.0, x1 + 1.0)
+        hi = ti.math.clamp(pair[U] + (-b * dy + root) / a - 0.5, x0 - 1.0, x1 + 1.0)
+        xa = ti.max(x0, ti.cast(ti.floor(lo), ti.i32))
+        xb = ti.min(x1, ti.cast(ti.ceil(hi), ti.i32) + 1)
+    return xa, xb
+
+
+Pair = ti.types.vector(EXTENT + 1, ti.f32)  # payload columns U .. EXTENT of one pair
 
 
 @ti.func
 def load_pair(payload: ti.template(), j: ti.i32) -> Pair:
-    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth), loaded once into registers."""
-    return Pair([payload[j, k] for k in ti.static(range(DEPTH + 1))])
+    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth, extent), loaded once into registers."""
+    return Pair([payload[j, k] for k in ti.static(range(EXTENT + 1))])
 
 
 @ti.func
@@ -156,25 +171,27 @@ def _forward_per_tile(
         active = (x1 - x0) * (y1 - y0)
         j = tile_ranges[t, 0]
         while j < tile_ranges[t, 1] and active > 0:
-            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
+            ya, yb = row_range(payload, j, y0, y1)
             pair = load_pair(payload, j)
-            for y, x in ti.ndrange((ya, yb), (xa, xb)):
-                T = transmittance[y, x]
-                if T > 0.0:  # saturated pixels hold -T until the tile is finished
-                    g, _, _ = gaussian_at(pair, x, y)
-                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                    if alpha >= alpha_threshold:
-                        next_T = T * (1.0 - alpha)
-                        if next_T < transmittance_threshold:
-                            transmittance[y, x] = -T
-                            active -= 1
-                        else:
-                            w = alpha * T
-                            for ch in ti.static(range(3)):
-                                image[y, x, ch] += w * pair[RED + ch]
-                            depth[y, x] += w * pair[DEPTH]
-                            transmittance[y, x] = next_T
-                            last[y, x] = j + 1
+            for y in range(ya, yb):
+                xa, xb = column_span(pair, y, x0, x1)
+                for x in range(xa, xb):
+                    T = transmittance[y, x]
+                    if T > 0.0:  # saturated pixels hold -T until the tile is finished
+                        g, _, _ = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            next_T = T * (1.0 - alpha)
+                            if next_T < transmittance_threshold:
+                                transmittance[y, x] = -T
+                                active -= 1
+                            else:
+                                w = alpha * T
+                                for ch in ti.static(range(3)):
+                                    image[y, x, ch] += w * pair[RED + ch]
+                                depth[y, x] += w * pair[DEPTH]
+                                transmittance[y, x] = next_T
+                                last[y, x] = j + 1
             j += 1
         for y, x in ti.ndrange((y0, y1), (x0, x1)):
             T = ti.abs(transmittance[y, x])
@@ -203,28 +220,30 @@ def _backward_per_tile(
             end = ti.max(end, last[y, x])
         j = end - 1
         while j >= tile_ranges[t, 0]:
-            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
+            ya, yb = row_range(payload, j, y0, y1)
             pair = load_pair(payload, j)
             color = pair_color(pair)
             acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
-            for y, x in ti.ndrange((ya, yb), (xa, xb)):
-                if j < last[y, x]:
-                    g, dx, dy = gaussian_at(pair, x, y)
-                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                    if alpha >= alpha_threshold:
-                        one_minus = 1.0 - alpha
-                        T = state_T[y, x] / one_minus
-                        T_final = transmittance[y, x]
-                        v_alpha = v_alpha_out[y, x] * T_final / one_minus
-                        for ch in ti.static(range(3)):
-                            v_c = v_image[y, x, ch]
-                            acc[6 + ch] += alpha * T * v_c
-                            v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                            state_color[y, x, ch] += color[ch] * alpha * T
-                        state_T[y, x] = T
-                        grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
-                        for k in ti.static(range(6)):
-                            acc[k] += grad[k]
+            for y in range(ya, yb):
+                xa, xb = column_span(pair, y, x0, x1)
+                for x in range(xa, xb):
+                    if j < last[y, x]:
+                        g, dx, dy = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            one_minus = 1.0 - alpha
+                            T = state_T[y, x] / one_minus
+                            T_final = transmittance[y, x]
+                            v_alpha = v_alpha_out[y, x] * T_final / one_minus
+                            for ch in ti.static(range(3)):
+                                v_c = v_image[y, x, ch]
+                                acc[6 + ch] += alpha * T * v_c
+                                v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+                                state_color[y, x, ch] += color[ch] * alpha * T
+                            state_T[y, x] = T
+                            grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                            for k in ti.static(range(6)):
+                                acc[k] += grad[k]
             for k in ti.static(range(GRAD_SIZE)):
                 grads[j, k] = acc[k]
             j -= 1
