@@ -146,7 +146,7 @@ class GaussianModel(nn.Module):
         quats = np.zeros((n, 4), dtype=np.float32)
         quats[:, 0] = 1.0
         logit = float(np.log(initial_opacity / (1.0 - initial_opacity)))
-        tensor = lambda a: torch.as_tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        tensor = lambda a: torch.tensor(a, dtype=torch.float32, device=device)  # noqa: E731
         return cls(
             tensor(xyz),
             tensor(quats),

@@ -3,7 +3,7 @@
 Per step, as the official `train.py`: pick the next view of a shuffled stack, raise the SH degree
 every `increase-color-max-sh-band-interval` steps, set the means' learning rate, render, loss
 (1 - lambda) L1 + lambda (1 - SSIM) (+ the strategy's regulariser), backward, densification
-statistics, Adam step, densification, then logs, evaluation and checkpoints.
+statistics, Adam step, logs, evaluation, densification (not after the last step), checkpoints.
 
 Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the effective
 config, absolute paths), `train.json` / `val.json` (the cameras), `scene_<step>.parquet` at each
@@ -255,7 +255,6 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 loss.backward()
                 strategy.step_post_backward(step, out, view.width, view.height)
                 optimizer.step()
-                refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
                 optimizer.zero_grad(set_to_none=True)
 
                 if step % log_cfg.log_loss_interval == 0:
@@ -268,12 +267,16 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started), step)
                     bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{train_psnr:.2f}", gaussians=model.num_gaussians,
                                     refresh=False)
-                if refined and log_cfg.log_histograms:
-                    _log_histograms(writer, model, step)
                 bar.update(1)
-
+                # Evaluate before densifying, as the official training_report: fresh clones and
+                # splits need a few steps to settle. Nothing trains after the last step, so the
+                # strategy does not run there.
                 if step % config.val_interval == 0 or step == config.num_iterations:
                     evaluation = validate(step)
+                if step < config.num_iterations:
+                    refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
+                    if refined and log_cfg.log_histograms:
+                        _log_histograms(writer, model, step)
                 if stop.requested:
                     save(step)
                     tqdm.write(f"stopped at step {step}; continue with --resume")
