@@ -218,32 +218,33 @@ def _backward_per_tile(
             for ch in ti.static(range(3)):
                 state_color[y, x, ch] = 0.0
             end = ti.max(end, last[y, x])
-        j = end - 1
+        j = tile_ranges[t, 1] - 1
         while j >= tile_ranges[t, 0]:
-            ya, yb = row_range(payload, j, y0, y1)
-            pair = load_pair(payload, j)
-            color = pair_color(pair)
             acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
-            for y in range(ya, yb):
-                xa, xb = column_span(pair, y, x0, x1)
-                for x in range(xa, xb):
-                    if j < last[y, x]:
-                        g, dx, dy = gaussian_at(pair, x, y)
-                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                        if alpha >= alpha_threshold:
-                            one_minus = 1.0 - alpha
-                            T = state_T[y, x] / one_minus
-                            T_final = transmittance[y, x]
-                            v_alpha = v_alpha_out[y, x] * T_final / one_minus
-                            for ch in ti.static(range(3)):
-                                v_c = v_image[y, x, ch]
-                                acc[6 + ch] += alpha * T * v_c
-                                v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                                state_color[y, x, ch] += color[ch] * alpha * T
-                            state_T[y, x] = T
-                            grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
-                            for k in ti.static(range(6)):
-                                acc[k] += grad[k]
+            if j < end:  # pairs behind every pixel's last contributor keep a zero gradient
+                ya, yb = row_range(payload, j, y0, y1)
+                pair = load_pair(payload, j)
+                color = pair_color(pair)
+                for y in range(ya, yb):
+                    xa, xb = column_span(pair, y, x0, x1)
+                    for x in range(xa, xb):
+                        if j < last[y, x]:
+                            g, dx, dy = gaussian_at(pair, x, y)
+                            alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                            if alpha >= alpha_threshold:
+                                one_minus = 1.0 - alpha
+                                T = state_T[y, x] / one_minus
+                                T_final = transmittance[y, x]
+                                v_alpha = v_alpha_out[y, x] * T_final / one_minus
+                                for ch in ti.static(range(3)):
+                                    v_c = v_image[y, x, ch]
+                                    acc[6 + ch] += alpha * T * v_c
+                                    v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+                                    state_color[y, x, ch] += color[ch] * alpha * T
+                                state_T[y, x] = T
+                                grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                                for k in ti.static(range(6)):
+                                    acc[k] += grad[k]
             for k in ti.static(range(GRAD_SIZE)):
                 grads[j, k] = acc[k]
             j -= 1
@@ -363,7 +364,9 @@ class _BlendTiles(torch.autograd.Function):
         v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
             if v_image is None else v_image.contiguous()
         v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
-        grads = torch.zeros((payload.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
+        # per_tile writes every pair's row; per_pixel accumulates into it atomically.
+        alloc = torch.empty if layout == "per_tile" else torch.zeros
+        grads = alloc((payload.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
         state_T = torch.empty_like(transmittance)
         state_color = torch.empty((height, width, 3), dtype=torch.float32, device=device)
         kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
@@ -371,7 +374,7 @@ class _BlendTiles(torch.autograd.Function):
                config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
                state_T, state_color, grads)
         per_gaussian = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
-        per_gaussian.index_add_(0, ids.long(), grads[: ids.shape[0]])
+        per_gaussian.index_add_(0, ids.long(), grads[: ids.shape[0]])  # padded row excluded
         v_means2d = per_gaussian[:, 0:2]
         v_conics = per_gaussian[:, 2:5]
         v_opacities = per_gaussian[:, 5]
