@@ -202,6 +202,39 @@ def _forward_per_tile(
                 depth[y, x] /= 1.0 - T
 
 
+@ti.func
+def replay_pixel(
+    pair: ti.template(), x: ti.i32, y: ti.i32, alpha_threshold: ti.f32, max_alpha: ti.f32,
+    background: ti.template(), transmittance: ti.template(), v_image: ti.template(),
+    v_alpha_out: ti.template(), state_T: ti.template(), state_color: ti.template(),
+) -> ti.types.vector(GRAD_SIZE, ti.f32):
+    """One back-to-front step at pixel (x, y): the pair's gradient there (u, v, conic, opacity,
+    rgb), moving the pixel's replay state (transmittance before the pair, colour behind it) past it.
+
+    dC/dalpha_i = c_i T_i - (sum_{k>i} c_k alpha_k T_k + T_final background) / (1 - alpha_i),
+    dalpha_out/dalpha_i = T_final / (1 - alpha_i).
+    """
+    grad = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+    g, dx, dy = gaussian_at(pair, x, y)
+    alpha = ti.min(max_alpha, pair[OPACITY] * g)
+    if alpha >= alpha_threshold:
+        one_minus = 1.0 - alpha
+        T = state_T[y, x] / one_minus
+        T_final = transmittance[y, x]
+        v_alpha = v_alpha_out[y, x] * T_final / one_minus
+        for ch in ti.static(range(3)):
+            v_c = v_image[y, x, ch]
+            color = pair[RED + ch]
+            grad[6 + ch] = alpha * T * v_c
+            v_alpha += v_c * (color * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+            state_color[y, x, ch] += color * alpha * T
+        state_T[y, x] = T
+        geometry = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+        for k in ti.static(range(6)):
+            grad[k] = geometry[k]
+    return grad
+
+
 @ti.kernel
 def _backward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
@@ -224,27 +257,12 @@ def _backward_per_tile(
             if j < end:  # pairs behind every pixel's last contributor keep a zero gradient
                 ya, yb = row_range(payload, j, y0, y1)
                 pair = load_pair(payload, j)
-                color = pair_color(pair)
                 for y in range(ya, yb):
                     xa, xb = column_span(pair, y, x0, x1)
                     for x in range(xa, xb):
                         if j < last[y, x]:
-                            g, dx, dy = gaussian_at(pair, x, y)
-                            alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                            if alpha >= alpha_threshold:
-                                one_minus = 1.0 - alpha
-                                T = state_T[y, x] / one_minus
-                                T_final = transmittance[y, x]
-                                v_alpha = v_alpha_out[y, x] * T_final / one_minus
-                                for ch in ti.static(range(3)):
-                                    v_c = v_image[y, x, ch]
-                                    acc[6 + ch] += alpha * T * v_c
-                                    v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                                    state_color[y, x, ch] += color[ch] * alpha * T
-                                state_T[y, x] = T
-                                grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
-                                for k in ti.static(range(6)):
-                                    acc[k] += grad[k]
+                            acc += replay_pixel(pair, x, y, alpha_threshold, max_alpha, background,
+                                                transmittance, v_image, v_alpha_out, state_T, state_color)
             for k in ti.static(range(GRAD_SIZE)):
                 grads[j, k] = acc[k]
             j -= 1
