@@ -332,19 +332,8 @@ def scene_args(scene):
 
 PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
 
-
-def relative_l2(actual, expected) -> float:
-    """||actual - expected|| / ||expected|| (float64)."""
-    actual, expected = actual.double(), expected.double()
-    return float(torch.linalg.norm(actual - expected) / torch.linalg.norm(expected).clamp(min=1e-300))
-
-
-def mean_abs_error(actual, expected) -> float:
-    return float((actual.double() - expected.double()).abs().mean())
-
-
 __all__ = [
     "ReferenceProjection", "ReferenceOutput", "camera_center", "project_reference", "sh_reference",
     "tile_ranges", "count_tile_pairs", "rasterize_reference", "look_at_viewmat", "random_scene",
-    "garden_scene", "scene_args", "PARAMETER_NAMES", "relative_l2", "mean_abs_error", "SH_C0",
+    "garden_scene", "scene_args", "PARAMETER_NAMES", "SH_C0",
 ]
