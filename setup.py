@@ -24,7 +24,7 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["taichi_3dgs", "taichi_3dgs.*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=["torch>=2.1"] + read_requirements(HERE / "requirements.txt"),
     extras_require={"test": ["pytest>=7.4", "gsplat==1.5.3"]},
 )

@@ -10,6 +10,7 @@ Layout (one concept per subpackage):
     viewer/      -- interactive viewer and offline renderer.
 """
 from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.rasterizer import RasterizeOutput, RasterizerConfig, rasterize
 
-__all__ = ["init_taichi"]
+__all__ = ["RasterizeOutput", "RasterizerConfig", "init_taichi", "rasterize"]
 __version__ = "0.1.0"

@@ -1,0 +1,389 @@
+"""Per-tile front-to-back alpha blending (forward) and its hand-written back-to-front replay.
+
+Math: Kerbl et al. 2023, eq. 2-3 (C = sum_i c_i alpha_i T_i, T_i = prod_{j<i} (1 - alpha_j)),
+with the official rasterizer's rules (`renderCUDA`, `renderCUDA` backward in
+graphdeco-inria/diff-gaussian-rasterization): alpha = min(max_alpha, opacity * exp(-0.5 d^T conic d)),
+skip alpha < alpha_threshold, stop before the Gaussian that would bring T below the
+transmittance threshold, background weighted by the final T. The backward walks each pixel's list
+back to front from the stored final transmittance and last contributor, recovering
+T_i = T_{i+1} / (1 - alpha_i).
+
+Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
+- "per_tile" (CPU): one thread per tile, Gaussians outer and pixels inner, each Gaussian visiting
+  only the pixels of its opacity-aware bounding box (where alpha can reach alpha_threshold); the
+  tile stops when all its pixels are saturated; the backward sums a Gaussian's gradient over the
+  tile's pixels in registers and writes it once per (tile, Gaussian) pair, no atomics.
+- "per_pixel" (CUDA): one thread per pixel, one block per tile; the backward adds each pixel's
+  contribution to its (tile, Gaussian) pair atomically.
+The pairs' payload (2D mean, conic, opacity, colour, depth, bounding box) is gathered into one
+array in sorted order first, so the blend reads memory sequentially.
+"""
+
+import taichi as ti
+import torch
+
+from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.rasterizer.binning import TileBins
+from taichi_3dgs.rasterizer.config import RasterizerConfig
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
+
+# Columns of the per-pair payload and of the per-pair gradient.
+U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, DEPTH, X_LO, X_HI, Y_LO, Y_HI = 0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13
+PAYLOAD_SIZE = 14
+GRAD_SIZE = 9  # u, v, conic a, b, c, opacity, r, g, b
+KERNELS = ("auto", "per_tile", "per_pixel")
+
+
+@ti.kernel
+def _gather_payload(
+    ids: I32_1D, means2d: F32_2D, conics: F32_2D, colors: F32_2D, opacities: F32_1D,
+    depths: F32_1D, alpha_threshold: ti.f32, width: ti.i32, height: ti.i32, payload: F32_2D,
+):
+    for j in range(ids.shape[0]):
+        i = ids[j]
+        u, v = means2d[i, 0], means2d[i, 1]
+        a, b, c = conics[i, 0], conics[i, 1], conics[i, 2]
+        o = opacities[i]
+        payload[j, U] = u
+        payload[j, V] = v
+        payload[j, CONIC_A] = a
+        payload[j, CONIC_B] = b
+        payload[j, CONIC_C] = c
+        payload[j, OPACITY] = o
+        for ch in ti.static(range(3)):
+            payload[j, RED + ch] = colors[i, ch]
+        payload[j, DEPTH] = depths[i]
+        # alpha >= alpha_threshold needs d^T conic d <= q = 2 log(o / alpha_threshold): an ellipse
+        # whose x extent is sqrt(q cov_xx), cov = conic^-1. Outside it no pixel can contribute.
+        x_lo, x_hi, y_lo, y_hi = 1.0, 0.0, 1.0, 0.0
+        det = a * c - b * b
+        if o > alpha_threshold and det > 0.0:
+            q = 2.0 * ti.log(o / alpha_threshold)
+            half_x = ti.sqrt(q * c / det)
+            half_y = ti.sqrt(q * a / det)
+            # Pixel x has its centre at x + 0.5; clamping keeps the int conversion in range.
+            x_lo = ti.math.clamp(u - half_x - 0.5, -2.0, width + 2.0)
+            x_hi = ti.math.clamp(u + half_x - 0.5, -2.0, width + 2.0)
+            y_lo = ti.math.clamp(v - half_y - 0.5, -2.0, height + 2.0)
+            y_hi = ti.math.clamp(v + half_y - 0.5, -2.0, height + 2.0)
+        payload[j, X_LO] = x_lo
+        payload[j, X_HI] = x_hi
+        payload[j, Y_LO] = y_lo
+        payload[j, Y_HI] = y_hi
+
+
+@ti.func
+def tile_bounds(t: ti.i32, tiles_x: ti.i32, tile_size: ti.i32, width: ti.i32, height: ti.i32):
+    """Pixels [x0, x1) x [y0, y1) of tile t (row-major tile ids), clipped to the image."""
+    x0 = (t % tiles_x) * tile_size
+    y0 = (t // tiles_x) * tile_size
+    return x0, ti.min(x0 + tile_size, width), y0, ti.min(y0 + tile_size, height)
+
+
+@ti.func
+def pixel_of_thread(p: ti.i32, tiles_x: ti.i32, tile_size: ti.template()):
+    """(tile, x, y) of thread p when each tile gets tile_size^2 consecutive threads (one block)."""
+    t = p // (tile_size * tile_size)
+    return t, (t % tiles_x) * tile_size + p % tile_size, (t // tiles_x) * tile_size + (p // tile_size) % tile_size
+
+
+@ti.func
+def pixel_span(payload: ti.template(), j: ti.i32, x0: ti.i32, x1: ti.i32, y0: ti.i32, y1: ti.i32):
+    """Pixels [xa, xb) x [ya, yb) of the tile [x0, x1) x [y0, y1) inside pair j's bounding box."""
+    xa = ti.max(x0, ti.cast(ti.floor(payload[j, X_LO]), ti.i32))
+    xb = ti.min(x1, ti.cast(ti.ceil(payload[j, X_HI]), ti.i32) + 1)
+    ya = ti.max(y0, ti.cast(ti.floor(payload[j, Y_LO]), ti.i32))
+    yb = ti.min(y1, ti.cast(ti.ceil(payload[j, Y_HI]), ti.i32) + 1)
+    return xa, xb, ya, yb
+
+
+@ti.func
+def gaussian_at(payload: ti.template(), j: ti.i32, x: ti.i32, y: ti.i32):
+    """(G, dx, dy) of pair j at the centre of pixel (x, y): G = exp(-0.5 d^T conic d), d = centre - mean."""
+    dx = x + 0.5 - payload[j, U]
+    dy = y + 0.5 - payload[j, V]
+    power = -0.5 * (payload[j, CONIC_A] * dx * dx + payload[j, CONIC_C] * dy * dy) - payload[j, CONIC_B] * dx * dy
+    return ti.exp(power), dx, dy
+
+
+@ti.func
+def pair_gradient(
+    payload: ti.template(), j: ti.i32, g: ti.f32, dx: ti.f32, dy: ti.f32, v_alpha: ti.f32,
+    max_alpha: ti.f32,
+) -> ti.types.vector(6, ti.f32):
+    """dL/d(u, v, conic a, b, c, opacity) of pair j at one pixel, given dL/dalpha there."""
+    grad = ti.types.vector(6, ti.f32)(0.0)
+    o = payload[j, OPACITY]
+    if o * g < max_alpha:  # where alpha is clamped to max_alpha it does not depend on anything
+        v_power = v_alpha * o * g
+        a, b, c = payload[j, CONIC_A], payload[j, CONIC_B], payload[j, CONIC_C]
+        grad = ti.types.vector(6, ti.f32)(
+            v_power * (a * dx + b * dy), v_power * (b * dx + c * dy), -0.5 * v_power * dx * dx,
+            -v_power * dx * dy, -0.5 * v_power * dy * dy, v_alpha * g,
+        )
+    return grad
+
+
+@ti.kernel
+def _forward_per_tile(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.i32, alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance_threshold: ti.f32,
+    image: F32_3D, transmittance: F32_2D, depth: F32_2D, last: I32_2D,
+):
+    ti.loop_config(block_dim=1)
+    for t in range(tile_ranges.shape[0]):
+        x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
+        for y, x in ti.ndrange((y0, y1), (x0, x1)):
+            transmittance[y, x] = 1.0
+            depth[y, x] = 0.0
+            last[y, x] = 0
+            for ch in ti.static(range(3)):
+                image[y, x, ch] = 0.0
+        active = (x1 - x0) * (y1 - y0)
+        j = tile_ranges[t, 0]
+        while j < tile_ranges[t, 1] and active > 0:
+            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
+            o = payload[j, OPACITY]
+            for y, x in ti.ndrange((ya, yb), (xa, xb)):
+                T = transmittance[y, x]
+                if T > 0.0:  # saturated pixels hold -T until the tile is finished
+                    g, _, _ = gaussian_at(payload, j, x, y)
+                    alpha = ti.min(max_alpha, o * g)
+                    if alpha >= alpha_threshold:
+                        next_T = T * (1.0 - alpha)
+                        if next_T < transmittance_threshold:
+                            transmittance[y, x] = -T
+                            active -= 1
+                        else:
+                            w = alpha * T
+                            for ch in ti.static(range(3)):
+                                image[y, x, ch] += w * payload[j, RED + ch]
+                            depth[y, x] += w * payload[j, DEPTH]
+                            transmittance[y, x] = next_T
+                            last[y, x] = j + 1
+            j += 1
+        for y, x in ti.ndrange((y0, y1), (x0, x1)):
+            T = ti.abs(transmittance[y, x])
+            transmittance[y, x] = T
+            for ch in ti.static(range(3)):
+                image[y, x, ch] += T * background[ch]
+            if T < 1.0:
+                depth[y, x] /= 1.0 - T
+
+
+@ti.kernel
+def _backward_per_tile(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.i32, alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    state_T: F32_2D, state_color: F32_3D, grads: F32_2D,
+):
+    ti.loop_config(block_dim=1)
+    for t in range(tile_ranges.shape[0]):
+        x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
+        end = 0
+        for y, x in ti.ndrange((y0, y1), (x0, x1)):
+            state_T[y, x] = transmittance[y, x]
+            for ch in ti.static(range(3)):
+                state_color[y, x, ch] = 0.0
+            end = ti.max(end, last[y, x])
+        j = end - 1
+        while j >= tile_ranges[t, 0]:
+            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
+            o = payload[j, OPACITY]
+            acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+            for y, x in ti.ndrange((ya, yb), (xa, xb)):
+                if j < last[y, x]:
+                    g, dx, dy = gaussian_at(payload, j, x, y)
+                    alpha = ti.min(max_alpha, o * g)
+                    if alpha >= alpha_threshold:
+                        one_minus = 1.0 - alpha
+                        T = state_T[y, x] / one_minus
+                        T_final = transmittance[y, x]
+                        v_alpha = v_alpha_out[y, x] * T_final / one_minus
+                        for ch in ti.static(range(3)):
+                            v_c = v_image[y, x, ch]
+                            color = payload[j, RED + ch]
+                            acc[6 + ch] += alpha * T * v_c
+                            v_alpha += v_c * (color * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+                            state_color[y, x, ch] += color * alpha * T
+                        state_T[y, x] = T
+                        grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
+                        for k in ti.static(range(6)):
+                            acc[k] += grad[k]
+            for k in ti.static(range(GRAD_SIZE)):
+                grads[j, k] = acc[k]
+            j -= 1
+
+
+@ti.kernel
+def _forward_per_pixel(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance_threshold: ti.f32,
+    image: F32_3D, transmittance: F32_2D, depth: F32_2D, last: I32_2D,
+):
+    ti.loop_config(block_dim=tile_size * tile_size)
+    for p in range(tile_ranges.shape[0] * tile_size * tile_size):
+        t, x, y = pixel_of_thread(p, tiles_x, tile_size)
+        if x < width and y < height:
+            T = 1.0
+            color = ti.math.vec3(0.0)
+            z = 0.0
+            last_j = 0
+            for j in range(tile_ranges[t, 0], tile_ranges[t, 1]):
+                g, _, _ = gaussian_at(payload, j, x, y)
+                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                if alpha >= alpha_threshold:
+                    next_T = T * (1.0 - alpha)
+                    if next_T < transmittance_threshold:
+                        break
+                    w = alpha * T
+                    color += w * ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
+                    z += w * payload[j, DEPTH]
+                    T = next_T
+                    last_j = j + 1
+            for ch in ti.static(range(3)):
+                image[y, x, ch] = color[ch] + T * background[ch]
+            transmittance[y, x] = T
+            depth[y, x] = z / (1.0 - T) if T < 1.0 else 0.0
+            last[y, x] = last_j
+
+
+@ti.kernel
+def _backward_per_pixel(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    state_T: F32_2D, state_color: F32_3D, grads: F32_2D,
+):
+    ti.loop_config(block_dim=tile_size * tile_size)
+    for p in range(tile_ranges.shape[0] * tile_size * tile_size):
+        t, x, y = pixel_of_thread(p, tiles_x, tile_size)
+        if x < width and y < height:
+            T_final = transmittance[y, x]
+            T = T_final
+            behind = ti.math.vec3(0.0)
+            v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
+            bg = ti.math.vec3(background[0], background[1], background[2])
+            j = last[y, x] - 1
+            while j >= tile_ranges[t, 0]:
+                g, dx, dy = gaussian_at(payload, j, x, y)
+                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                if alpha >= alpha_threshold:
+                    one_minus = 1.0 - alpha
+                    T = T / one_minus
+                    color = ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
+                    v_alpha = v_alpha_out[y, x] * T_final / one_minus + v_c.dot(
+                        color * T - (behind + T_final * bg) / one_minus
+                    )
+                    behind += color * alpha * T
+                    grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
+                    for k in ti.static(range(6)):
+                        ti.atomic_add(grads[j, k], grad[k])
+                    for ch in ti.static(range(3)):
+                        ti.atomic_add(grads[j, 6 + ch], alpha * T * v_c[ch])
+                j -= 1
+
+
+def _layout(kernel: str) -> str:
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
+    if kernel == "auto":
+        return "per_pixel" if init_taichi() == "cuda" else "per_tile"
+    return kernel
+
+
+class _BlendTiles(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means2d, conics, colors, opacities, depths, bins, background, width, height, config, layout):
+        # Taichi inspects .grad of tensors that require grad; the kernels need only the data.
+        means2d, conics, colors, opacities, depths = (
+            t.detach() for t in (means2d, conics, colors, opacities, depths)
+        )
+        device = means2d.device
+        ids = bins.gaussian_ids
+        payload = torch.empty((max(ids.shape[0], 1), PAYLOAD_SIZE), dtype=torch.float32, device=device)
+        if ids.shape[0] > 0:
+            _gather_payload(ids, means2d, conics, colors, opacities, depths, config.alpha_threshold,
+                            width, height, payload)
+        image = torch.empty((height, width, 3), dtype=torch.float32, device=device)
+        transmittance = torch.empty((height, width), dtype=torch.float32, device=device)
+        depth = torch.empty((height, width), dtype=torch.float32, device=device)
+        last = torch.empty((height, width), dtype=torch.int32, device=device)
+        kernel = _forward_per_tile if layout == "per_tile" else _forward_per_pixel
+        kernel(payload, bins.tile_ranges, background, width, height, bins.tiles_x, config.tile_size,
+               config.alpha_threshold, config.max_alpha, config.transmittance_threshold,
+               image, transmittance, depth, last)
+        ctx.save_for_backward(ids, payload, bins.tile_ranges, background, transmittance, last)
+        ctx.settings = (means2d.shape[0], bins.tiles_x, width, height, config, layout)
+        ctx.mark_non_differentiable(depth)
+        return image, 1.0 - transmittance, depth
+
+    @staticmethod
+    def backward(ctx, v_image, v_alpha, _v_depth):
+        ids, payload, tile_ranges, background, transmittance, last = ctx.saved_tensors
+        n, tiles_x, width, height, config, layout = ctx.settings
+        device = payload.device
+        v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
+            if v_image is None else v_image.contiguous()
+        v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
+        grads = torch.zeros((payload.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
+        state_T = torch.empty_like(transmittance)
+        state_color = torch.empty((height, width, 3), dtype=torch.float32, device=device)
+        kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
+        kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
+               config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
+               state_T, state_color, grads)
+        per_gaussian = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
+        per_gaussian.index_add_(0, ids.long(), grads[: ids.shape[0]])
+        v_means2d = per_gaussian[:, 0:2]
+        v_conics = per_gaussian[:, 2:5]
+        v_opacities = per_gaussian[:, 5]
+        v_colors = per_gaussian[:, 6:9]
+        return v_means2d, v_conics, v_colors, v_opacities, None, None, None, None, None, None, None
+
+
+def blend_tiles(
+    means2d: torch.Tensor,
+    conics: torch.Tensor,
+    colors: torch.Tensor,
+    opacities: torch.Tensor,
+    depths: torch.Tensor,
+    bins: TileBins,
+    width: int,
+    height: int,
+    background: torch.Tensor,
+    config: RasterizerConfig = RasterizerConfig(),
+    kernel: str = "auto",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Alpha-blend the binned Gaussians front to back into an image.
+
+    Differentiable w.r.t. means2d, conics, colors and opacities (not depths: the depth image is
+    an output for inspection, not for losses).
+
+    Args:
+        means2d: [N, 2] float32, centres in pixels (pixel (x, y) has its centre at (x+0.5, y+0.5)).
+        conics: [N, 3] float32, (a, b, c) of the inverse 2D covariance, 1/px^2.
+        colors: [N, 3] float32, activated RGB.
+        opacities: [N] float32 in [0, 1].
+        depths: [N] float32, camera z (world units).
+        bins: `TileBins` from `bin_tiles` for the same Gaussians and image size.
+        width, height: image size in pixels.
+        background: [3] float32 RGB, weighted by the final transmittance.
+        config: tile_size, alpha_threshold, max_alpha, transmittance_threshold are used.
+        kernel: "auto" (per_tile on CPU, per_pixel on CUDA), "per_tile" or "per_pixel".
+
+    Returns:
+        (image [H, W, 3], alpha [H, W] = 1 - final transmittance, depth [H, W] = alpha-weighted
+        camera z normalised by alpha, 0 where alpha is 0), all float32.
+
+    Raises:
+        ValueError: unknown `kernel`.
+    """
+    layout = _layout(kernel)
+    return _BlendTiles.apply(
+        means2d.contiguous(), conics.contiguous(), colors.contiguous(), opacities.contiguous(),
+        depths.contiguous(), bins, background.contiguous(), int(width), int(height), config, layout,
+    )

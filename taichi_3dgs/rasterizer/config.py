@@ -1,0 +1,64 @@
+"""Every constant of the rasterizer, in one dataclass.
+
+Defaults follow the official 3DGS rasterizer (graphdeco-inria/diff-gaussian-rasterization) and
+../shared/spec/FORMATS.md "Rasterization semantics".
+"""
+
+from dataclasses import dataclass
+
+COLOR_ACTIVATIONS = ("linear", "sigmoid")
+
+
+@dataclass(frozen=True)
+class RasterizerConfig:
+    """Constants of projection, binning and blending.
+
+    Attributes:
+        tile_size: tile edge in pixels (tiles are tile_size x tile_size).
+        eps2d: px^2 added to the diagonal of every 2D covariance (low-pass filter, EWA dilation).
+        near_plane: camera-z (world units) at or below which a Gaussian is culled.
+        far_plane: camera-z (world units) at or above which a Gaussian is culled.
+        fov_clamp: x/z and y/z are clamped to fov_clamp * tan(half field of view) when building the
+            projection Jacobian J (official code: 1.3), so Gaussians far outside the view do not
+            get huge footprints.
+        radius_sigmas: screen radius = ceil(radius_sigmas * sqrt(largest eigenvalue)) px.
+        alpha_threshold: a Gaussian whose alpha at a pixel is below this is skipped there.
+        max_alpha: alpha is clamped to this (keeps 1 - alpha invertible for the backward pass).
+        transmittance_threshold: blending stops before the Gaussian that would bring the
+            transmittance below this.
+        color_activation: "linear" (official: rgb = max(0, SH + 0.5)) or "sigmoid" (original
+            Taichi project: rgb = sigmoid(SH)).
+        antialiased: multiply opacity by sqrt(det(cov) / det(cov + eps2d I)) (Mip-Splatting,
+            Yu et al. 2024, eq. 9 as implemented in gsplat).
+
+    Raises:
+        ValueError: from __post_init__, when a field is out of its range.
+    """
+
+    tile_size: int = 16
+    eps2d: float = 0.3
+    near_plane: float = 0.01
+    far_plane: float = 1e10
+    fov_clamp: float = 1.3
+    radius_sigmas: float = 3.0
+    alpha_threshold: float = 1.0 / 255.0
+    max_alpha: float = 0.99
+    transmittance_threshold: float = 1e-4
+    color_activation: str = "linear"
+    antialiased: bool = False
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("tile_size", 1 <= self.tile_size <= 32, "an integer in [1, 32]"),
+            ("eps2d", self.eps2d >= 0.0, ">= 0"),
+            ("near_plane", 0.0 < self.near_plane < self.far_plane, "> 0 and < far_plane"),
+            ("fov_clamp", self.fov_clamp > 0.0, "> 0"),
+            ("radius_sigmas", self.radius_sigmas > 0.0, "> 0"),
+            ("alpha_threshold", 0.0 <= self.alpha_threshold < self.max_alpha, ">= 0 and < max_alpha"),
+            ("max_alpha", 0.0 < self.max_alpha < 1.0, "in (0, 1)"),
+            ("transmittance_threshold", 0.0 <= self.transmittance_threshold < 1.0, "in [0, 1)"),
+            ("color_activation", self.color_activation in COLOR_ACTIVATIONS, f"one of {COLOR_ACTIVATIONS}"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"RasterizerConfig.{name} = {getattr(self, name)!r}; expected {expected}")

@@ -1,0 +1,110 @@
+"""The rasterizer's entry point: projection -> SH colour -> tile binning -> blending."""
+
+from typing import NamedTuple
+
+import torch
+
+from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.rasterizer.binning import bin_tiles
+from taichi_3dgs.rasterizer.blending import blend_tiles
+from taichi_3dgs.rasterizer.config import RasterizerConfig
+from taichi_3dgs.rasterizer.ndarrays import check_tensor
+from taichi_3dgs.rasterizer.projection import project_gaussians
+from taichi_3dgs.rasterizer.spherical_harmonics import NUM_SH_BASES, evaluate_sh
+
+
+class RasterizeOutput(NamedTuple):
+    """What `rasterize` returns.
+
+    Attributes:
+        image: [H, W, 3] float32 RGB, background composited with the final transmittance.
+        alpha: [H, W] float32, 1 - final transmittance.
+        depth: [H, W] float32, alpha-weighted camera z (world units) divided by alpha; 0 where
+            alpha is 0. Not differentiable.
+        radii: [N] int32 screen radii in pixels, 0 = culled.
+        means2d: [N, 2] float32 projected centres in pixels; after `loss.backward()`,
+            `means2d.grad` holds dL/dmeans2d (the view-space gradient used by densification).
+        num_pairs: number of (tile, Gaussian) pairs blended (a measure of the work done).
+    """
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+    radii: torch.Tensor
+    means2d: torch.Tensor
+    num_pairs: int
+
+
+def activate_colors(raw: torch.Tensor, color_activation: str) -> torch.Tensor:
+    """RGB from the raw SH sum: max(0, raw + 0.5) ("linear", official) or sigmoid(raw)."""
+    if color_activation == "linear":
+        return torch.clamp_min(raw + 0.5, 0.0)
+    return torch.sigmoid(raw)
+
+
+def rasterize(
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    log_scales: torch.Tensor,
+    opacity_logits: torch.Tensor,
+    sh_coeffs: torch.Tensor,
+    viewmat: torch.Tensor,
+    K: torch.Tensor,
+    width: int,
+    height: int,
+    sh_degree: int = 3,
+    background: torch.Tensor | None = None,
+    config: RasterizerConfig = RasterizerConfig(),
+) -> RasterizeOutput:
+    """Render N 3D Gaussians into one pinhole camera, differentiably.
+
+    Semantics: ../shared/spec/FORMATS.md "Rasterization semantics" (Kerbl et al. 2023 with the
+    official rasterizer's constants, all in `config`). Gradients reach all five parameter tensors,
+    including the paths through the projection Jacobian and the SH view direction to `means` and
+    through quaternion normalisation; culled Gaussians get exactly zero gradient.
+
+    Args:
+        means: [N, 3] float32, world-frame centres.
+        quats: [N, 4] float32, rotations (w, x, y, z), normalised internally.
+        log_scales: [N, 3] float32, log per-axis standard deviation (world units).
+        opacity_logits: [N] float32, opacity = sigmoid(logit).
+        sh_coeffs: [N, 16, 3] float32, real SH coefficients (official order, DC first).
+        viewmat: [4, 4] float32, world-to-camera (OpenCV axes: x right, y down, z forward).
+        K: [3, 3] float32, pinhole intrinsics in pixels.
+        width, height: image size in pixels (any size; no cropping to tile multiples).
+        sh_degree: SH bands used, 0..3.
+        background: [3] float32 RGB in [0, 1], or None for black.
+        config: `RasterizerConfig`.
+
+    Returns:
+        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs).
+
+    Raises:
+        ValueError: a tensor of the wrong shape/dtype/device, a non-positive image size, or
+            sh_degree outside 0..3.
+    """
+    init_taichi()
+    device = means.device
+    n = means.shape[0] if means.dim() == 2 else -1
+    check_tensor("opacity_logits", opacity_logits, (n,), device)
+    check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_BASES, 3), device)
+    if background is None:
+        background = torch.zeros(3, dtype=torch.float32, device=device)
+    check_tensor("background", background, (3,), device)
+    if int(width) <= 0 or int(height) <= 0:
+        raise ValueError(f"width, height: expected positive integers, got {width} x {height}")
+
+    proj = project_gaussians(means, quats, log_scales, viewmat, K, width, height, config)
+    means2d = proj.means2d
+    if means2d.requires_grad:
+        means2d.retain_grad()
+    with torch.no_grad():
+        rotation, translation = viewmat[:3, :3], viewmat[:3, 3]
+        camera_center = -(rotation.T @ translation)
+    colors = activate_colors(evaluate_sh(sh_coeffs, means, camera_center, sh_degree), config.color_activation)
+    opacities = torch.sigmoid(opacity_logits) * proj.compensations
+    bins = bin_tiles(means2d, proj.radii, proj.depths, width, height, config.tile_size)
+    image, alpha, depth = blend_tiles(
+        means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config
+    )
+    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]))

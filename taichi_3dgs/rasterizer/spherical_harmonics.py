@@ -1,0 +1,174 @@
+"""View-dependent colour from real spherical harmonics (forward and hand-written backward).
+
+Basis, order and signs of the official 3DGS code (graphdeco-inria `utils/sh_utils.py` and
+`computeColorFromSH` in `forward.cu`), degree <= 3, 16 coefficients per channel, DC first. The
+direction is normalize(mean - camera_center) in the world frame; its gradient reaches `means`
+through the normalisation (official `computeColorFromSH` backward).
+"""
+
+import taichi as ti
+import torch
+
+from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, check_tensor
+
+NUM_SH_BASES = 16
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
+         0.5462742152960396)
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+
+Vec16 = ti.types.vector(NUM_SH_BASES, ti.f32)
+Mat16x3 = ti.types.matrix(NUM_SH_BASES, 3, ti.f32)
+
+
+@ti.func
+def sh_basis(d: ti.math.vec3) -> Vec16:
+    """The 16 real SH basis values Y_k(d) for a unit direction d."""
+    x, y, z = d.x, d.y, d.z
+    xx, yy, zz = x * x, y * y, z * z
+    return Vec16(
+        SH_C0,
+        -SH_C1 * y, SH_C1 * z, -SH_C1 * x,
+        SH_C2[0] * x * y, SH_C2[1] * y * z, SH_C2[2] * (2.0 * zz - xx - yy), SH_C2[3] * x * z,
+        SH_C2[4] * (xx - yy),
+        SH_C3[0] * y * (3.0 * xx - yy), SH_C3[1] * x * y * z, SH_C3[2] * y * (4.0 * zz - xx - yy),
+        SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy), SH_C3[4] * x * (4.0 * zz - xx - yy),
+        SH_C3[5] * z * (xx - yy), SH_C3[6] * x * (xx - 3.0 * yy),
+    )
+
+
+@ti.func
+def sh_basis_jacobian(d: ti.math.vec3) -> Mat16x3:
+    """dY_k/d(x, y, z) of the polynomials in `sh_basis` (rows k, columns x, y, z)."""
+    x, y, z = d.x, d.y, d.z
+    xx, yy, zz = x * x, y * y, z * z
+    return Mat16x3(
+        [
+            [0.0, 0.0, 0.0],
+            [0.0, -SH_C1, 0.0], [0.0, 0.0, SH_C1], [-SH_C1, 0.0, 0.0],
+            [SH_C2[0] * y, SH_C2[0] * x, 0.0],
+            [0.0, SH_C2[1] * z, SH_C2[1] * y],
+            [-2.0 * SH_C2[2] * x, -2.0 * SH_C2[2] * y, 4.0 * SH_C2[2] * z],
+            [SH_C2[3] * z, 0.0, SH_C2[3] * x],
+            [2.0 * SH_C2[4] * x, -2.0 * SH_C2[4] * y, 0.0],
+            [6.0 * SH_C3[0] * x * y, SH_C3[0] * (3.0 * xx - 3.0 * yy), 0.0],
+            [SH_C3[1] * y * z, SH_C3[1] * x * z, SH_C3[1] * x * y],
+            [-2.0 * SH_C3[2] * x * y, SH_C3[2] * (4.0 * zz - xx - 3.0 * yy), 8.0 * SH_C3[2] * y * z],
+            [-6.0 * SH_C3[3] * x * z, -6.0 * SH_C3[3] * y * z, SH_C3[3] * (6.0 * zz - 3.0 * xx - 3.0 * yy)],
+            [SH_C3[4] * (4.0 * zz - 3.0 * xx - yy), -2.0 * SH_C3[4] * x * y, 8.0 * SH_C3[4] * x * z],
+            [2.0 * SH_C3[5] * x * z, -2.0 * SH_C3[5] * y * z, SH_C3[5] * (xx - yy)],
+            [SH_C3[6] * (3.0 * xx - 3.0 * yy), -6.0 * SH_C3[6] * x * y, 0.0],
+        ]
+    )
+
+
+@ti.func
+def view_direction(means: ti.template(), i: ti.i32, camera_center: ti.template()):
+    """(unit direction from the camera centre to Gaussian i, distance); a zero vector gives +z."""
+    v = ti.math.vec3(means[i, 0] - camera_center[0], means[i, 1] - camera_center[1],
+                     means[i, 2] - camera_center[2])
+    dist = v.norm()
+    d = ti.math.vec3(0.0, 0.0, 1.0)
+    if dist > 0.0:
+        d = v / dist
+    return d, dist
+
+
+@ti.kernel
+def _sh_forward(
+    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, colors: F32_2D
+):
+    for i in range(means.shape[0]):
+        d, _ = view_direction(means, i, camera_center)
+        basis = sh_basis(d)
+        for ch in ti.static(range(3)):
+            acc = 0.0
+            for k in ti.static(range(NUM_SH_BASES)):
+                if k < num_bases:
+                    acc += basis[k] * sh_coeffs[i, k, ch]
+            colors[i, ch] = acc
+
+
+@ti.kernel
+def _sh_backward(
+    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, v_colors: F32_2D,
+    v_sh_coeffs: F32_3D, v_means: F32_2D,
+):
+    for i in range(means.shape[0]):
+        d, dist = view_direction(means, i, camera_center)
+        basis = sh_basis(d)
+        jac = sh_basis_jacobian(d)
+        g = ti.math.vec3(v_colors[i, 0], v_colors[i, 1], v_colors[i, 2])
+        v_d = ti.math.vec3(0.0)
+        for k in ti.static(range(NUM_SH_BASES)):
+            for ch in ti.static(range(3)):
+                v_sh_coeffs[i, k, ch] = 0.0
+            if k < num_bases:
+                g_k = 0.0
+                for ch in ti.static(range(3)):
+                    v_sh_coeffs[i, k, ch] = basis[k] * g[ch]
+                    g_k += sh_coeffs[i, k, ch] * g[ch]
+                for a in ti.static(range(3)):
+                    v_d[a] += g_k * jac[k, a]
+        v_mean = ti.math.vec3(0.0)
+        if dist > 0.0:
+            v_mean = (v_d - d * d.dot(v_d)) / dist
+        for a in ti.static(range(3)):
+            v_means[i, a] = v_mean[a]
+
+
+class _EvaluateSH(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, sh_coeffs, means, camera_center, sh_degree):
+        sh_coeffs, means = sh_coeffs.detach(), means.detach()  # see _ProjectGaussians.forward
+        colors = torch.empty((means.shape[0], 3), dtype=torch.float32, device=means.device)
+        num_bases = (sh_degree + 1) ** 2
+        if means.shape[0] > 0:
+            _sh_forward(sh_coeffs, means, camera_center, num_bases, colors)
+        ctx.save_for_backward(sh_coeffs, means, camera_center)
+        ctx.num_bases = num_bases
+        return colors
+
+    @staticmethod
+    def backward(ctx, v_colors):
+        sh_coeffs, means, camera_center = ctx.saved_tensors
+        v_sh_coeffs = torch.empty_like(sh_coeffs)
+        v_means = torch.empty_like(means)
+        if means.shape[0] > 0:
+            _sh_backward(sh_coeffs, means, camera_center, ctx.num_bases, v_colors.contiguous(),
+                         v_sh_coeffs, v_means)
+        return v_sh_coeffs, v_means, None, None
+
+
+def evaluate_sh(
+    sh_coeffs: torch.Tensor, means: torch.Tensor, camera_center: torch.Tensor, sh_degree: int
+) -> torch.Tensor:
+    """Raw SH colour sum_k sh_coeffs[:, k] * Y_k(normalize(means - camera_center)), k < (deg+1)^2.
+
+    No +0.5 offset and no activation (the caller applies `color_activation`).
+    Differentiable w.r.t. sh_coeffs and means.
+
+    Args:
+        sh_coeffs: [N, 16, 3] float32, SH coefficients per colour channel, DC first.
+        means: [N, 3] float32, world-frame centres.
+        camera_center: [3] float32, camera centre in the world frame.
+        sh_degree: 0..3; bands above it are ignored (their gradient is zero).
+
+    Returns:
+        [N, 3] float32 raw colours.
+
+    Raises:
+        ValueError: sh_degree outside 0..3, or a tensor of the wrong shape/dtype/device.
+    """
+    init_taichi()
+    if sh_degree not in (0, 1, 2, 3):
+        raise ValueError(f"sh_degree: expected 0, 1, 2 or 3, got {sh_degree!r}")
+    n = means.shape[0] if means.dim() == 2 else -1
+    check_tensor("means", means, (n, 3), means.device)
+    check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_BASES, 3), means.device)
+    check_tensor("camera_center", camera_center, (3,), means.device)
+    return _EvaluateSH.apply(sh_coeffs.contiguous(), means.contiguous(), camera_center.contiguous(),
+                             int(sh_degree))
