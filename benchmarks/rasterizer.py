@@ -25,20 +25,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from taichi_3dgs import init_taichi, rasterize  # noqa: E402
+from taichi_3dgs.atomic_io import atomic_path  # noqa: E402
+
 JAX_PEER_FORWARD_S = 2.3
 JAX_PEER_FORWARD_BACKWARD_S = 10.3
 SH_C0 = 0.28209479177387814
-DEFAULT_DATA = (Path(os.environ["TAICHI_3DGS_DATASETS"]) if "TAICHI_3DGS_DATASETS" in os.environ
-                else Path(__file__).resolve().parents[2] / "shared" / "datasets") / "gsplat_test_garden" / "test_garden.npz"
+# ../shared/datasets beside the checkout, as tests/conftest.py finds it
+DATASETS_DIR = Path(os.environ.get("TAICHI_3DGS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DEFAULT_DATA = DATASETS_DIR / "gsplat_test_garden" / "test_garden.npz"
 # stages of `rasterize`, timed by wrapping these names in taichi_3dgs.rasterizer.rasterize
 STAGES = ("project_gaussians", "evaluate_sh", "bin_tiles", "blend_tiles")
 
 
-def load_garden(path: Path, tile: int, width: int, height: int, seed: int, device: torch.device) -> dict:
+def load_garden(path: Path, tile: int, width: int, height: int, seed: int) -> dict:
     """Gaussians on the garden points, optionally repeated on a tile x tile grid (gsplat's
     `scene_grid`: copies offset by the crop size 4 along world x and y), and camera 0 rescaled to
     width x height (focal length scaled by max(width / 648, height / 420), principal point centred
     when the size changes).
+
+    Returns:
+        dict of CPU float32 tensors means [N,3], quats [N,4], log_scales [N,3], opacity_logits [N],
+        sh_coeffs [N,16,3], viewmat [4,4], K [3,3], and the ints width, height.
 
     Raises:
         SystemExit(1): the file is missing or lacks a field.
@@ -73,9 +82,7 @@ def load_garden(path: Path, tile: int, width: int, height: int, seed: int, devic
         K[0, 2], K[1, 2] = 0.5 * width, 0.5 * height
     tensors = dict(means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits,
                    sh_coeffs=sh_coeffs, viewmat=torch.from_numpy(viewmat).float(), K=torch.from_numpy(K).float())
-    scene = {name: value.to(device).contiguous() for name, value in tensors.items()}
-    scene.update(width=width, height=height)
-    return scene
+    return {**tensors, "width": width, "height": height}
 
 
 class Timer:
@@ -109,7 +116,10 @@ def median_ms(fn, runs: int, warmup: int, timer: Timer) -> float:
 def stage_timing(timer: Timer, forward_ms: dict, backward_ms: dict):
     """Time each stage of `rasterize`: forward by wrapping the op, backward by hooks on the autograd
     node that produced the op's output (pre-hook = start, hook = end). Adds into the two dicts."""
-    import taichi_3dgs.rasterizer.rasterize as composition
+    import importlib
+
+    # the module, not the function `rasterize` that the package exports under the same name
+    composition = importlib.import_module("taichi_3dgs.rasterizer.rasterize")
 
     originals = {name: getattr(composition, name) for name in STAGES if hasattr(composition, name)}
 
@@ -145,8 +155,6 @@ def stage_timing(timer: Timer, forward_ms: dict, backward_ms: dict):
 def save_png(image: torch.Tensor, path: Path) -> None:
     """Write an [H, W, 3] float image in [0, 1] as an 8-bit PNG, atomically."""
     from PIL import Image
-
-    from taichi_3dgs.atomic_io import atomic_path
 
     pixels = (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     with atomic_path(path) as tmp:
@@ -190,20 +198,27 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save_image", type=Path, default=None, help="write the rendered image to this PNG")
     parser.add_argument("--gsplat", action="store_true", help="also time gsplat's CUDA rasterization")
+    parser.add_argument("--torch_threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice); on a loaded shared CPU, "
+                             "1 avoids OpenMP hand-off stalls in the torch glue (sort, index_add)")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.warmup < 0 or args.width < 1 or args.height < 1 or args.tile < 1 or args.tile % 2 == 0:
-        parser.exit(1, "error: --runs, --width, --height must be >= 1, --warmup >= 0, --tile odd and >= 1\n")
+    if (args.runs < 1 or args.warmup < 0 or args.width < 1 or args.height < 1 or args.tile < 1
+            or args.tile % 2 == 0 or (args.torch_threads is not None and args.torch_threads < 1)):
+        parser.exit(1, "error: --runs, --width, --height, --torch_threads must be >= 1, --warmup >= 0, "
+                       "--tile odd and >= 1\n")
     return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
-    from taichi_3dgs import init_taichi, rasterize
-
+    if args.torch_threads is not None:
+        torch.set_num_threads(args.torch_threads)
+    scene = load_garden(args.data, args.tile, args.width, args.height, args.seed)
     arch = init_taichi(args.device)
     device = torch.device("cuda" if arch == "cuda" else "cpu")
     timer = Timer(cuda=arch == "cuda")
-    scene = load_garden(args.data, args.tile, args.width, args.height, args.seed, device)
+    scene = {name: value.to(device).contiguous() if isinstance(value, torch.Tensor) else value
+             for name, value in scene.items()}
     names = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
     params = {name: scene[name].clone().requires_grad_(True) for name in names}
 
@@ -216,7 +231,12 @@ def main(argv=None) -> None:
         (out.image.sum() + out.alpha.sum()).backward()
 
     out = forward()
-    print(f"device: {arch} ({torch.cuda.get_device_name() if arch == 'cuda' else f'{os.cpu_count()} CPU cores'})")
+    if arch == "cuda":
+        print(f"device: cuda ({torch.cuda.get_device_name()})")
+    else:
+        # CPU figures depend on what else runs: print the load so readers can judge them
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(f"device: cpu ({os.cpu_count()} cores, load average {load}, torch threads {torch.get_num_threads()})")
     print(f"image: {args.width}x{args.height}, scene tiled {args.tile}x{args.tile}")
     print(f"Gaussians: {len(scene['means']):,} ({int((out.radii > 0).sum()):,} visible)")
     print(f"(tile, Gaussian) pairs: {out.num_pairs:,}")
@@ -235,7 +255,8 @@ def main(argv=None) -> None:
     print("stages (mean ms per run; forward / backward):")
     for name in STAGES:
         if name in stage_forward:
-            print(f"  {name:18s} {stage_forward[name] / args.runs:9.1f} / {stage_backward.get(name, 0.0) / args.runs:9.1f}")
+            backward = stage_backward.get(name, 0.0)
+            print(f"  {name:18s} {stage_forward[name] / args.runs:9.1f} / {backward / args.runs:9.1f}")
 
     if args.gsplat:
         result = benchmark_gsplat(scene, args.runs, args.warmup, timer)

@@ -2,6 +2,15 @@
 
 The loss is a random-weighted sum of the image plus a random-weighted sum of alpha, so every pixel
 and channel contributes a different upstream gradient.
+
+Two levels of agreement are checked by the tests:
+- the issue's acceptance criteria: image/alpha/depth within 1e-4 mean absolute error, gradients
+  within 1e-2 relative L2 error per parameter tensor;
+- float32 precision (PIXEL_PRECISION, GRADIENT_PRECISION): the acceptance tolerances miss small
+  departures from the semantics. Measured on the saturated random scene, a blend without the early
+  stop stays within 1.3e-5 mean abs / 2.8e-3 relative gradient error of the reference, and a
+  3.33-sigma radius within 2.9e-6 / 6.7e-4, while the rasterizer itself agrees to about 1e-6 (99.9th
+  percentile pixel error) and 5e-5 (worst gradient, at the max_alpha clamp).
 """
 from __future__ import annotations
 
@@ -11,6 +20,12 @@ import torch
 
 from reference import PARAMETER_NAMES, ReferenceOutput, rasterize_reference, scene_args
 from taichi_3dgs import RasterizerConfig, rasterize
+
+
+ACCEPTANCE_IMAGE_ERROR = 1e-4
+ACCEPTANCE_GRADIENT_ERROR = 1e-2
+PIXEL_PRECISION = 2e-5  # bound on the 99.9th percentile of |pixel difference| (image, alpha)
+GRADIENT_PRECISION = 2e-4  # bound on the relative L2 error of every gradient
 
 
 @dataclass
@@ -72,6 +87,12 @@ def gradient_errors(pair: RenderPair) -> dict:
     return errors
 
 
+def pixel_error_quantile(actual, expected, q=0.999) -> float:
+    """The q-quantile of |actual - expected| over all pixels and channels (ignores a few pixels where
+    float32 and float64 decide a threshold differently)."""
+    return float(torch.quantile((actual.double() - expected.double()).abs().flatten(), q))
+
+
 def relative_l2(actual, expected) -> float:
     """||actual - expected|| / ||expected|| in float64."""
     actual, expected = actual.double(), expected.double()
@@ -80,4 +101,4 @@ def relative_l2(actual, expected) -> float:
 
 def mean_abs_error(actual, expected) -> float:
     """Mean absolute difference in float64."""
-    return float((actual.double() - expected.double()).abs().mean())
+    return float((actual.double() - expected.double()).detach().abs().mean())

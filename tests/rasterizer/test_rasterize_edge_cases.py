@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from comparison import gradient_errors, mean_abs_error, render_pair
+from comparison import ACCEPTANCE_GRADIENT_ERROR, ACCEPTANCE_IMAGE_ERROR, gradient_errors, mean_abs_error, render_pair
 from reference import PARAMETER_NAMES, camera_center, random_scene, scene_args
 from taichi_3dgs import rasterize
 
@@ -101,8 +101,8 @@ def test_extreme_scales_match_reference_with_finite_gradients(log_scale):
     pair = render_pair(scene, background=BACKGROUND)
     for value in (pair.out.image, pair.out.alpha, pair.out.depth):
         assert torch.isfinite(value).all()
-    assert pair.ref.alpha.mean() > (0.5 if log_scale > 0 else 0.005)
-    assert mean_abs_error(pair.out.image, pair.ref.image) < 1e-4
-    assert mean_abs_error(pair.out.alpha, pair.ref.alpha) < 1e-4
+    assert pair.ref.alpha.mean() > (0.5 if log_scale > 0 else 0.002)
+    assert mean_abs_error(pair.out.image, pair.ref.image) < ACCEPTANCE_IMAGE_ERROR
+    assert mean_abs_error(pair.out.alpha, pair.ref.alpha) < ACCEPTANCE_IMAGE_ERROR
     errors = gradient_errors(pair)  # asserts finiteness too
-    assert max(errors.values()) < 1e-2, errors
+    assert max(errors.values()) < ACCEPTANCE_GRADIENT_ERROR, errors

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
 
