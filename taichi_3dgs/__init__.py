@@ -8,9 +8,23 @@ Layout (one concept per subpackage):
     scene/       -- Gaussian scene parameters and their parquet / PLY I/O. No Taichi.
     training/    -- config, losses, densification strategies, the trainer.
     viewer/      -- interactive viewer and offline renderer.
-"""
-from taichi_3dgs.backend import init_taichi
-from taichi_3dgs.rasterizer import RasterizeOutput, RasterizerConfig, rasterize
 
-__all__ = ["RasterizeOutput", "RasterizerConfig", "init_taichi", "rasterize"]
+`rasterize`, `RasterizerConfig`, `RasterizeOutput` and `init_taichi` are imported lazily, so the
+I/O subpackages (and the scripts that use only them) never load Taichi.
+"""
+import importlib
+
 __version__ = "0.1.0"
+__all__ = ["RasterizeOutput", "RasterizerConfig", "init_taichi", "rasterize"]
+_LAZY = {
+    "init_taichi": "taichi_3dgs.backend",
+    "rasterize": "taichi_3dgs.rasterizer",
+    "RasterizerConfig": "taichi_3dgs.rasterizer",
+    "RasterizeOutput": "taichi_3dgs.rasterizer",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'taichi_3dgs' has no attribute {name!r}")

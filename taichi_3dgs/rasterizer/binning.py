@@ -115,7 +115,7 @@ def bin_tiles(
     ids = torch.empty((num_pairs,), dtype=torch.int32, device=device)
     if num_pairs > 0:
         _emit_pairs(means2d, radii, depths.detach().contiguous(), ends, tile_size, tiles_x, tiles_y, keys, ids)
-        sorted_keys, order = torch.sort(keys, stable=True)
+        sorted_keys, order = torch.sort(keys)  # keys tie only on bit-equal depths; stable costs 5x
         ids = ids[order]
         _find_tile_ranges(sorted_keys, tile_ranges)
     return TileBins(ids, tile_ranges, tiles_x, tiles_y)

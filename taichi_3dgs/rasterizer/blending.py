@@ -28,8 +28,10 @@ from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
 
 # Columns of the per-pair payload and of the per-pair gradient.
-U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, DEPTH, X_LO, X_HI, Y_LO, Y_HI = 0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12, 13
-PAYLOAD_SIZE = 14
+U, V, CONIC_A, CONIC_B, CONIC_C, OPACITY, RED, DEPTH, EXTENT, Y_LO, Y_HI = 0, 1, 2, 3, 4, 5, 6, 9, 10, 11, 12
+PAYLOAD_SIZE = 13
+# Added to the squared Mahalanobis extent so float rounding never drops a pixel from a span.
+EXTENT_MARGIN = 1e-2
 GRAD_SIZE = 9  # u, v, conic a, b, c, opacity, r, g, b
 KERNELS = ("auto", "per_tile", "per_pixel")
 
@@ -54,20 +56,16 @@ def _gather_payload(
             payload[j, RED + ch] = colors[i, ch]
         payload[j, DEPTH] = depths[i]
         # alpha >= alpha_threshold needs d^T conic d <= q = 2 log(o / alpha_threshold): an ellipse
-        # whose x extent is sqrt(q cov_xx), cov = conic^-1. Outside it no pixel can contribute.
-        x_lo, x_hi, y_lo, y_hi = 1.0, 0.0, 1.0, 0.0
+        # whose y extent is sqrt(q cov_yy), cov = conic^-1. Outside it no pixel can contribute.
+        q, y_lo, y_hi = -1.0, 1.0, 0.0
         det = a * c - b * b
         if o > alpha_threshold and det > 0.0:
-            q = 2.0 * ti.log(o / alpha_threshold)
-            half_x = ti.sqrt(q * c / det)
+            q = 2.0 * ti.log(o / alpha_threshold) + EXTENT_MARGIN
             half_y = ti.sqrt(q * a / det)
-            # Pixel x has its centre at x + 0.5; clamping keeps the int conversion in range.
-            x_lo = ti.math.clamp(u - half_x - 0.5, -2.0, width + 2.0)
-            x_hi = ti.math.clamp(u + half_x - 0.5, -2.0, width + 2.0)
+            # Pixel y has its centre at y + 0.5; clamping keeps the int conversion in range.
             y_lo = ti.math.clamp(v - half_y - 0.5, -2.0, height + 2.0)
             y_hi = ti.math.clamp(v + half_y - 0.5, -2.0, height + 2.0)
-        payload[j, X_LO] = x_lo
-        payload[j, X_HI] = x_hi
+        payload[j, EXTENT] = q
         payload[j, Y_LO] = y_lo
         payload[j, Y_HI] = y_hi
 
@@ -88,35 +86,65 @@ def pixel_of_thread(p: ti.i32, tiles_x: ti.i32, tile_size: ti.template()):
 
 
 @ti.func
-def pixel_span(payload: ti.template(), j: ti.i32, x0: ti.i32, x1: ti.i32, y0: ti.i32, y1: ti.i32):
-    """Pixels [xa, xb) x [ya, yb) of the tile [x0, x1) x [y0, y1) inside pair j's bounding box."""
-    xa = ti.max(x0, ti.cast(ti.floor(payload[j, X_LO]), ti.i32))
-    xb = ti.min(x1, ti.cast(ti.ceil(payload[j, X_HI]), ti.i32) + 1)
+def row_range(payload: ti.template(), j: ti.i32, y0: ti.i32, y1: ti.i32):
+    """Rows [ya, yb) of the tile rows [y0, y1) that pair j's ellipse reaches."""
     ya = ti.max(y0, ti.cast(ti.floor(payload[j, Y_LO]), ti.i32))
     yb = ti.min(y1, ti.cast(ti.ceil(payload[j, Y_HI]), ti.i32) + 1)
-    return xa, xb, ya, yb
+    return ya, yb
 
 
 @ti.func
-def gaussian_at(payload: ti.template(), j: ti.i32, x: ti.i32, y: ti.i32):
-    """(G, dx, dy) of pair j at the centre of pixel (x, y): G = exp(-0.5 d^T conic d), d = centre - mean."""
-    dx = x + 0.5 - payload[j, U]
-    dy = y + 0.5 - payload[j, V]
-    power = -0.5 * (payload[j, CONIC_A] * dx * dx + payload[j, CONIC_C] * dy * dy) - payload[j, CONIC_B] * dx * dy
+def column_span(pair: ti.template(), y: ti.i32, x0: ti.i32, x1: ti.i32):
+    """Columns [xa, xb) of [x0, x1) whose pixel centres in row y lie inside the pair's ellipse.
+
+    Solves a dx^2 + 2 b dx dy + c dy^2 <= q for dx at the row's dy (a > 0 for a valid conic).
+    """
+    a, b, c = pair[CONIC_A], pair[CONIC_B], pair[CONIC_C]
+    dy = y + 0.5 - pair[V]
+    disc = a * pair[EXTENT] - (a * c - b * b) * dy * dy
+    xa, xb = x0, x0
+    if disc >= 0.0:
+        root = ti.sqrt(disc)
+        lo = ti.math.clamp(pair[U] + (-b * dy - root) / a - 0.5, x0 - 1.0, x1 + 1.0)
+        hi = ti.math.clamp(pair[U] + (-b * dy + root) / a - 0.5, x0 - 1.0, x1 + 1.0)
+        xa = ti.max(x0, ti.cast(ti.floor(lo), ti.i32))
+        xb = ti.min(x1, ti.cast(ti.ceil(hi), ti.i32) + 1)
+    return xa, xb
+
+
+Pair = ti.types.vector(EXTENT + 1, ti.f32)  # payload columns U .. EXTENT of one pair
+
+
+@ti.func
+def load_pair(payload: ti.template(), j: ti.i32) -> Pair:
+    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth, extent), loaded once into registers."""
+    return Pair([payload[j, k] for k in ti.static(range(EXTENT + 1))])
+
+
+@ti.func
+def gaussian_at(pair: Pair, x: ti.i32, y: ti.i32):
+    """(G, dx, dy) at the centre of pixel (x, y): G = exp(-0.5 d^T conic d), d = centre - mean."""
+    dx = x + 0.5 - pair[U]
+    dy = y + 0.5 - pair[V]
+    power = -0.5 * (pair[CONIC_A] * dx * dx + pair[CONIC_C] * dy * dy) - pair[CONIC_B] * dx * dy
     return ti.exp(power), dx, dy
 
 
 @ti.func
+def pair_color(pair: Pair) -> ti.math.vec3:
+    return ti.math.vec3(pair[RED], pair[RED + 1], pair[RED + 2])
+
+
+@ti.func
 def pair_gradient(
-    payload: ti.template(), j: ti.i32, g: ti.f32, dx: ti.f32, dy: ti.f32, v_alpha: ti.f32,
-    max_alpha: ti.f32,
+    pair: Pair, g: ti.f32, dx: ti.f32, dy: ti.f32, v_alpha: ti.f32, max_alpha: ti.f32
 ) -> ti.types.vector(6, ti.f32):
-    """dL/d(u, v, conic a, b, c, opacity) of pair j at one pixel, given dL/dalpha there."""
+    """dL/d(u, v, conic a, b, c, opacity) of a pair at one pixel, given dL/dalpha there."""
     grad = ti.types.vector(6, ti.f32)(0.0)
-    o = payload[j, OPACITY]
+    o = pair[OPACITY]
     if o * g < max_alpha:  # where alpha is clamped to max_alpha it does not depend on anything
         v_power = v_alpha * o * g
-        a, b, c = payload[j, CONIC_A], payload[j, CONIC_B], payload[j, CONIC_C]
+        a, b, c = pair[CONIC_A], pair[CONIC_B], pair[CONIC_C]
         grad = ti.types.vector(6, ti.f32)(
             v_power * (a * dx + b * dy), v_power * (b * dx + c * dy), -0.5 * v_power * dx * dx,
             -v_power * dx * dy, -0.5 * v_power * dy * dy, v_alpha * g,
@@ -143,25 +171,27 @@ def _forward_per_tile(
         active = (x1 - x0) * (y1 - y0)
         j = tile_ranges[t, 0]
         while j < tile_ranges[t, 1] and active > 0:
-            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
-            o = payload[j, OPACITY]
-            for y, x in ti.ndrange((ya, yb), (xa, xb)):
-                T = transmittance[y, x]
-                if T > 0.0:  # saturated pixels hold -T until the tile is finished
-                    g, _, _ = gaussian_at(payload, j, x, y)
-                    alpha = ti.min(max_alpha, o * g)
-                    if alpha >= alpha_threshold:
-                        next_T = T * (1.0 - alpha)
-                        if next_T < transmittance_threshold:
-                            transmittance[y, x] = -T
-                            active -= 1
-                        else:
-                            w = alpha * T
-                            for ch in ti.static(range(3)):
-                                image[y, x, ch] += w * payload[j, RED + ch]
-                            depth[y, x] += w * payload[j, DEPTH]
-                            transmittance[y, x] = next_T
-                            last[y, x] = j + 1
+            ya, yb = row_range(payload, j, y0, y1)
+            pair = load_pair(payload, j)
+            for y in range(ya, yb):
+                xa, xb = column_span(pair, y, x0, x1)
+                for x in range(xa, xb):
+                    T = transmittance[y, x]
+                    if T > 0.0:  # saturated pixels hold -T until the tile is finished
+                        g, _, _ = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            next_T = T * (1.0 - alpha)
+                            if next_T < transmittance_threshold:
+                                transmittance[y, x] = -T
+                                active -= 1
+                            else:
+                                w = alpha * T
+                                for ch in ti.static(range(3)):
+                                    image[y, x, ch] += w * pair[RED + ch]
+                                depth[y, x] += w * pair[DEPTH]
+                                transmittance[y, x] = next_T
+                                last[y, x] = j + 1
             j += 1
         for y, x in ti.ndrange((y0, y1), (x0, x1)):
             T = ti.abs(transmittance[y, x])
@@ -190,28 +220,30 @@ def _backward_per_tile(
             end = ti.max(end, last[y, x])
         j = end - 1
         while j >= tile_ranges[t, 0]:
-            xa, xb, ya, yb = pixel_span(payload, j, x0, x1, y0, y1)
-            o = payload[j, OPACITY]
+            ya, yb = row_range(payload, j, y0, y1)
+            pair = load_pair(payload, j)
+            color = pair_color(pair)
             acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
-            for y, x in ti.ndrange((ya, yb), (xa, xb)):
-                if j < last[y, x]:
-                    g, dx, dy = gaussian_at(payload, j, x, y)
-                    alpha = ti.min(max_alpha, o * g)
-                    if alpha >= alpha_threshold:
-                        one_minus = 1.0 - alpha
-                        T = state_T[y, x] / one_minus
-                        T_final = transmittance[y, x]
-                        v_alpha = v_alpha_out[y, x] * T_final / one_minus
-                        for ch in ti.static(range(3)):
-                            v_c = v_image[y, x, ch]
-                            color = payload[j, RED + ch]
-                            acc[6 + ch] += alpha * T * v_c
-                            v_alpha += v_c * (color * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                            state_color[y, x, ch] += color * alpha * T
-                        state_T[y, x] = T
-                        grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
-                        for k in ti.static(range(6)):
-                            acc[k] += grad[k]
+            for y in range(ya, yb):
+                xa, xb = column_span(pair, y, x0, x1)
+                for x in range(xa, xb):
+                    if j < last[y, x]:
+                        g, dx, dy = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            one_minus = 1.0 - alpha
+                            T = state_T[y, x] / one_minus
+                            T_final = transmittance[y, x]
+                            v_alpha = v_alpha_out[y, x] * T_final / one_minus
+                            for ch in ti.static(range(3)):
+                                v_c = v_image[y, x, ch]
+                                acc[6 + ch] += alpha * T * v_c
+                                v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
+                                state_color[y, x, ch] += color[ch] * alpha * T
+                            state_T[y, x] = T
+                            grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                            for k in ti.static(range(6)):
+                                acc[k] += grad[k]
             for k in ti.static(range(GRAD_SIZE)):
                 grads[j, k] = acc[k]
             j -= 1
@@ -233,15 +265,16 @@ def _forward_per_pixel(
             z = 0.0
             last_j = 0
             for j in range(tile_ranges[t, 0], tile_ranges[t, 1]):
-                g, _, _ = gaussian_at(payload, j, x, y)
-                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                pair = load_pair(payload, j)
+                g, _, _ = gaussian_at(pair, x, y)
+                alpha = ti.min(max_alpha, pair[OPACITY] * g)
                 if alpha >= alpha_threshold:
                     next_T = T * (1.0 - alpha)
                     if next_T < transmittance_threshold:
                         break
                     w = alpha * T
-                    color += w * ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
-                    z += w * payload[j, DEPTH]
+                    color += w * pair_color(pair)
+                    z += w * pair[DEPTH]
                     T = next_T
                     last_j = j + 1
             for ch in ti.static(range(3)):
@@ -269,17 +302,18 @@ def _backward_per_pixel(
             bg = ti.math.vec3(background[0], background[1], background[2])
             j = last[y, x] - 1
             while j >= tile_ranges[t, 0]:
-                g, dx, dy = gaussian_at(payload, j, x, y)
-                alpha = ti.min(max_alpha, payload[j, OPACITY] * g)
+                pair = load_pair(payload, j)
+                g, dx, dy = gaussian_at(pair, x, y)
+                alpha = ti.min(max_alpha, pair[OPACITY] * g)
                 if alpha >= alpha_threshold:
                     one_minus = 1.0 - alpha
                     T = T / one_minus
-                    color = ti.math.vec3(payload[j, RED], payload[j, RED + 1], payload[j, RED + 2])
+                    color = pair_color(pair)
                     v_alpha = v_alpha_out[y, x] * T_final / one_minus + v_c.dot(
                         color * T - (behind + T_final * bg) / one_minus
                     )
                     behind += color * alpha * T
-                    grad = pair_gradient(payload, j, g, dx, dy, v_alpha, max_alpha)
+                    grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
                     for k in ti.static(range(6)):
                         ti.atomic_add(grads[j, k], grad[k])
                     for ch in ti.static(range(3)):
