@@ -35,7 +35,7 @@ SH_C0 = 0.28209479177387814
 # ../shared/datasets beside the checkout, as tests/conftest.py finds it
 DATASETS_DIR = Path(os.environ.get("TAICHI_3DGS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 DEFAULT_DATA = DATASETS_DIR / "gsplat_test_garden" / "test_garden.npz"
-# stages of `rasterize`, timed by wrapping these names in taichi_3dgs.rasterizer.rasterize
+# stages of `rasterize`, timed by wrapping these names in taichi_3dgs.rasterizer.pipeline
 STAGES = ("project_gaussians", "evaluate_sh", "bin_tiles", "blend_tiles")
 
 
@@ -116,10 +116,7 @@ def median_ms(fn, runs: int, warmup: int, timer: Timer) -> float:
 def stage_timing(timer: Timer, forward_ms: dict, backward_ms: dict):
     """Time each stage of `rasterize`: forward by wrapping the op, backward by hooks on the autograd
     node that produced the op's output (pre-hook = start, hook = end). Adds into the two dicts."""
-    import importlib
-
-    # the module, not the function `rasterize` that the package exports under the same name
-    composition = importlib.import_module("taichi_3dgs.rasterizer.rasterize")
+    from taichi_3dgs.rasterizer import pipeline as composition
 
     originals = {name: getattr(composition, name) for name in STAGES if hasattr(composition, name)}
 

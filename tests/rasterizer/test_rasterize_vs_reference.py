@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 
 import pytest
 import torch
@@ -57,8 +56,7 @@ CASES = {
     "opaque_max_alpha": (_opaque_scene, dict()),
 }
 KERNELS = ("per_tile", "per_pixel")
-# the module, not the function `rasterize` that the package exports under the same name
-composition = importlib.import_module("taichi_3dgs.rasterizer.rasterize")
+from taichi_3dgs.rasterizer import pipeline as composition  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=[(case, kernel) for case in CASES for kernel in KERNELS],
