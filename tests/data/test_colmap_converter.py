@@ -208,6 +208,12 @@ def _truncate_images_bin(model):
     (model / "images.bin").write_bytes(data[:len(data) // 2])
 
 
+def _truncate_cameras_bin(model):
+    # pycolmap itself reads this one without an error (garbage camera parameters).
+    data = (model / "cameras.bin").read_bytes()
+    (model / "cameras.bin").write_bytes(data[:-8])
+
+
 def _unknown_camera_model_id(model):
     data = bytearray((model / "cameras.bin").read_bytes())
     data[12:16] = struct.pack("<i", 99)  # after the uint64 count and the int32 camera_id
@@ -216,6 +222,7 @@ def _unknown_camera_model_id(model):
 
 @pytest.mark.parametrize("corrupt, message", [
     (_truncate_images_bin, r"images.bin: truncated: .* expected a complete COLMAP binary file"),
+    (_truncate_cameras_bin, r"cameras.bin: truncated: the 4 parameters of PINHOLE camera record 0 needs 32 bytes"),
     (_unknown_camera_model_id, r"cameras.bin: camera record 0 \(camera_id 1\) has camera model id 99; expected one of"),
 ])
 def test_corrupt_binary_model_fails_with_exit_1_and_writes_nothing(tmp_path, capsys, corrupt, message):
@@ -236,6 +243,17 @@ def test_unknown_camera_model_name_in_text_model_names_the_line(tmp_path, capsys
                     dataset_path("colmap_table_txt") / "images", "--output_dir", tmp_path / "out")
     assert code == 1
     assert "cameras.txt: line 4: camera model 'MY_LENS'" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["model"]
+
+
+def test_text_model_shorter_than_its_header_count_is_rejected(tmp_path, capsys):
+    model = _copy_model(tmp_path, "colmap_table_txt")
+    lines = (model / "points3D.txt").read_text().splitlines(keepends=True)
+    (model / "points3D.txt").write_text("".join(lines[:-100]))  # cut at a line boundary: still parseable
+    code = run_tool("prepare_colmap", "--base_path", model, "--image_path",
+                    dataset_path("colmap_table_txt") / "images", "--output_dir", tmp_path / "out")
+    assert code == 1
+    assert "points3D.txt: pycolmap read 2936 points but the file announces 3036" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["model"]
 
 
