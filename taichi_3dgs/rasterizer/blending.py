@@ -14,9 +14,10 @@ Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
   row; the tile's per-pixel state (transmittance, colour, replay state, incoming gradients) lives
   in a stack array, written to memory once (half the time of updating the output tensors in
   place); the tile stops when all its pixels are saturated; the backward sums a Gaussian's
-  gradient over the tile's pixels in registers and writes it once per (tile, Gaussian) pair.
+  gradient over the tile's pixels in registers and adds it to the Gaussian's gradient with one
+  atomic add per (tile, Gaussian) pair.
 - "per_pixel" (CUDA): one thread per pixel, one block per tile; the backward adds each pixel's
-  contribution to its (tile, Gaussian) pair atomically.
+  contribution to the Gaussian's gradient atomically.
 The pairs' payload (2D mean, conic, opacity, colour, depth, bounding box) is gathered into one
 array in sorted order first, so the blend reads memory sequentially.
 """
@@ -243,7 +244,7 @@ def replay_pixel(
 def _backward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
     grads: F32_2D,
 ):
     ti.loop_config(block_dim=1)
@@ -264,8 +265,8 @@ def _backward_per_tile(
             end = ti.max(end, last[y, x])
         j = tile_ranges[t, 1] - 1
         while j >= tile_ranges[t, 0]:
-            acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
-            if j < end:  # pairs behind every pixel's last contributor keep a zero gradient
+            if j < end:  # pairs behind every pixel's last contributor get no gradient
+                acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
                 ya, yb = row_range(payload, j, y0, y1)
                 pair = load_pair(payload, j)
                 for y in range(ya, yb):
@@ -274,8 +275,8 @@ def _backward_per_tile(
                         p = (y - y0) * tile_size + (x - x0)
                         if j < last_tile[p]:
                             acc += replay_pixel(pair, x, y, p, alpha_threshold, max_alpha, background, tile)
-            for k in ti.static(range(GRAD_SIZE)):
-                grads[j, k] = acc[k]
+                for k in ti.static(range(GRAD_SIZE)):  # one atomic add per (tile, Gaussian) pair
+                    ti.atomic_add(grads[ids[j], k], acc[k])
             j -= 1
 
 
@@ -318,7 +319,7 @@ def _forward_per_pixel(
 def _backward_per_pixel(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
     grads: F32_2D,
 ):
     ti.loop_config(block_dim=tile_size * tile_size)
@@ -344,10 +345,11 @@ def _backward_per_pixel(
                     )
                     behind += color * alpha * T
                     grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                    i = ids[j]
                     for k in ti.static(range(6)):
-                        ti.atomic_add(grads[j, k], grad[k])
+                        ti.atomic_add(grads[i, k], grad[k])
                     for ch in ti.static(range(3)):
-                        ti.atomic_add(grads[j, 6 + ch], alpha * T * v_c[ch])
+                        ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
                 j -= 1
 
 
@@ -393,19 +395,16 @@ class _BlendTiles(torch.autograd.Function):
         v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
             if v_image is None else v_image.contiguous()
         v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
-        # per_tile writes every pair's row; per_pixel accumulates into it atomically.
-        alloc = torch.empty if layout == "per_tile" else torch.zeros
-        grads = alloc((payload.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
-        kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
-        kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
-               config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
-               grads)
-        per_gaussian = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
-        per_gaussian.index_add_(0, ids.long(), grads[: ids.shape[0]])  # padded row excluded
-        v_means2d = per_gaussian[:, 0:2]
-        v_conics = per_gaussian[:, 2:5]
-        v_opacities = per_gaussian[:, 5]
-        v_colors = per_gaussian[:, 6:9]
+        grads = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
+        if ids.shape[0] > 0:
+            kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
+            kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
+                   config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
+                   ids, grads)
+        v_means2d = grads[:, 0:2]
+        v_conics = grads[:, 2:5]
+        v_opacities = grads[:, 5]
+        v_colors = grads[:, 6:9]
         return v_means2d, v_conics, v_colors, v_opacities, None, None, None, None, None, None, None
 
 
