@@ -128,8 +128,8 @@ def load_view(
         camera=camera,
         image=torch.from_numpy(np.array(image, dtype=np.uint8)),
         mask=mask,
-        viewmat=torch.as_tensor(np.asarray(camera.viewmat), dtype=torch.float32, device=device),
-        K=torch.as_tensor(np.asarray(camera.K), dtype=torch.float32, device=device),
+        viewmat=torch.tensor(camera.viewmat, dtype=torch.float32, device=device),
+        K=torch.tensor(camera.K, dtype=torch.float32, device=device),
     )
 
 
