@@ -11,7 +11,6 @@ the official optimizer gives them different learning rates; `sh_coeffs` concaten
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import open3d as o3d

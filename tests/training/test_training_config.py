@@ -100,3 +100,13 @@ def test_train_script_reports_a_bad_key_with_exit_code_1(tmp_path):
     assert result.returncode == 1
     assert "'val-intervall'" in result.stderr and "'val-interval'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gen_template_only_writes_a_config_the_trainer_loads(tmp_path):
+    path = tmp_path / "template.yaml"
+    result = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "gaussian_point_train.py"), "--train_config", str(path), "--gen_template_only"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert load_train_config(path).adaptive_controller_config == TrainConfig().adaptive_controller_config
