@@ -6,7 +6,7 @@ from taichi_3dgs.rasterizer.binning import TileBins, bin_tiles
 from taichi_3dgs.rasterizer.blending import blend_tiles
 from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.projection import Projection, project_gaussians
-from taichi_3dgs.rasterizer.rasterize import RasterizeOutput, activate_colors, rasterize
+from taichi_3dgs.rasterizer.pipeline import RasterizeOutput, activate_colors, rasterize
 from taichi_3dgs.rasterizer.spherical_harmonics import evaluate_sh
 
 __all__ = [

@@ -10,11 +10,14 @@ T_i = T_{i+1} / (1 - alpha_i).
 
 Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
 - "per_tile" (CPU): one thread per tile, Gaussians outer and pixels inner, each Gaussian visiting
-  only the pixels of its opacity-aware bounding box (where alpha can reach alpha_threshold); the
-  tile stops when all its pixels are saturated; the backward sums a Gaussian's gradient over the
-  tile's pixels in registers and writes it once per (tile, Gaussian) pair, no atomics.
+  only the pixels of its opacity-aware ellipse (where alpha can reach alpha_threshold), row by
+  row; the tile's per-pixel state (transmittance, colour, replay state, incoming gradients) lives
+  in a stack array, written to memory once (half the time of updating the output tensors in
+  place); the tile stops when all its pixels are saturated; the backward sums a Gaussian's
+  gradient over the tile's pixels in registers and adds it to the Gaussian's gradient with one
+  atomic add per (tile, Gaussian) pair.
 - "per_pixel" (CUDA): one thread per pixel, one block per tile; the backward adds each pixel's
-  contribution to its (tile, Gaussian) pair atomically.
+  contribution to the Gaussian's gradient atomically.
 The pairs' payload (2D mean, conic, opacity, colour, depth, bounding box) is gathered into one
 array in sorted order first, so the blend reads memory sequentially.
 """
@@ -33,6 +36,9 @@ PAYLOAD_SIZE = 13
 # Added to the squared Mahalanobis extent so float rounding never drops a pixel from a span.
 EXTENT_MARGIN = 1e-2
 GRAD_SIZE = 9  # u, v, conic a, b, c, opacity, r, g, b
+# Columns of the per-tile replay state of the CPU backward.
+T_NOW, T_FINAL, V_ALPHA, V_RED, BEHIND_RED = 0, 1, 2, 3, 6
+REPLAY_SIZE = 9
 KERNELS = ("auto", "per_tile", "per_pixel")
 
 
@@ -155,19 +161,17 @@ def pair_gradient(
 @ti.kernel
 def _forward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
-    tiles_x: ti.i32, tile_size: ti.i32, alpha_threshold: ti.f32, max_alpha: ti.f32,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
     transmittance_threshold: ti.f32,
     image: F32_3D, transmittance: F32_2D, depth: F32_2D, last: I32_2D,
 ):
     ti.loop_config(block_dim=1)
     for t in range(tile_ranges.shape[0]):
         x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
-        for y, x in ti.ndrange((y0, y1), (x0, x1)):
-            transmittance[y, x] = 1.0
-            depth[y, x] = 0.0
-            last[y, x] = 0
-            for ch in ti.static(range(3)):
-                image[y, x, ch] = 0.0
+        # The tile's running state lives in registers/stack, written to the outputs once.
+        T_tile = ti.Vector([1.0] * (tile_size * tile_size), ti.f32)
+        rgbd_tile = ti.Vector([0.0] * (4 * tile_size * tile_size), ti.f32)
+        last_tile = ti.Vector([0] * (tile_size * tile_size), ti.i32)
         active = (x1 - x0) * (y1 - y0)
         j = tile_ranges[t, 0]
         while j < tile_ranges[t, 1] and active > 0:
@@ -176,77 +180,103 @@ def _forward_per_tile(
             for y in range(ya, yb):
                 xa, xb = column_span(pair, y, x0, x1)
                 for x in range(xa, xb):
-                    T = transmittance[y, x]
+                    p = (y - y0) * tile_size + (x - x0)
+                    T = T_tile[p]
                     if T > 0.0:  # saturated pixels hold -T until the tile is finished
                         g, _, _ = gaussian_at(pair, x, y)
                         alpha = ti.min(max_alpha, pair[OPACITY] * g)
                         if alpha >= alpha_threshold:
                             next_T = T * (1.0 - alpha)
                             if next_T < transmittance_threshold:
-                                transmittance[y, x] = -T
+                                T_tile[p] = -T
                                 active -= 1
                             else:
                                 w = alpha * T
                                 for ch in ti.static(range(3)):
-                                    image[y, x, ch] += w * pair[RED + ch]
-                                depth[y, x] += w * pair[DEPTH]
-                                transmittance[y, x] = next_T
-                                last[y, x] = j + 1
+                                    rgbd_tile[4 * p + ch] += w * pair[RED + ch]
+                                rgbd_tile[4 * p + 3] += w * pair[DEPTH]
+                                T_tile[p] = next_T
+                                last_tile[p] = j + 1
             j += 1
         for y, x in ti.ndrange((y0, y1), (x0, x1)):
-            T = ti.abs(transmittance[y, x])
+            p = (y - y0) * tile_size + (x - x0)
+            T = ti.abs(T_tile[p])
             transmittance[y, x] = T
             for ch in ti.static(range(3)):
-                image[y, x, ch] += T * background[ch]
-            if T < 1.0:
-                depth[y, x] /= 1.0 - T
+                image[y, x, ch] = rgbd_tile[4 * p + ch] + T * background[ch]
+            depth[y, x] = rgbd_tile[4 * p + 3] / (1.0 - T) if T < 1.0 else 0.0
+            last[y, x] = last_tile[p]
+
+
+@ti.func
+def replay_pixel(
+    pair: ti.template(), x: ti.i32, y: ti.i32, p: ti.i32, alpha_threshold: ti.f32,
+    max_alpha: ti.f32, background: ti.template(), tile: ti.template(),
+) -> ti.types.vector(GRAD_SIZE, ti.f32):
+    """One back-to-front step at pixel (x, y) (index p in the tile): the pair's gradient there
+    (u, v, conic, opacity, rgb), moving the pixel's replay state in `tile` past the pair.
+
+    dC/dalpha_i = c_i T_i - (sum_{k>i} c_k alpha_k T_k + T_final background) / (1 - alpha_i),
+    dalpha_out/dalpha_i = T_final / (1 - alpha_i).
+    """
+    grad = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+    g, dx, dy = gaussian_at(pair, x, y)
+    alpha = ti.min(max_alpha, pair[OPACITY] * g)
+    if alpha >= alpha_threshold:
+        one_minus = 1.0 - alpha
+        T = tile[p, T_NOW] / one_minus
+        T_final = tile[p, T_FINAL]
+        v_alpha = tile[p, V_ALPHA] * T_final / one_minus
+        for ch in ti.static(range(3)):
+            v_c = tile[p, V_RED + ch]
+            color = pair[RED + ch]
+            grad[6 + ch] = alpha * T * v_c
+            v_alpha += v_c * (color * T - (tile[p, BEHIND_RED + ch] + T_final * background[ch]) / one_minus)
+            tile[p, BEHIND_RED + ch] += color * alpha * T
+        tile[p, T_NOW] = T
+        geometry = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+        for k in ti.static(range(6)):
+            grad[k] = geometry[k]
+    return grad
 
 
 @ti.kernel
 def _backward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
-    tiles_x: ti.i32, tile_size: ti.i32, alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
-    state_T: F32_2D, state_color: F32_3D, grads: F32_2D,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
+    grads: F32_2D,
 ):
     ti.loop_config(block_dim=1)
     for t in range(tile_ranges.shape[0]):
         x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
+        # Per-pixel replay state and incoming gradients, gathered once into the stack.
+        tile = ti.Matrix.zero(ti.f32, tile_size * tile_size, REPLAY_SIZE)
+        last_tile = ti.Vector([0] * (tile_size * tile_size), ti.i32)
         end = 0
         for y, x in ti.ndrange((y0, y1), (x0, x1)):
-            state_T[y, x] = transmittance[y, x]
+            p = (y - y0) * tile_size + (x - x0)
+            tile[p, T_NOW] = transmittance[y, x]
+            tile[p, T_FINAL] = transmittance[y, x]
+            tile[p, V_ALPHA] = v_alpha_out[y, x]
             for ch in ti.static(range(3)):
-                state_color[y, x, ch] = 0.0
+                tile[p, V_RED + ch] = v_image[y, x, ch]
+            last_tile[p] = last[y, x]
             end = ti.max(end, last[y, x])
         j = tile_ranges[t, 1] - 1
         while j >= tile_ranges[t, 0]:
-            acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
-            if j < end:  # pairs behind every pixel's last contributor keep a zero gradient
+            if j < end:  # pairs behind every pixel's last contributor get no gradient
+                acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
                 ya, yb = row_range(payload, j, y0, y1)
                 pair = load_pair(payload, j)
-                color = pair_color(pair)
                 for y in range(ya, yb):
                     xa, xb = column_span(pair, y, x0, x1)
                     for x in range(xa, xb):
-                        if j < last[y, x]:
-                            g, dx, dy = gaussian_at(pair, x, y)
-                            alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                            if alpha >= alpha_threshold:
-                                one_minus = 1.0 - alpha
-                                T = state_T[y, x] / one_minus
-                                T_final = transmittance[y, x]
-                                v_alpha = v_alpha_out[y, x] * T_final / one_minus
-                                for ch in ti.static(range(3)):
-                                    v_c = v_image[y, x, ch]
-                                    acc[6 + ch] += alpha * T * v_c
-                                    v_alpha += v_c * (color[ch] * T - (state_color[y, x, ch] + T_final * background[ch]) / one_minus)
-                                    state_color[y, x, ch] += color[ch] * alpha * T
-                                state_T[y, x] = T
-                                grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
-                                for k in ti.static(range(6)):
-                                    acc[k] += grad[k]
-            for k in ti.static(range(GRAD_SIZE)):
-                grads[j, k] = acc[k]
+                        p = (y - y0) * tile_size + (x - x0)
+                        if j < last_tile[p]:
+                            acc += replay_pixel(pair, x, y, p, alpha_threshold, max_alpha, background, tile)
+                for k in ti.static(range(GRAD_SIZE)):  # one atomic add per (tile, Gaussian) pair
+                    ti.atomic_add(grads[ids[j], k], acc[k])
             j -= 1
 
 
@@ -289,8 +319,8 @@ def _forward_per_pixel(
 def _backward_per_pixel(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
-    state_T: F32_2D, state_color: F32_3D, grads: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
+    grads: F32_2D,
 ):
     ti.loop_config(block_dim=tile_size * tile_size)
     for p in range(tile_ranges.shape[0] * tile_size * tile_size):
@@ -315,10 +345,11 @@ def _backward_per_pixel(
                     )
                     behind += color * alpha * T
                     grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                    i = ids[j]
                     for k in ti.static(range(6)):
-                        ti.atomic_add(grads[j, k], grad[k])
+                        ti.atomic_add(grads[i, k], grad[k])
                     for ch in ti.static(range(3)):
-                        ti.atomic_add(grads[j, 6 + ch], alpha * T * v_c[ch])
+                        ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
                 j -= 1
 
 
@@ -364,21 +395,16 @@ class _BlendTiles(torch.autograd.Function):
         v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
             if v_image is None else v_image.contiguous()
         v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
-        # per_tile writes every pair's row; per_pixel accumulates into it atomically.
-        alloc = torch.empty if layout == "per_tile" else torch.zeros
-        grads = alloc((payload.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
-        state_T = torch.empty_like(transmittance)
-        state_color = torch.empty((height, width, 3), dtype=torch.float32, device=device)
-        kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
-        kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
-               config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
-               state_T, state_color, grads)
-        per_gaussian = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
-        per_gaussian.index_add_(0, ids.long(), grads[: ids.shape[0]])  # padded row excluded
-        v_means2d = per_gaussian[:, 0:2]
-        v_conics = per_gaussian[:, 2:5]
-        v_opacities = per_gaussian[:, 5]
-        v_colors = per_gaussian[:, 6:9]
+        grads = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
+        if ids.shape[0] > 0:
+            kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
+            kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
+                   config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
+                   ids, grads)
+        v_means2d = grads[:, 0:2]
+        v_conics = grads[:, 2:5]
+        v_opacities = grads[:, 5]
+        v_colors = grads[:, 6:9]
         return v_means2d, v_conics, v_colors, v_opacities, None, None, None, None, None, None, None
 
 

@@ -1,0 +1,17 @@
+"""Cameras, point clouds and dataset converters (no Taichi here).
+
+    cameras           -- `CameraRecord`, camera JSON read/write (train.json, val.json)
+    point_cloud       -- `PointCloud`, input point-cloud parquet read/write
+    prepared_dataset  -- the folder every converter writes, and its training YAML
+    undistortion      -- any COLMAP camera model -> pinhole record (pycolmap undistortion)
+    colmap            -- COLMAP sparse model converter
+    nerf_transforms   -- NeRF / Instant-NGP / BlenderNeRF transforms.json frames
+    instant_ngp       -- Instant-NGP converter (optional mesh for the initial points)
+    blender           -- BlenderNeRF / NeRF-synthetic converter
+    initial_points    -- initial points from a mesh surface or the cameras' common view volume
+"""
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
+from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud, write_point_cloud
+
+__all__ = ["CameraRecord", "read_cameras_json", "write_cameras_json", "PointCloud", "read_point_cloud",
+           "write_point_cloud"]

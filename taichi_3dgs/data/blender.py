@@ -1,0 +1,71 @@
+"""BlenderNeRF output / NeRF-synthetic scene folder -> prepared dataset.
+
+The folder holds `transforms_train.json` and optionally `transforms_test.json` /
+`transforms_val.json` (NeRF-synthetic: `file_path` without extension, intrinsics from
+`camera_angle_x` only; BlenderNeRF: `fl_x`, `cx`, `w`, ... as Instant-NGP). The test split is the
+one 3DGS papers report, so it becomes val.json (the val split is used only when there is no test
+split). Images are RGBA over a transparent background: the training config sets a white
+background, over which the trainer composites them (as NeRF and graphdeco 3DGS do).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from taichi_3dgs.data.initial_points import sample_view_volume
+from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json
+from taichi_3dgs.data.prepared_dataset import (WHITE_BACKGROUND, PreparedDataset, staged_output,
+                                               write_prepared_dataset)
+
+# graphdeco 3DGS initialises NeRF-synthetic scenes with 100k random points.
+DEFAULT_NUM_POINTS = 100_000
+VAL_SPLITS = ("test", "val")
+
+
+def convert_blender_nerf(scene_dir: str | os.PathLike, output_dir: str | os.PathLike, *,
+                         num_points: int = DEFAULT_NUM_POINTS, image_downscale_factor: int = 1,
+                         seed: int = 0) -> PreparedDataset:
+    """Convert a BlenderNeRF / NeRF-synthetic folder into a prepared folder.
+
+    train.json <- transforms_train.json; val.json <- transforms_test.json, else
+    transforms_val.json, else empty. Initial points: `num_points` random points in the cameras'
+    common view volume (no colour). The config sets `background-color: [1.0, 1.0, 1.0]`.
+
+    Raises:
+        FileNotFoundError: no transforms_train.json in scene_dir.
+        ValueError: malformed transforms, no existing training image (nothing is written).
+        OSError: the output cannot be written (nothing is left behind).
+    """
+    scene_dir = Path(scene_dir)
+    train_json = scene_dir / "transforms_train.json"
+    if not train_json.is_file():
+        raise FileNotFoundError(f"{scene_dir}: no transforms_train.json; expected a BlenderNeRF or NeRF-synthetic "
+                                "folder with transforms_train.json (and transforms_test.json / transforms_val.json)")
+    train_frames, missing = read_transforms_json(train_json)
+    if not train_frames:
+        raise ValueError(f"{train_json}: none of its {len(missing)} frames has an existing image "
+                         f"(e.g. {missing[:3]}); expected images relative to {scene_dir}")
+    val_json = next((scene_dir / f"transforms_{split}.json" for split in VAL_SPLITS
+                     if (scene_dir / f"transforms_{split}.json").is_file()), None)
+    val_frames = []
+    if val_json is not None:
+        val_frames, missing_val = read_transforms_json(val_json)
+        missing += missing_val
+    if missing:
+        warnings.warn(f"skipped {len(missing)} frame(s) whose image file does not exist "
+                      f"(e.g. {', '.join(missing[:3])})", stacklevel=2)
+
+    with staged_output(output_dir) as stage:
+        train = camera_records(train_frames, stage)
+        val = camera_records(val_frames, stage)
+        cloud = sample_view_volume(train + val, num_points, seed)
+        write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor,
+                               background_color=WHITE_BACKGROUND)
+
+    messages = [f"{len(train)} training frames from {train_json.name}, {len(val)} validation frames from "
+                f"{val_json.name if val_json is not None else '(no test or val split)'}",
+                f"initial points: {len(cloud)} random points in the common view volume of the cameras",
+                "images carry alpha: the config composites them over a white background"]
+    return PreparedDataset(output_dir=Path(output_dir), num_train=len(train), num_val=len(val),
+                           num_points=len(cloud), messages=messages)

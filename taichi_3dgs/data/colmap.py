@@ -1,0 +1,336 @@
+"""COLMAP sparse model -> prepared dataset (train.json, val.json, point_cloud.parquet, config).
+
+The model (.bin or .txt) is read with pycolmap. COLMAP's camera frame is already OpenCV's (x right,
+y down, z forward) and its pixel convention is ours (origin at the image corner, centres at +0.5),
+so a pinhole camera maps directly: K = calibration matrix, T_pointcloud_camera =
+inverse(cam_from_world). Distorted models are undistorted (taichi_3dgs.data.undistortion).
+
+pycolmap accepts some truncated binary files without an error (a truncated cameras.bin reads as
+garbage) or fails with messages about internal ids, so the binary layout is walked first
+(COLMAP src/colmap/scene/reconstruction_io_binary.cc) to name the file and what is wrong.
+"""
+from __future__ import annotations
+
+import os
+import re
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pycolmap
+from tqdm import tqdm
+
+from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.point_cloud import PointCloud
+from taichi_3dgs.data.prepared_dataset import (IMAGES_DIR, PreparedDataset, staged_output,
+                                               write_prepared_dataset)
+from taichi_3dgs.data.undistortion import camera_record_for_image, check_undistortable, is_pinhole
+
+MODEL_FILES = ("cameras", "images", "points3D")
+# The official evaluation protocol of 3DGS / Mip-NeRF 360: every 8th image, sorted by name.
+DEFAULT_VAL_EVERY = 8
+
+
+@dataclass(frozen=True)
+class ColmapLayout:
+    """Where a COLMAP dataset's sparse model and images are.
+
+    Attributes:
+        model_dir: folder holding cameras/images/points3D (.bin or .txt).
+        image_dir: folder the image names of the model are relative to.
+    """
+
+    model_dir: Path
+    image_dir: Path
+
+
+def _has_model(folder: Path) -> bool:
+    return any((folder / f"cameras{ext}").is_file() for ext in (".bin", ".txt"))
+
+
+def locate_colmap_dataset(base_path: str | os.PathLike, image_path: str | os.PathLike | None = None) -> ColmapLayout:
+    """Find the sparse model and the images from the tool's arguments.
+
+    `base_path` is either the model folder itself (then `image_path` is required, as in the
+    original project) or a dataset root holding `sparse/0/` (or `sparse/`) and `images/`
+    (graphdeco's `convert.py` layout); `image_path` overrides the images folder.
+
+    Raises:
+        FileNotFoundError: base_path does not exist, holds no model, or the images folder is missing.
+        ValueError: base_path is a model folder and image_path is not given.
+    """
+    base = Path(base_path)
+    if not base.is_dir():
+        raise FileNotFoundError(f"{base}: folder does not exist; expected a COLMAP sparse model folder "
+                                "or a dataset root holding images/ and sparse/0/")
+    for candidate in (base, base / "sparse" / "0", base / "sparse"):
+        if _has_model(candidate):
+            model_dir = candidate
+            break
+    else:
+        raise FileNotFoundError(f"{base}: no COLMAP model found; expected cameras.bin or cameras.txt in it, "
+                                "in sparse/0/ or in sparse/")
+    if image_path is None:
+        if model_dir == base:
+            raise ValueError(f"{base} is a sparse model folder: pass --image_path (the images folder), "
+                             "or pass the dataset root holding images/ and sparse/0/ as --base_path")
+        image_dir = base / "images"
+    else:
+        image_dir = Path(image_path)
+    if not image_dir.is_dir():
+        raise FileNotFoundError(f"{image_dir}: images folder does not exist; expected the folder the image "
+                                f"names of the COLMAP model {model_dir} are relative to")
+    return ColmapLayout(model_dir=model_dir, image_dir=image_dir)
+
+
+class _BinaryWalker:
+    """Steps through a COLMAP binary file, checking that every announced byte is there."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.data = path.read_bytes()
+        self.offset = 0
+
+    def _need(self, size: int, what: str) -> None:
+        if self.offset + size > len(self.data):
+            raise ValueError(f"{self.path}: truncated: {what} needs {size} bytes at byte {self.offset}, "
+                             f"but the file has {len(self.data)} bytes; expected a complete COLMAP binary file")
+
+    def read(self, fmt: str, what: str) -> tuple:
+        size = struct.calcsize("<" + fmt)
+        self._need(size, what)
+        values = struct.unpack_from("<" + fmt, self.data, self.offset)
+        self.offset += size
+        return values
+
+    def skip(self, size: int, what: str) -> None:
+        self._need(size, what)
+        self.offset += size
+
+    def skip_string(self, what: str) -> None:
+        end = self.data.find(b"\0", self.offset)
+        if end < 0:
+            self._need(len(self.data) - self.offset + 1, what)
+        self.offset = end + 1
+
+    def finish(self, count: int, kind: str) -> None:
+        extra = len(self.data) - self.offset
+        if extra:
+            raise ValueError(f"{self.path}: {extra} bytes after the {count} {kind} the header announces; "
+                             "expected the file to end there")
+
+
+def _camera_model_params() -> dict[int, tuple[str, int]]:
+    models = {}
+    for model in pycolmap.CameraModelId.__members__.values():
+        if model.name != "INVALID":
+            camera = pycolmap.Camera.create_from_model_id(0, model, 1.0, 1, 1)
+            models[int(model)] = (model.name, len(camera.params))
+    return models
+
+
+def _check_binary_model(model_dir: Path) -> dict[str, int]:
+    """Walk the three binary files; return the counts their headers announce."""
+    announced = {}
+    models = _camera_model_params()
+    cameras = _BinaryWalker(model_dir / "cameras.bin")
+    (count,) = cameras.read("Q", "the camera count")
+    for index in range(count):
+        camera_id, model_id, _, _ = cameras.read("iiQQ", f"camera record {index}")
+        if model_id not in models:
+            known = ", ".join(f"{i} ({name})" for i, (name, _) in sorted(models.items()))
+            raise ValueError(f"{cameras.path}: camera record {index} (camera_id {camera_id}) has camera model "
+                             f"id {model_id}; expected one of {known}")
+        name, num_params = models[model_id]
+        cameras.skip(8 * num_params, f"the {num_params} parameters of {name} camera record {index}")
+    cameras.finish(count, "cameras")
+    announced["cameras"] = count
+
+    images = _BinaryWalker(model_dir / "images.bin")
+    (count,) = images.read("Q", "the image count")
+    for index in range(count):
+        images.read("i7di", f"image record {index}")
+        images.skip_string(f"the name of image record {index}")
+        (num_points,) = images.read("Q", f"the 2D point count of image record {index}")
+        images.skip(24 * num_points, f"the {num_points} 2D points of image record {index}")
+    images.finish(count, "images")
+    announced["images"] = count
+
+    points = _BinaryWalker(model_dir / "points3D.bin")
+    (count,) = points.read("Q", "the point count")
+    for index in range(count):
+        points.skip(43, f"point record {index}")
+        (track_length,) = points.read("Q", f"the track length of point record {index}")
+        points.skip(8 * track_length, f"the {track_length} track elements of point record {index}")
+    points.finish(count, "points")
+    announced["points"] = count
+    return announced
+
+
+_HEADER_COUNT = re.compile(r"#\s*Number of (cameras|images|points)\s*:\s*(\d+)")
+
+
+def _check_text_model(model_dir: Path) -> dict[str, int]:
+    """Check cameras.txt line by line; return the counts announced in the files' header comments."""
+    models = {name: num_params for name, num_params in _camera_model_params().values()}
+    path = model_dir / "cameras.txt"
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) < 4 or fields[1] not in models:
+            raise ValueError(f"{path}: line {line_number}: camera model {fields[1] if len(fields) > 1 else None!r}; "
+                             f"expected 'CAMERA_ID MODEL WIDTH HEIGHT PARAMS...' with MODEL one of {', '.join(models)}")
+        if len(fields) - 4 != models[fields[1]]:
+            raise ValueError(f"{path}: line {line_number}: {fields[1]} camera has {len(fields) - 4} parameters; "
+                             f"expected {models[fields[1]]}")
+    announced = {}
+    for name in MODEL_FILES:
+        with open(model_dir / f"{name}.txt", encoding="utf-8") as file:
+            for line in file:
+                if not line.startswith("#"):
+                    break
+                match = _HEADER_COUNT.match(line)
+                if match:
+                    announced[match.group(1)] = int(match.group(2))
+    return announced
+
+
+def read_colmap_model(model_dir: str | os.PathLike) -> pycolmap.Reconstruction:
+    """Read and check a COLMAP sparse model (all .bin or all .txt) with pycolmap.
+
+    Raises:
+        FileNotFoundError: neither all three .bin nor all three .txt files exist.
+        ValueError: a truncated or malformed file, an unknown camera model (id or name), a
+            camera model that cannot be undistorted, or a text file with fewer entries than its
+            header announces; the message names the file.
+    """
+    model_dir = Path(model_dir)
+    for ext in (".bin", ".txt"):
+        if all((model_dir / f"{name}{ext}").is_file() for name in MODEL_FILES):
+            break
+    else:
+        raise FileNotFoundError(f"{model_dir}: expected {', '.join(n + '.bin' for n in MODEL_FILES)} or "
+                                f"{', '.join(n + '.txt' for n in MODEL_FILES)}")
+    announced = _check_binary_model(model_dir) if ext == ".bin" else _check_text_model(model_dir)
+    reconstruction = pycolmap.Reconstruction()
+    try:
+        (reconstruction.read_binary if ext == ".bin" else reconstruction.read_text)(str(model_dir))
+    except (ValueError, IndexError, RuntimeError, MemoryError) as error:
+        raise ValueError(f"{model_dir}: pycolmap cannot read the COLMAP {ext} model "
+                         f"({' '.join(str(error).split())}); expected a consistent model") from None
+    loaded = {"cameras": reconstruction.num_cameras(), "images": reconstruction.num_images(),
+              "points": reconstruction.num_points3D()}
+    for kind, count in announced.items():
+        if loaded[kind] != count:
+            file_name = "points3D" if kind == "points" else kind
+            raise ValueError(f"{model_dir / (file_name + ext)}: pycolmap read {loaded[kind]} {kind} but the "
+                             f"file announces {count}; the file looks truncated")
+    for camera_id, camera in reconstruction.cameras.items():
+        check_undistortable(camera, f"{model_dir}: camera {camera_id}")
+    return reconstruction
+
+
+def read_image_list(path: str | os.PathLike) -> list[str]:
+    """Image names, one per line (blank lines and lines starting with # skipped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def split_validation(names: Sequence[str], val_every: int | None,
+                     val_names: Iterable[str] | None = None, source: str = "") -> list[bool]:
+    """Which of `names` (already in split order) go to validation.
+
+    With `val_names`, exactly the images whose name or base name is listed; otherwise
+    index % val_every == 0 (none when val_every is None or 0).
+
+    Raises:
+        ValueError: a listed name matches no image, or val_every < 0; `source` names the list file.
+    """
+    if val_names is not None:
+        wanted = set(val_names)
+        is_val = [name in wanted or Path(name).name in wanted for name in names]
+        known = set(names) | {Path(name).name for name in names}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ValueError(f"{source}: {len(unknown)} listed image(s) are not in the model, e.g. {unknown[:3]}; "
+                             "expected image names as in the COLMAP model")
+        return is_val
+    if val_every is not None and val_every < 0:
+        raise ValueError(f"val_every is {val_every}; expected a positive number, or 0 for no validation images")
+    return [bool(val_every) and index % val_every == 0 for index in range(len(names))]
+
+
+def _point_cloud(reconstruction: pycolmap.Reconstruction) -> PointCloud:
+    ids = sorted(reconstruction.points3D)
+    xyz = np.array([reconstruction.points3D[i].xyz for i in ids], dtype=np.float64).reshape(-1, 3)
+    rgb = np.array([reconstruction.points3D[i].color for i in ids], dtype=np.uint8).reshape(-1, 3)
+    return PointCloud(xyz=xyz, rgb=rgb)
+
+
+def _camera_to_world(image: pycolmap.Image) -> np.ndarray:
+    T_pointcloud_camera = np.eye(4)
+    T_pointcloud_camera[:3] = image.cam_from_world().inverse().matrix()
+    return T_pointcloud_camera
+
+
+def convert_colmap(base_path: str | os.PathLike, output_dir: str | os.PathLike, *,
+                   image_path: str | os.PathLike | None = None,
+                   test_image_list_path: str | os.PathLike | None = None,
+                   val_every: int | None = DEFAULT_VAL_EVERY,
+                   image_downscale_factor: int = 1) -> PreparedDataset:
+    """Convert a COLMAP dataset into a prepared folder (see taichi_3dgs.data.prepared_dataset).
+
+    Images are sorted by name; validation images are those named in `test_image_list_path`, else
+    every `val_every`-th (index % val_every == 0), none when val_every is None or 0. Pinhole
+    images are referenced in place; distorted ones are undistorted into `<output_dir>/images`.
+    The point cloud holds every points3D entry (x, y, z, r, g, b), sorted by point id.
+
+    Args:
+        base_path: sparse model folder, or dataset root (see `locate_colmap_dataset`).
+        output_dir: folder to write; created if needed.
+        image_path: images folder (required when base_path is the model folder).
+        test_image_list_path: text file of validation image names, one per line.
+        val_every: validation stride when no list is given.
+        image_downscale_factor: written to the training config.
+
+    Raises:
+        FileNotFoundError, ValueError: bad or missing input (nothing is written then).
+        OSError: the output cannot be written (nothing is left behind).
+    """
+    layout = locate_colmap_dataset(base_path, image_path)
+    reconstruction = read_colmap_model(layout.model_dir)
+    images = sorted((image for image in reconstruction.images.values() if image.has_pose), key=lambda im: im.name)
+    if not images:
+        raise ValueError(f"{layout.model_dir}: the model has no registered image")
+    missing = [image.name for image in images if not (layout.image_dir / image.name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{layout.image_dir}: {len(missing)} of the {len(images)} images of the model "
+                                f"are missing, e.g. {missing[:3]}; expected every image the model names")
+    val_names = read_image_list(test_image_list_path) if test_image_list_path is not None else None
+    is_val = split_validation([image.name for image in images], val_every, val_names, str(test_image_list_path))
+    if all(is_val):
+        raise ValueError(f"{layout.model_dir}: every image went to validation; expected at least one training image")
+
+    distorted = [reconstruction.cameras[image.camera_id].model.name for image in images
+                 if not is_pinhole(reconstruction.cameras[image.camera_id])]
+    cloud = _point_cloud(reconstruction)
+    with staged_output(output_dir) as stage:
+        records: list[CameraRecord] = []
+        for image in tqdm(images, desc="cameras", unit="image", disable=None):
+            camera = reconstruction.cameras[image.camera_id]
+            records.append(camera_record_for_image(layout.image_dir / image.name, camera, _camera_to_world(image),
+                                                   stage / IMAGES_DIR / image.name, camera_id=image.camera_id))
+        train = [record for record, val in zip(records, is_val) if not val]
+        val = [record for record, val in zip(records, is_val) if val]
+        write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor)
+
+    output = Path(output_dir)
+    messages = [f"COLMAP model {layout.model_dir}: {len(images)} images, {len(cloud)} points"]
+    if distorted:
+        messages.append(f"undistorted {len(distorted)} images ({', '.join(sorted(set(distorted)))} cameras) into "
+                        f"{output / IMAGES_DIR}")
+    return PreparedDataset(output_dir=output, num_train=len(train), num_val=len(val), num_points=len(cloud),
+                           messages=messages)

@@ -1,0 +1,142 @@
+"""Initial points for datasets without a sparse reconstruction (Instant-NGP, Blender).
+
+Either points on a mesh surface (area-weighted sampling with open3d, as the original project's
+`prepare_InstantNGP_with_mesh.py` did with trimesh), or random points in the cameras' common view
+volume: the part of space every camera sees, i.e. where an object captured from all around lies
+(graphdeco's Blender loader instead fills a fixed cube [-1.3, 1.3]^3, which only fits
+NeRF-synthetic scenes).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.point_cloud import PointCloud
+
+BATCH_SIZE = 65536
+PILOT_POINTS = 1000
+PILOT_MARGIN = 0.1
+# Give up when this many candidates in one box did not give enough points (a few seconds).
+MAX_CANDIDATES = 1 << 24
+
+
+def sample_mesh_surface(mesh_path: str | os.PathLike, num_points: int, seed: int = 0) -> PointCloud:
+    """`num_points` points sampled uniformly (by area) on the surface of a triangle mesh.
+
+    Args:
+        mesh_path: any mesh open3d reads (OBJ, PLY, STL, OFF, GLB...), in the cameras' world frame.
+        num_points: number of points, >= 1.
+        seed: open3d's random seed, for reproducible samples.
+
+    Returns:
+        PointCloud with xyz [num_points, 3] float32 and rgb from the vertex colours (None if none).
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: num_points < 1, or open3d finds no triangle in the file.
+    """
+    import open3d as o3d  # imported here: slow to import and only needed for meshes
+
+    mesh_path = Path(mesh_path)
+    if num_points < 1:
+        raise ValueError(f"number of mesh sample points is {num_points}; expected at least 1")
+    if not mesh_path.is_file():
+        raise FileNotFoundError(f"{mesh_path}: mesh file does not exist")
+    mesh = o3d.io.read_triangle_mesh(str(mesh_path))
+    if len(mesh.triangles) == 0:
+        raise ValueError(f"{mesh_path}: open3d read no triangle; expected a triangle mesh (OBJ, PLY, STL, ...)")
+    o3d.utility.random.seed(seed)
+    points = mesh.sample_points_uniformly(number_of_points=num_points)
+    rgb = np.rint(np.asarray(points.colors) * 255).astype(np.uint8) if points.has_colors() else None
+    return PointCloud(xyz=np.asarray(points.points), rgb=rgb)
+
+
+def _view_centre(records: Sequence[CameraRecord]) -> np.ndarray:
+    """Least-squares point closest to every camera's optical axis (as instant-ngp's colmap2nerf.py)."""
+    system = np.zeros((3, 3))
+    rhs = np.zeros(3)
+    for record in records:
+        axis = record.T_pointcloud_camera[:3, 2] / np.linalg.norm(record.T_pointcloud_camera[:3, 2])
+        projector = np.eye(3) - np.outer(axis, axis)
+        system += projector
+        rhs += projector @ record.camera_center
+    if np.linalg.cond(system) > 1e6:
+        raise ValueError("all cameras look in the same direction, so their common view volume is unbounded; "
+                         "expected cameras around an object, or pass a mesh / point cloud")
+    return np.linalg.solve(system, rhs)
+
+
+def _visible_in_all(points: np.ndarray, records: Sequence[CameraRecord]) -> np.ndarray:
+    """[M] bool: which of `points` [M, 3] project inside every image, in front of every camera."""
+    survivors = np.arange(len(points))
+    for record in records:
+        # Most candidates fail within a few cameras; testing only the survivors keeps this cheap.
+        viewmat, K = record.viewmat, record.K
+        camera = points[survivors] @ viewmat[:3, :3].T + viewmat[:3, 3]
+        depth = camera[:, 2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            u = K[0, 0] * camera[:, 0] / depth + K[0, 2]
+            v = K[1, 1] * camera[:, 1] / depth + K[1, 2]
+        survivors = survivors[(depth > 0) & (u >= 0) & (u < record.width) & (v >= 0) & (v < record.height)]
+    visible = np.zeros(len(points), dtype=bool)
+    visible[survivors] = True
+    return visible
+
+
+def _sample_in_box(records: Sequence[CameraRecord], low: np.ndarray, high: np.ndarray, num_points: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    accepted: list[np.ndarray] = []
+    count = tried = 0
+    while count < num_points:
+        candidates = rng.uniform(low, high, size=(BATCH_SIZE, 3))
+        inside = candidates[_visible_in_all(candidates, records)]
+        accepted.append(inside)
+        count += len(inside)
+        tried += BATCH_SIZE
+        if count < num_points and tried >= MAX_CANDIDATES:
+            raise ValueError(f"only {count} of {tried} random points lie in the view of all {len(records)} "
+                             f"cameras ({num_points} needed); expected cameras that share a view volume, "
+                             "or pass a mesh")
+    return np.concatenate(accepted)[:num_points]
+
+
+def sample_view_volume(records: Sequence[CameraRecord], num_points: int, seed: int = 0) -> PointCloud:
+    """`num_points` random points that every camera sees (inside all view frusta).
+
+    Rejection sampling: a pilot of PILOT_POINTS points is drawn uniformly in the cube centred on
+    the point closest to all optical axes, with half-size the median camera distance to it; the
+    rest is drawn in the pilot's bounding box grown by PILOT_MARGIN of its size on each side (the
+    view volume is an intersection of frusta, hence convex, so this box holds nearly all of it).
+    A candidate is kept when it projects inside every image, in front of every camera.
+
+    Args:
+        records: the cameras (at least one); K is assumed zero-skew (CameraRecord's pinhole form).
+        num_points: number of points, >= 1.
+        seed: numpy random seed.
+
+    Returns:
+        PointCloud with xyz [num_points, 3] float32 and rgb None.
+
+    Raises:
+        ValueError: no camera, num_points < 1, parallel cameras, or a common view volume too small
+            to sample (MAX_CANDIDATES candidates in one box gave too few points).
+    """
+    if not records:
+        raise ValueError("no camera to sample a view volume from")
+    if num_points < 1:
+        raise ValueError(f"number of points is {num_points}; expected at least 1")
+    centre = _view_centre(records)
+    half_size = float(np.median([np.linalg.norm(record.camera_center - centre) for record in records]))
+    rng = np.random.default_rng(seed)
+    pilot = _sample_in_box(records, centre - half_size, centre + half_size, min(num_points, PILOT_POINTS), rng)
+    if len(pilot) == num_points:
+        return PointCloud(xyz=pilot)
+    margin = PILOT_MARGIN * (pilot.max(axis=0) - pilot.min(axis=0))
+    low = np.maximum(pilot.min(axis=0) - margin, centre - half_size)
+    high = np.minimum(pilot.max(axis=0) + margin, centre + half_size)
+    rest = _sample_in_box(records, low, high, num_points - len(pilot), rng)
+    return PointCloud(xyz=np.concatenate([pilot, rest]))

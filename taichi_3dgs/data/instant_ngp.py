@@ -1,0 +1,88 @@
+"""Instant-NGP `transforms.json` -> prepared dataset (train.json, val.json, point_cloud.parquet, config).
+
+Follows the original project's `tools/prepare_InstantNGP_with_mesh.py` (same arguments), with
+frames whose image is missing skipped (as instant-ngp does), distortion undistorted, and the
+mesh optional.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from taichi_3dgs.data.initial_points import sample_mesh_surface, sample_view_volume
+from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json
+from taichi_3dgs.data.prepared_dataset import IMAGES_DIR, PreparedDataset, staged_output, write_prepared_dataset
+from taichi_3dgs.data.undistortion import is_pinhole
+
+DEFAULT_MESH_SAMPLE_POINTS = 500  # the original tool's default
+DEFAULT_VAL_SAMPLE = 8
+
+
+def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | os.PathLike, *,
+                        transforms_test: str | os.PathLike | None = None,
+                        mesh_path: str | os.PathLike | None = None,
+                        mesh_sample_points: int = DEFAULT_MESH_SAMPLE_POINTS,
+                        val_sample: int = DEFAULT_VAL_SAMPLE,
+                        image_path_prefix: str | os.PathLike | None = None,
+                        image_downscale_factor: int = 1, seed: int = 0) -> PreparedDataset:
+    """Convert Instant-NGP transforms into a prepared folder (taichi_3dgs.data.prepared_dataset).
+
+    Validation frames are those of `transforms_test`, else every `val_sample`-th frame of
+    `transforms_train` in file order (index % val_sample == 0 over the frames whose image
+    exists; none when val_sample is 0). Frames whose image is missing are skipped, with one
+    warning that counts them. Distorted images are undistorted into `<output_path>/images`.
+    Initial points: `mesh_sample_points` points on the mesh surface when `mesh_path` is given,
+    else as many random points in the cameras' common view volume.
+
+    Args:
+        transforms_train: transforms JSON of the training frames.
+        output_path: folder to write; created if needed.
+        transforms_test: optional transforms JSON of the validation frames.
+        mesh_path: optional mesh in the transforms' world frame.
+        mesh_sample_points: number of initial points.
+        val_sample: validation stride without transforms_test.
+        image_path_prefix: folder `file_path` values are relative to (default: each JSON's folder).
+        image_downscale_factor: written to the training config.
+        seed: random seed of the point sampling.
+
+    Raises:
+        FileNotFoundError, ValueError: bad or missing input, no existing image (nothing is written).
+        OSError: the output cannot be written (nothing is left behind).
+    """
+    if val_sample < 0:
+        raise ValueError(f"val_sample is {val_sample}; expected a positive stride, or 0 for no validation frames")
+    frames, missing = read_transforms_json(transforms_train, image_path_prefix)
+    if transforms_test is not None:
+        val_frames, missing_val = read_transforms_json(transforms_test, image_path_prefix)
+        train_frames = frames
+        missing += missing_val
+    else:
+        train_frames = [frame for index, frame in enumerate(frames) if not (val_sample and index % val_sample == 0)]
+        val_frames = [frame for index, frame in enumerate(frames) if val_sample and index % val_sample == 0]
+    if not train_frames:
+        raise ValueError(f"{transforms_train}: no training frame has an existing image "
+                         f"({len(missing)} missing, e.g. {missing[:3]}); expected images relative to "
+                         f"{image_path_prefix if image_path_prefix is not None else Path(transforms_train).parent}")
+    if missing:
+        warnings.warn(f"skipped {len(missing)} frame(s) whose image file does not exist "
+                      f"(e.g. {', '.join(missing[:3])})", stacklevel=2)
+    distorted = sum(not is_pinhole(frame.camera) for frame in train_frames + val_frames)
+
+    with staged_output(output_path) as stage:
+        train = camera_records(train_frames, stage)
+        val = camera_records(val_frames, stage)
+        if mesh_path is not None:
+            cloud = sample_mesh_surface(mesh_path, mesh_sample_points, seed)
+            point_source = f"{len(cloud)} points sampled on the surface of mesh {mesh_path}"
+        else:
+            cloud = sample_view_volume(train + val, mesh_sample_points, seed)
+            point_source = f"{len(cloud)} random points in the common view volume of the cameras (no mesh given)"
+        write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor)
+
+    output = Path(output_path)
+    messages = [f"{len(train)} training and {len(val)} validation frames", f"initial points: {point_source}"]
+    if distorted:
+        messages.append(f"undistorted {distorted} images (OpenCV distortion) into {output / IMAGES_DIR}")
+    return PreparedDataset(output_dir=output, num_train=len(train), num_val=len(val), num_points=len(cloud),
+                           messages=messages)
