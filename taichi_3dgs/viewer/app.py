@@ -3,6 +3,7 @@ render an orbit to PNG files (headless)."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,10 +79,13 @@ def run_viewer(scene_paths: list[str | os.PathLike], width: int | None = None,
 
     Raises:
         FileNotFoundError, ValueError: unreadable scene or camera files (naming the file).
-        RuntimeError: no display.
+        RuntimeError: no display (DISPLAY unset on Linux, or Taichi cannot open a window).
     """
     from taichi_3dgs.viewer.window import run_window
 
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise RuntimeError("no X display (DISPLAY is not set); use --headless --output_dir DIR to "
+                           "render to files instead")
     cameras = read_cameras_json(cameras_path) if cameras_path is not None else []
     width, height = window_size(width, height, cameras)
     objects = load_scene_objects(scene_paths, torch_device())

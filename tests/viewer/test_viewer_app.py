@@ -1,6 +1,11 @@
 """Viewer session setup: image size, the first view, and the headless orbit with dataset cameras."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+from conftest import REPO_ROOT
 from PIL import Image
 from viewer_fixtures import trained_ply_path, write_camera_json
 
@@ -72,3 +77,13 @@ def test_headless_orbit_with_cameras_starts_at_the_first_camera_of_a_ring(traine
     first = np.asarray(Image.open(written[0]))
     assert np.abs(first.astype(int) - expected).max() <= 1
     assert (first.max(axis=2) > 10).mean() > 0.2
+
+
+def test_visualizer_without_a_display_exits_1_suggesting_headless(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "DISPLAY"}
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "visualizer.py"), "--parquet_path_list",
+                             str(trained_ply_path())], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1
+    assert "DISPLAY is not set" in result.stderr and "--headless" in result.stderr
+    assert "Traceback" not in result.stderr
