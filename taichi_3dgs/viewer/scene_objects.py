@@ -118,7 +118,8 @@ def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:
 
     Returns:
         A `GaussianScene` with N = sum of the inputs' N, in input order, and `sh_degree` the
-        largest of the inputs' (bands above a scene's degree are zero, so this is exact).
+        largest of the inputs' (bands above a scene's degree are zero, so this is exact); a
+        single scene is returned as it is (no copy per frame).
 
     Raises:
         ValueError: no scenes, or scenes with different colour activations.
@@ -129,6 +130,8 @@ def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:
     if len(activations) > 1:
         raise ValueError(f"merge_scenes: scenes use different colour activations {sorted(activations)}; "
                          "convert them to one (`sigmoid_to_linear`) before merging")
+    if len(scenes) == 1:
+        return scenes[0]
     return GaussianScene(
         **{name: torch.cat([getattr(scene, name) for scene in scenes]) for name in TENSOR_FIELDS},
         sh_degree=max(scene.sh_degree for scene in scenes),

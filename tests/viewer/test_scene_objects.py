@@ -9,7 +9,7 @@ import torch
 from viewer_fixtures import trained_ply_path
 
 from taichi_3dgs.rasterizer import rasterize
-from taichi_3dgs.scene import GaussianScene
+from taichi_3dgs.scene import GaussianScene, write_scene_parquet
 from taichi_3dgs.viewer.camera_paths import fit_camera_to_bounds, scene_bounds
 from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, invert_rigid, rigid_transform
 from taichi_3dgs.viewer.rendering import render_image
@@ -128,3 +128,13 @@ def test_merged_sh_degree_is_the_largest(trained):
     merged = merge_scenes([degree_zero, obj.scene])
     assert merged.sh_degree == 3
     merged.validate()
+
+
+def test_loading_a_sigmoid_scene_with_a_linear_one_converts_it_with_a_warning(trained, tmp_path):
+    obj, _, _ = trained
+    sigmoid_path = tmp_path / "original_project.parquet"
+    write_scene_parquet(sigmoid_path, replace(obj.scene, color_activation="sigmoid"))
+    with pytest.warns(UserWarning, match="original_project.parquet: sigmoid colour converted to linear"):
+        objects = load_scene_objects([trained_ply_path(), sigmoid_path])
+    assert [o.scene.color_activation for o in objects] == ["linear", "linear"]
+    assert compose_objects(objects).num_gaussians == 2 * obj.scene.num_gaussians
