@@ -22,8 +22,10 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 
 install: $(STAMP)
 
+# Generate the procedural demo scene once, then train it (outputs in output/demo, logs in logs/demo).
 demo: $(STAMP)
-	$(PY) tools/render_demo_scene.py --output output/demo.png
+	@test -f data/demo/train.json || $(PY) tools/make_demo_scene.py --output_dir data/demo
+	$(PY) gaussian_point_train.py --train_config config/demo.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

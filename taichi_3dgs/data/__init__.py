@@ -9,6 +9,7 @@
     instant_ngp       -- Instant-NGP converter (optional mesh for the initial points)
     blender           -- BlenderNeRF / NeRF-synthetic converter
     initial_points    -- initial points from a mesh surface or the cameras' common view volume
+    demo_scene        -- the procedural demo scene (numpy ray caster) that `make demo` trains
 """
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
 from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud, write_point_cloud

@@ -1,0 +1,227 @@
+"""Trainable Gaussian scene: the FORMATS.md parameters as `torch.nn.Parameter`s.
+
+Initialisation from a point cloud follows the official 3DGS `GaussianModel.create_from_pcd`
+(graphdeco-inria `scene/gaussian_model.py`): SH DC = (rgb - 0.5) / C0 with the other SH
+coefficients zero, isotropic log-scale = log(sqrt(mean squared distance to the 3 nearest
+neighbours)) (official `simple_knn.distCUDA2`, clamped at 1e-7), identity rotation and opacity 0.1.
+
+The SH coefficients are held as two parameters, `sh_dc` [N, 1, 3] and `sh_rest` [N, 15, 3], because
+the official optimizer gives them different learning rates; `sh_coeffs` concatenates them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import open3d as o3d
+import torch
+from torch import nn
+
+from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud
+from taichi_3dgs.scene.gaussians import NUM_SH_COEFFS, GaussianScene
+from taichi_3dgs.scene.io import read_scene
+from taichi_3dgs.scene.parquet import is_trained_scene_parquet
+from taichi_3dgs.scene.spherical_harmonics import num_sh_coeffs
+
+SH_C0 = 0.28209479177387814  # Y_0^0 = 1 / (2 sqrt(pi)), official `RGB2SH`
+PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
+
+
+def mean_knn_squared_distance(xyz: np.ndarray, num_neighbours: int = 3) -> np.ndarray:
+    """Mean squared distance of each point to its `num_neighbours` nearest other points.
+
+    Args:
+        xyz: [N, 3] float points (N >= 2).
+        num_neighbours: neighbours per point (fewer if N - 1 is smaller).
+
+    Returns:
+        [N] float32, clamped below at 1e-7 as the official code (duplicated points would give 0).
+    """
+    points = o3d.core.Tensor(np.ascontiguousarray(xyz, dtype=np.float32))
+    search = o3d.core.nns.NearestNeighborSearch(points)
+    search.knn_index()
+    k = min(num_neighbours, len(xyz) - 1)
+    # The nearest hit of a point is itself (distance 0, or a duplicate, also 0): drop column 0.
+    _, squared = search.knn_search(points, k + 1)
+    return np.maximum(squared.numpy()[:, 1:].mean(axis=1), 1e-7).astype(np.float32)
+
+
+class GaussianModel(nn.Module):
+    """The trainable Gaussians (FORMATS.md "Gaussian parameters").
+
+    Parameters (float32, on one device):
+        means [N, 3] world units; quats [N, 4] w, x, y, z (unnormalised); log_scales [N, 3];
+        opacity_logits [N]; sh_dc [N, 1, 3] and sh_rest [N, 15, 3] (official SH order, DC first).
+
+    Attributes:
+        color_activation: "linear" (official) or "sigmoid" (scenes of the original project).
+        active_sh_degree: SH degree currently rendered (0..3); training raises it.
+    """
+
+    def __init__(
+        self,
+        means: torch.Tensor,
+        quats: torch.Tensor,
+        log_scales: torch.Tensor,
+        opacity_logits: torch.Tensor,
+        sh_coeffs: torch.Tensor,
+        color_activation: str = "linear",
+        active_sh_degree: int = 0,
+    ):
+        super().__init__()
+        n = means.shape[0]
+        expected = {"means": (n, 3), "quats": (n, 4), "log_scales": (n, 3), "opacity_logits": (n,),
+                    "sh_coeffs": (n, NUM_SH_COEFFS, 3)}
+        given = {"means": means, "quats": quats, "log_scales": log_scales, "opacity_logits": opacity_logits,
+                 "sh_coeffs": sh_coeffs}
+        for name, shape in expected.items():
+            if tuple(given[name].shape) != shape:
+                raise ValueError(f"GaussianModel: {name} has shape {tuple(given[name].shape)}, expected {shape}")
+        if color_activation not in ("linear", "sigmoid"):
+            raise ValueError(f"GaussianModel: color_activation is {color_activation!r}, expected linear or sigmoid")
+        as_param = lambda t: nn.Parameter(t.detach().to(torch.float32).contiguous())  # noqa: E731
+        self.means = as_param(means)
+        self.quats = as_param(quats)
+        self.log_scales = as_param(log_scales)
+        self.opacity_logits = as_param(opacity_logits)
+        self.sh_dc = as_param(sh_coeffs[:, :1])
+        self.sh_rest = as_param(sh_coeffs[:, 1:])
+        self.color_activation = color_activation
+        self.active_sh_degree = active_sh_degree
+
+    @property
+    def num_gaussians(self) -> int:
+        """N, the current number of Gaussians."""
+        return self.means.shape[0]
+
+    @property
+    def sh_coeffs(self) -> torch.Tensor:
+        """All SH coefficients [N, 16, 3] (differentiable concatenation of sh_dc and sh_rest)."""
+        return torch.cat([self.sh_dc, self.sh_rest], dim=1)
+
+    def parameter_dict(self) -> dict[str, nn.Parameter]:
+        """The parameters by name (PARAMETER_NAMES order)."""
+        return {name: getattr(self, name) for name in PARAMETER_NAMES}
+
+    def set_parameter(self, name: str, value: torch.Tensor) -> nn.Parameter:
+        """Replace parameter `name` by a new Parameter holding `value` (rows may differ); return it."""
+        param = nn.Parameter(value.detach().contiguous())
+        setattr(self, name, param)
+        return param
+
+    @classmethod
+    def from_point_cloud(
+        cls,
+        cloud: PointCloud,
+        initial_opacity: float = 0.1,
+        num_neighbours: int = 3,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> "GaussianModel":
+        """New Gaussians at the points of `cloud`, as the official `create_from_pcd`.
+
+        Args:
+            cloud: xyz [N, 3] (N >= 2) and rgb [N, 3] uint8, or rgb None: then random colours
+                drawn uniformly in [0, 1] with `seed`.
+            initial_opacity: opacity of every Gaussian, in (0, 1).
+            num_neighbours: neighbours of the isotropic scale estimate.
+
+        Raises:
+            ValueError: fewer than 2 points, or non-finite coordinates.
+        """
+        xyz = np.asarray(cloud.xyz, dtype=np.float32)
+        if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) < 2:
+            raise ValueError(f"point cloud: need at least 2 points of shape [N, 3], got {xyz.shape}")
+        if not np.isfinite(xyz).all():
+            raise ValueError("point cloud: coordinates contain NaN or inf")
+        n = len(xyz)
+        if cloud.rgb is None:
+            rgb = np.random.default_rng(seed).random((n, 3), dtype=np.float32)
+        else:
+            rgb = np.asarray(cloud.rgb, dtype=np.float32) / 255.0
+        sh = np.zeros((n, NUM_SH_COEFFS, 3), dtype=np.float32)
+        sh[:, 0, :] = (rgb - 0.5) / SH_C0
+        log_scales = np.log(np.sqrt(mean_knn_squared_distance(xyz, num_neighbours)))
+        quats = np.zeros((n, 4), dtype=np.float32)
+        quats[:, 0] = 1.0
+        logit = float(np.log(initial_opacity / (1.0 - initial_opacity)))
+        tensor = lambda a: torch.tensor(a, dtype=torch.float32, device=device)  # noqa: E731
+        return cls(
+            tensor(xyz),
+            tensor(quats),
+            tensor(np.repeat(log_scales[:, None], 3, axis=1)),
+            torch.full((n,), logit, dtype=torch.float32, device=device),
+            tensor(sh),
+            color_activation="linear",
+            active_sh_degree=0,
+        )
+
+    @classmethod
+    def from_scene(cls, scene: GaussianScene, device: torch.device | str = "cpu") -> "GaussianModel":
+        """Trainable copy of a loaded scene; its SH degree becomes the active degree.
+
+        Raises:
+            ValueError: `scene.validate()` fails (names the field).
+        """
+        scene.validate()
+        scene = scene.to(device)
+        return cls(
+            scene.means,
+            scene.quats,
+            scene.log_scales,
+            scene.opacity_logits,
+            scene.sh_coeffs,
+            color_activation=scene.color_activation,
+            active_sh_degree=int(scene.sh_degree),
+        )
+
+    @torch.no_grad()
+    def to_scene(self) -> GaussianScene:
+        """A detached CPU copy of the parameters as a GaussianScene of the active SH degree.
+
+        Coefficients of bands above the active degree are not rendered, so they are written as
+        zeros (GaussianScene requires it); they stay zero during training anyway, since they get
+        no gradient.
+        """
+        copy = lambda t: t.detach().to("cpu", torch.float32).clone()  # noqa: E731
+        sh = copy(self.sh_coeffs)
+        sh[:, num_sh_coeffs(self.active_sh_degree):, :] = 0.0
+        return GaussianScene(
+            means=copy(self.means),
+            quats=copy(self.quats),
+            log_scales=copy(self.log_scales),
+            opacity_logits=copy(self.opacity_logits),
+            sh_coeffs=sh,
+            sh_degree=self.active_sh_degree,
+            color_activation=self.color_activation,
+        )
+
+
+def load_initial_model(
+    path: str | Path,
+    initial_opacity: float = 0.1,
+    num_neighbours: int = 3,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> GaussianModel:
+    """The model a training run starts from.
+
+    A `.ply` file (official layout) or a parquet with all trained-scene columns is a warm start:
+    loaded as is. Any other parquet is a point cloud (`x, y, z[, r, g, b]`) and is initialised by
+    `GaussianModel.from_point_cloud`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the file is not a readable scene or point cloud (message names the file).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: point cloud / scene file not found")
+    if path.suffix.lower() == ".ply" or is_trained_scene_parquet(path):
+        return GaussianModel.from_scene(read_scene(path), device)
+    cloud = read_point_cloud(path)
+    try:
+        return GaussianModel.from_point_cloud(cloud, initial_opacity, num_neighbours, seed, device)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None

@@ -1,0 +1,402 @@
+"""Typed training configuration read from YAML.
+
+The YAML keeps the original Taichi 3DGS project's style: kebab-case keys (snake_case accepted),
+its top-level key names (`train-dataset-json-path`, `num-iterations`, `val-interval`, ...) and its
+nested sections (`rasterisation-config`, `adaptive-controller-config`, `loss-function-config`,
+`gaussian-point-cloud-scene-config`). Defaults follow the official 3DGS code (graphdeco-inria
+`arguments/__init__.py`, `train.py`) unless a field's help says otherwise.
+
+Every key is checked: an unknown or misspelled key is an error naming the key, the file and the
+closest valid keys (never silently ignored, unlike the original loader); a value of the wrong type
+is an error naming the key, the file and the expected type. Relative paths are resolved against
+the folder of the YAML file, so a config works from any working directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+from taichi_3dgs import RasterizerConfig
+from taichi_3dgs.atomic_io import write_text_atomic
+
+
+class ConfigError(ValueError):
+    """A training config file is invalid; the message names the file, the key and the fix."""
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class SceneInitConfig:
+    """How Gaussians are created from the input point cloud (official `create_from_pcd`)."""
+
+    max_sh_degree: int = _help("highest spherical-harmonics degree trained (0..3)", default=3)
+    initial_opacity: float = _help("opacity of new Gaussians, in (0, 1)", default=0.1)
+    num_neighbours: int = _help(
+        "nearest neighbours whose mean squared distance sets the initial isotropic scale", default=3
+    )
+
+
+@dataclass
+class LearningRateConfig:
+    """Adam learning rates per parameter (official `OptimizationParams`)."""
+
+    means: float = _help("initial learning rate of the means, times the scene extent", default=1.6e-4)
+    means_final: float = _help("final learning rate of the means, times the scene extent", default=1.6e-6)
+    means_max_steps: Optional[int] = _help(
+        "steps of the exponential decay of the means' rate; null = num-iterations", default=None
+    )
+    sh_dc: float = _help("SH degree-0 (base colour) coefficients", default=2.5e-3)
+    sh_rest: float = _help("SH coefficients of degree >= 1 (official: sh-dc / 20)", default=2.5e-3 / 20)
+    opacity: float = _help("opacity logits", default=5e-2)
+    scales: float = _help("log scales", default=5e-3)
+    quats: float = _help("quaternions", default=1e-3)
+    adam_eps: float = _help("Adam epsilon (official 1e-15)", default=1e-15)
+
+
+@dataclass
+class LossConfig:
+    """Photometric loss (1 - lambda) L1 + lambda (1 - SSIM) (3DGS paper, eq. 7)."""
+
+    lambda_value: float = _help("weight of the D-SSIM term", default=0.2)
+    ssim_window_size: int = _help("side of the Gaussian SSIM window in pixels", default=11)
+    ssim_sigma: float = _help("standard deviation of the SSIM window in pixels", default=1.5)
+
+
+@dataclass
+class DensificationConfig:
+    """Adaptive density control of the official code (`strategy: default`).
+
+    Densification runs at steps s with `num-iterations-warm-up < s < densify-until-iteration` and
+    s % `num-iterations-densify` == 0 (steps count from 1, as the official `iteration`).
+    """
+
+    num_iterations_warm_up: int = _help("no densification up to this step (official densify_from_iter)", default=500)
+    num_iterations_densify: int = _help("densify every this many steps", default=100)
+    densify_until_iteration: int = _help("no densification from this step on", default=15_000)
+    densification_view_space_position_gradients_threshold: float = _help(
+        "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
+    )
+    percent_dense: float = _help(
+        "clone when the largest scale is <= percent-dense x extent, else split", default=0.01
+    )
+    num_split_samples: int = _help("Gaussians one split Gaussian becomes", default=2)
+    gaussian_split_factor_phi: float = _help("split children's scales are divided by this", default=1.6)
+    transparent_opacity_threshold: float = _help("prune Gaussians with opacity below this", default=0.005)
+    num_iterations_reset_alpha: int = _help("reset opacities every this many steps", default=3000)
+    reset_opacity_value: float = _help("opacities are reset to min(current, this)", default=0.01)
+    max_screen_radius: float = _help(
+        "after the first reset, prune Gaussians whose screen radius exceeded this (pixels)", default=20.0
+    )
+    max_world_size_ratio: float = _help(
+        "after the first reset, prune Gaussians whose largest scale exceeds this x extent", default=0.1
+    )
+
+
+@dataclass
+class MCMCConfig:
+    """3DGS as Markov Chain Monte Carlo (Kheradmand et al. 2024; defaults of gsplat's MCMCStrategy)."""
+
+    cap_max: int = _help("maximum number of Gaussians", default=1_000_000)
+    growth_rate: float = _help("relative growth of the count per refine step", default=0.05)
+    refine_start_iteration: int = _help("no relocation/growth up to this step", default=500)
+    refine_stop_iteration: int = _help("no relocation/growth from this step on", default=25_000)
+    refine_every: int = _help("relocate and grow every this many steps", default=100)
+    min_opacity: float = _help("Gaussians with opacity <= this are dead and relocated", default=0.005)
+    noise_lr: float = _help("position noise scale, times the current means learning rate", default=5e5)
+    opacity_reg: float = _help("weight of the L1 regulariser on opacities", default=0.01)
+    scale_reg: float = _help("weight of the L1 regulariser on scales", default=0.01)
+
+
+@dataclass
+class LoggingConfig:
+    """TensorBoard and progress output."""
+
+    log_loss_interval: int = _help("write train scalars every this many steps", default=10)
+    num_log_images: int = _help(
+        "val views logged as image grids (prediction | ground truth | depth | |error|)", default=3
+    )
+    log_histograms: bool = _help("write parameter histograms at each densification step", default=True)
+    progress_bar: bool = _help("show a tqdm progress bar", default=True)
+
+
+@dataclass
+class TrainConfig:
+    """The whole training configuration (one YAML file)."""
+
+    train_dataset_json_path: Optional[Path] = _help(
+        "train cameras JSON (FORMATS.md), e.g. written by tools/prepare_colmap.py", default=None
+    )
+    val_dataset_json_path: Optional[Path] = _help("val cameras JSON; null = no evaluation", default=None)
+    pointcloud_parquet_path: Optional[Path] = _help(
+        "initial point cloud parquet, or a trained scene (.parquet/.ply) to continue from", default=None
+    )
+    num_iterations: int = _help("optimisation steps, one image each", default=30_000)
+    val_interval: int = _help("evaluate on all val views and save scene_<step>.parquet every this many steps", default=1000)
+    checkpoint_interval: int = _help("save a resumable checkpoint every this many steps", default=1000)
+    summary_writer_log_dir: Path = _help("TensorBoard log folder", default=Path("logs"))
+    output_model_dir: Path = _help("folder for scenes, metrics, cameras and checkpoints", default=Path("output"))
+    image_downscale_factor: int = _help("divide image width and height by this (1 = full resolution)", default=1)
+    max_image_long_side: int = _help(
+        "images still larger than this on their long side are scaled down to it (official: 1600)", default=1600
+    )
+    background_color: tuple[float, float, float] = _help(
+        "RGB in [0, 1] behind the Gaussians and under transparent image pixels", default=(0.0, 0.0, 0.0)
+    )
+    random_background: bool = _help("use a random background colour at every training step", default=False)
+    seed: int = _help("seed of every random choice of the run", default=0)
+    strategy: Literal["default", "mcmc"] = _help(
+        "densification strategy: default (official clone/split/prune) or mcmc", default="default"
+    )
+    increase_color_max_sh_band_interval: int = _help(
+        "raise the active SH degree by one every this many steps", default=1000
+    )
+    rasterisation_config: RasterizerConfig = _help(
+        "rasterizer constants (FORMATS.md); the colour activation comes from the scene",
+        default_factory=RasterizerConfig,
+    )
+    gaussian_point_cloud_scene_config: SceneInitConfig = _help(
+        "initialisation from the point cloud", default_factory=SceneInitConfig
+    )
+    learning_rates: LearningRateConfig = _help("Adam learning rates", default_factory=LearningRateConfig)
+    loss_function_config: LossConfig = _help("photometric loss", default_factory=LossConfig)
+    adaptive_controller_config: DensificationConfig = _help(
+        "densification for strategy: default", default_factory=DensificationConfig
+    )
+    mcmc_config: MCMCConfig = _help("relocation and growth for strategy: mcmc", default_factory=MCMCConfig)
+    logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
+
+
+# Fields that exist in a section's dataclass but are not settable from YAML, with the reason.
+_NOT_IN_YAML = {RasterizerConfig: {"color_activation"}}  # decided by the scene being trained
+
+
+def _yaml_key(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _yaml_fields(cls: type) -> dict[str, dataclasses.Field]:
+    hidden = _NOT_IN_YAML.get(cls, set())
+    return {_yaml_key(f.name): f for f in dataclasses.fields(cls) if f.name not in hidden}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return f"{_type_name(args[0])} or null"
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(tp))} numbers"
+    if tp is Path:
+        return "a path"
+    if dataclasses.is_dataclass(tp):
+        return "a mapping (section)"
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
+    """Convert a YAML value to `tp`; raise ConfigError(where) when it does not fit."""
+
+    def wrong() -> ConfigError:
+        return ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(tp) if a is not type(None)][0]
+        return _convert(value, inner, where, base_dir)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise wrong()
+        return value
+    if origin is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise wrong()
+        return tuple(_convert(v, a, where, base_dir) for v, a in zip(value, args))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong()
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise wrong()
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong()
+        return value
+    if tp is Path:
+        if not isinstance(value, str) or not value:
+            raise wrong()
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else (base_dir / path).resolve()
+    raise TypeError(f"unsupported config field type {tp!r} at {where}")
+
+
+def _build(cls: type, data: Any, section: str, source: str, base_dir: Path) -> Any:
+    where = f"{source}: section '{section}'" if section else source
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    fields = _yaml_fields(cls)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for raw_key, value in data.items():
+        key = _yaml_key(str(raw_key))
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=3, cutoff=0.5)
+            if close:
+                hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
+            else:
+                hint = f"valid keys: {', '.join(fields)}"
+            scope = f"in section '{section}'" if section else "at top level"
+            raise ConfigError(f"{source}: unknown key '{raw_key}' {scope}; {hint}")
+        f = fields[key]
+        if f.name in kwargs:
+            raise ConfigError(f"{where}: key '{key}' is given twice (kebab-case and snake_case)")
+        full_key = f"{section}.{key}" if section else key
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[f.name] = _build(tp, value, full_key, source, base_dir)
+        else:
+            kwargs[f.name] = _convert(value, tp, f"{source}: key '{full_key}'", base_dir)
+    for f in dataclasses.fields(cls):
+        # Default relative paths (logs/, output/) also belong beside the YAML, not the working directory.
+        if f.name not in kwargs and isinstance(f.default, Path) and not f.default.is_absolute():
+            kwargs[f.name] = (base_dir / f.default).resolve()
+    return cls(**kwargs)
+
+
+def _check(config: TrainConfig, source: str) -> None:
+    """Range checks that types alone do not express."""
+
+    def positive(key: str, value: float) -> None:
+        if not value > 0:
+            raise ConfigError(f"{source}: key '{key}' must be > 0, got {value!r}")
+
+    positive("num-iterations", config.num_iterations)
+    positive("val-interval", config.val_interval)
+    positive("checkpoint-interval", config.checkpoint_interval)
+    positive("image-downscale-factor", config.image_downscale_factor)
+    positive("max-image-long-side", config.max_image_long_side)
+    positive("increase-color-max-sh-band-interval", config.increase_color_max_sh_band_interval)
+    if not all(0.0 <= c <= 1.0 for c in config.background_color):
+        raise ConfigError(f"{source}: key 'background-color' must hold 3 values in [0, 1], got {config.background_color}")
+    scene = config.gaussian_point_cloud_scene_config
+    if not 0 <= scene.max_sh_degree <= 3:
+        raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.max-sh-degree' must be 0..3")
+    if not 0.0 < scene.initial_opacity < 1.0:
+        raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")
+    if config.loss_function_config.ssim_window_size % 2 != 1:
+        raise ConfigError(f"{source}: key 'loss-function-config.ssim-window-size' must be odd")
+    positive("adaptive-controller-config.num-iterations-densify", config.adaptive_controller_config.num_iterations_densify)
+    positive("adaptive-controller-config.num-iterations-reset-alpha", config.adaptive_controller_config.num_iterations_reset_alpha)
+    positive("mcmc-config.refine-every", config.mcmc_config.refine_every)
+    positive("logging.log-loss-interval", config.logging.log_loss_interval)
+
+
+def parse_train_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> TrainConfig:
+    """Build a TrainConfig from a parsed YAML mapping.
+
+    Args:
+        data: the mapping (kebab-case or snake_case keys; missing keys take their defaults).
+        source: name used in error messages (the file path).
+        base_dir: folder that relative paths are resolved against (default: working directory).
+
+    Raises:
+        ConfigError: unknown key (with the closest valid keys), wrong type or out-of-range value.
+    """
+    config = _build(TrainConfig, data, "", source, Path(base_dir or Path.cwd()).resolve())
+    _check(config, source)
+    return config
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """Read and validate a training YAML; relative paths resolve against the file's folder.
+
+    Raises:
+        ConfigError: the file is missing or is not valid YAML, or `parse_train_config` rejects it.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_train_config(data, str(path), path.resolve().parent)
+
+
+def require_paths(config: TrainConfig, source: str) -> None:
+    """Check that the keys a training run needs are set.
+
+    Raises:
+        ConfigError: `train-dataset-json-path` or `pointcloud-parquet-path` is null.
+    """
+    for key in ("train_dataset_json_path", "pointcloud_parquet_path"):
+        if getattr(config, key) is None:
+            raise ConfigError(
+                f"{source}: key '{_yaml_key(key)}' is not set; tools/prepare_colmap.py (or the other "
+                "tools/prepare_*.py) writes the files it needs"
+            )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def config_to_yaml(config: TrainConfig, comments: bool = True) -> str:
+    """The YAML text of `config`, every key written, kebab-case; with each field's help as a comment.
+
+    `load_train_config` of this text (in the same folder, for relative paths) gives back `config`.
+    """
+    lines: list[str] = []
+
+    def emit(obj: Any, indent: str) -> None:
+        for key, f in _yaml_fields(type(obj)).items():
+            value = getattr(obj, f.name)
+            help_text = f.metadata.get("help")
+            if comments and help_text:
+                lines.append(f"{indent}# {help_text}")
+            if dataclasses.is_dataclass(value):
+                lines.append(f"{indent}{key}:")
+                emit(value, indent + "  ")
+            else:
+                dumped = yaml.safe_dump({key: _plain(value)}, default_flow_style=True, width=1_000_000).strip()
+                lines.append(f"{indent}{dumped[1:-1] if dumped.startswith('{') else dumped}")
+
+    emit(config, "")
+    return "\n".join(lines) + "\n"
+
+
+def write_config_template(path: str | Path) -> None:
+    """Write the full default config (every key, with comments) to `path`, atomically.
+
+    Raises:
+        ConfigError: `path` already exists (a template never overwrites a user's config).
+    """
+    path = Path(path)
+    if path.exists():
+        raise ConfigError(f"{path}: already exists; choose another path for the template")
+    write_text_atomic(path, config_to_yaml(TrainConfig()))

@@ -1,0 +1,119 @@
+"""Rendering views of a model and scoring them (PSNR, SSIM), as the official `render.py` +
+`metrics.py`: renders clamped to [0, 1], PSNR and SSIM per view, means over the views.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import torch
+
+from taichi_3dgs import RasterizerConfig, rasterize
+from taichi_3dgs.scene.model import GaussianModel
+from taichi_3dgs.training.dataset import View
+from taichi_3dgs.training.losses import psnr, ssim
+
+
+def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
+    """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
+
+    Args:
+        config: rasterizer constants; its colour activation must be the model's.
+        background: float32 [3] on the model's device.
+
+    Returns:
+        The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2]).
+    """
+    return rasterize(
+        model.means,
+        model.quats,
+        model.log_scales,
+        model.opacity_logits,
+        model.sh_coeffs,
+        view.viewmat,
+        view.K,
+        view.width,
+        view.height,
+        sh_degree=model.active_sh_degree,
+        background=background,
+        config=config,
+    )
+
+
+@dataclass
+class ViewScore:
+    """Scores of one rendered view."""
+
+    image: str
+    psnr: float
+    ssim: float
+
+
+@dataclass
+class EvaluationResult:
+    """Mean and per-view scores, plus the first few renders for logging.
+
+    renders: (name, prediction [H, W, 3], ground truth [H, W, 3], depth [H, W], alpha [H, W]),
+    float32 CPU tensors.
+    """
+
+    psnr: float
+    ssim: float
+    per_view: list[ViewScore]
+    renders: list[tuple] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}."""
+        return {
+            "psnr": self.psnr,
+            "ssim": self.ssim,
+            "per_view": [{"image": s.image, "psnr": s.psnr, "ssim": s.ssim} for s in self.per_view],
+        }
+
+
+@torch.no_grad()
+def evaluate(
+    model: GaussianModel,
+    views: Sequence[View],
+    config: RasterizerConfig,
+    background: torch.Tensor,
+    num_renders: int = 0,
+    ssim_window_size: int = 11,
+    ssim_sigma: float = 1.5,
+) -> Optional[EvaluationResult]:
+    """Render every view over `background` and score it against its image (all pixels).
+
+    Returns:
+        The scores (means over the views), with the renders of the first `num_renders` views;
+        None when `views` is empty.
+    """
+    if not views:
+        return None
+    scores, renders = [], []
+    for index, view in enumerate(views):
+        out = render_view(model, view, config, background)
+        prediction = out.image.clamp(0.0, 1.0)
+        target = view.target(background)
+        scores.append(
+            ViewScore(view.name, psnr(prediction, target), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)))
+        )
+        if index < num_renders:
+            renders.append((view.name, prediction.cpu(), target.cpu(), out.depth.cpu(), out.alpha.cpu()))
+    return EvaluationResult(
+        psnr=sum(s.psnr for s in scores) / len(scores),
+        ssim=sum(s.ssim for s in scores) / len(scores),
+        per_view=scores,
+        renders=renders,
+    )
+
+
+def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """prediction | ground truth | depth | |error| side by side, float32 [H, 4W, 3] in [0, 1].
+
+    Depth is shown as grey, normalised by its largest value where alpha > 0.5 (near = dark).
+    """
+    valid = alpha > 0.5
+    far = depth[valid].max() if bool(valid.any()) else depth.new_tensor(1.0)
+    grey = (depth / far.clamp_min(1e-8)).clamp(0.0, 1.0) * valid
+    error = (prediction - target).abs()
+    return torch.cat([prediction, target, grey[..., None].expand(-1, -1, 3), error], dim=1)

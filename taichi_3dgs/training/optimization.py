@@ -1,0 +1,123 @@
+"""Adam over the Gaussian parameters, the means' learning-rate schedule, and row surgery.
+
+One `torch.optim.Adam` with one param group per parameter, each group tagged with the parameter's
+name, as the official `GaussianModel.training_setup`. Densification changes the number of rows:
+`keep_rows`, `append_rows` and `replace_rows` swap each parameter for a resized one and resize its
+Adam moments the same way (kept rows keep their moments, new rows start at zero), as the official
+`_prune_optimizer` / `cat_tensors_to_optimizer` / `replace_tensor_to_optimizer`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+
+from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
+from taichi_3dgs.training.config import LearningRateConfig
+
+_MOMENT_KEYS = ("exp_avg", "exp_avg_sq")
+
+
+def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent: float) -> torch.optim.Adam:
+    """Adam with the official per-parameter learning rates; the means' rate is times `scene_extent`."""
+    lr = {
+        "means": rates.means * scene_extent,
+        "quats": rates.quats,
+        "log_scales": rates.scales,
+        "opacity_logits": rates.opacity,
+        "sh_dc": rates.sh_dc,
+        "sh_rest": rates.sh_rest,
+    }
+    groups = [{"params": [getattr(model, name)], "lr": lr[name], "name": name} for name in PARAMETER_NAMES]
+    return torch.optim.Adam(groups, lr=0.0, eps=rates.adam_eps)
+
+
+def means_learning_rate(step: int, rates: LearningRateConfig, scene_extent: float, num_iterations: int) -> float:
+    """Learning rate of the means at `step` (1-based): log-linear from `means` to `means-final`.
+
+    Official `get_expon_lr_func` without delay: exp((1 - t) log(lr0) + t log(lr1)), t = step /
+    max_steps clamped to [0, 1], both rates times the scene extent.
+    """
+    max_steps = rates.means_max_steps or num_iterations
+    t = min(max(step / max_steps, 0.0), 1.0)
+    log_lr = (1.0 - t) * math.log(rates.means) + t * math.log(rates.means_final)
+    return math.exp(log_lr) * scene_extent
+
+
+def param_group(optimizer: torch.optim.Optimizer, name: str) -> dict:
+    """The param group of parameter `name`.
+
+    Raises:
+        KeyError: no group has that name.
+    """
+    for group in optimizer.param_groups:
+        if group.get("name") == name:
+            return group
+    raise KeyError(f"optimizer has no param group named {name!r}")
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, name: str, lr: float) -> None:
+    """Set the learning rate of parameter `name`."""
+    param_group(optimizer, name)["lr"] = lr
+
+
+def _swap(
+    model: GaussianModel,
+    optimizer: torch.optim.Optimizer,
+    names: Iterable[str],
+    new_value: Callable[[str, torch.Tensor], torch.Tensor],
+    new_moment: Callable[[str, torch.Tensor], torch.Tensor],
+) -> None:
+    for name in names:
+        group = param_group(optimizer, name)
+        old = group["params"][0]
+        state = optimizer.state.pop(old, None)
+        new = model.set_parameter(name, new_value(name, old.detach()))
+        group["params"][0] = new
+        if state:
+            for key in _MOMENT_KEYS:
+                state[key] = new_moment(name, state[key])
+            optimizer.state[new] = state
+
+
+@torch.no_grad()
+def keep_rows(model: GaussianModel, optimizer: torch.optim.Optimizer, keep: torch.Tensor) -> None:
+    """Keep only the Gaussians where keep [N] (bool) is true, with their Adam moments."""
+    _swap(model, optimizer, PARAMETER_NAMES, lambda _, v: v[keep], lambda _, m: m[keep])
+
+
+@torch.no_grad()
+def append_rows(model: GaussianModel, optimizer: torch.optim.Optimizer, rows: dict[str, torch.Tensor]) -> None:
+    """Append new Gaussians (rows[name]: [M, ...] for every parameter); their Adam moments are zero."""
+    _swap(
+        model,
+        optimizer,
+        PARAMETER_NAMES,
+        lambda name, v: torch.cat([v, rows[name].to(v.dtype)]),
+        lambda name, m: torch.cat([m, torch.zeros_like(rows[name], dtype=m.dtype)]),
+    )
+
+
+@torch.no_grad()
+def replace_rows(
+    model: GaussianModel,
+    optimizer: torch.optim.Optimizer,
+    indices: torch.Tensor,
+    values: dict[str, torch.Tensor],
+) -> None:
+    """Set rows `indices` (int64 [M] or bool [N]) of each parameter in `values` to `values[name]`
+    ([M, ...] or broadcastable) and zero those rows' Adam moments (official
+    `replace_tensor_to_optimizer` zeroes them for the rows it rewrites)."""
+
+    def value(name: str, v: torch.Tensor) -> torch.Tensor:
+        v = v.clone()
+        v[indices] = values[name].to(v.dtype)
+        return v
+
+    def moment(_, m: torch.Tensor) -> torch.Tensor:
+        m = m.clone()
+        m[indices] = 0
+        return m
+
+    _swap(model, optimizer, list(values), value, moment)

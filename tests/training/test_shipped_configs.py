@@ -1,0 +1,30 @@
+"""Every config in config/ loads, and points at the folder its preparation command writes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from taichi_3dgs.training.config import load_train_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
+SCENES = ["demo", "colmap_desk", "colmap_tumbler", "colmap_table_txt", "blender_chair", "ngp_fox"]
+
+
+@pytest.mark.parametrize("scene", SCENES)
+def test_shipped_config_loads_and_reads_data_from_its_scene_folder(scene):
+    config = load_train_config(CONFIG_DIR / f"{scene}.yaml")
+    data = CONFIG_DIR.parent / "data" / scene
+    assert config.train_dataset_json_path == data / "train.json"
+    assert config.val_dataset_json_path == data / "val.json"
+    assert config.pointcloud_parquet_path == data / "point_cloud.parquet"
+    assert config.output_model_dir == CONFIG_DIR.parent / "output" / scene
+
+
+def test_desk_config_is_the_cpu_check_setting():
+    config = load_train_config(CONFIG_DIR / "colmap_desk.yaml")
+    assert config.image_downscale_factor == 4 and config.num_iterations == 2000
+
+
+def test_chair_config_composites_over_white():
+    assert load_train_config(CONFIG_DIR / "blender_chair.yaml").background_color == (1.0, 1.0, 1.0)

@@ -1,0 +1,152 @@
+"""End-to-end training on the procedural demo scene (128 x 128 px, 21 train + 3 val views), on CPU."""
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+import taichi_3dgs.training.trainer as trainer_module
+from taichi_3dgs.data.cameras import read_cameras_json
+from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
+from taichi_3dgs.scene.parquet import read_scene_parquet
+from taichi_3dgs.scene.ply import read_ply
+from taichi_3dgs.training.config import load_train_config, parse_train_config
+from taichi_3dgs.training.dataset import load_views
+from taichi_3dgs.training.evaluation import evaluate
+from taichi_3dgs.training.trainer import train
+
+from taichi_3dgs import RasterizerConfig
+from taichi_3dgs.scene.model import GaussianModel, load_initial_model
+
+
+@pytest.fixture(scope="module")
+def demo_scene(tmp_path_factory) -> Path:
+    return make_demo_scene(tmp_path_factory.mktemp("demo"), DemoSceneSpec())
+
+
+def demo_config(scene: Path, out: Path, **overrides):
+    data = {
+        "train-dataset-json-path": str(scene / "train.json"),
+        "val-dataset-json-path": str(scene / "val.json"),
+        "pointcloud-parquet-path": str(scene / "point_cloud.parquet"),
+        "output-model-dir": str(out),
+        "summary-writer-log-dir": str(out / "logs"),
+        "logging": {"progress-bar": False},
+    }
+    data.update(overrides)
+    return parse_train_config(data, "test config", out)
+
+
+@pytest.fixture(scope="module")
+def short_run(demo_scene, tmp_path_factory):
+    """300 steps with densification between steps 100 and 250, evaluated every 150 steps."""
+    out = tmp_path_factory.mktemp("run")
+    config = demo_config(demo_scene, out, **{
+        "num-iterations": 300, "val-interval": 150, "checkpoint-interval": 150,
+        "adaptive-controller-config": {"num-iterations-warm-up": 100, "densify-until-iteration": 250},
+    })
+    return config, train(config)
+
+
+def train_view_psnr(model: GaussianModel, config) -> float:
+    views = load_views(read_cameras_json(config.train_dataset_json_path), 1, 1600, "cpu")
+    return evaluate(model, views, RasterizerConfig(), torch.zeros(3)).psnr
+
+
+def test_training_loss_decreases(short_run):
+    config, _ = short_run
+    events = EventAccumulator(str(config.summary_writer_log_dir))
+    events.Reload()
+    losses = [e.value for e in events.Scalars("train/loss")]
+    assert len(losses) == 30  # every 10 steps
+    assert sum(losses[-5:]) / 5 < 0.6 * sum(losses[:3]) / 3
+
+
+def test_train_view_psnr_rises_above_threshold(short_run):
+    config, _ = short_run
+    initial = train_view_psnr(load_initial_model(config.pointcloud_parquet_path), config)
+    final = train_view_psnr(load_initial_model(config.output_model_dir / "final_scene.parquet"), config)
+    assert final > 22.0
+    assert final > initial + 8.0
+
+
+def test_densification_changes_the_gaussian_count(short_run):
+    config, result = short_run
+    assert result.num_gaussians != DemoSceneSpec().num_points
+    assert read_scene_parquet(config.output_model_dir / "final_scene.parquet").num_gaussians == result.num_gaussians
+
+
+def test_outputs_are_readable_by_the_scene_readers(short_run):
+    config, result = short_run
+    out = config.output_model_dir
+    final = read_scene_parquet(out / "final_scene.parquet")
+    ply = read_ply(out / "point_cloud.ply")
+    assert torch.equal(ply.means, final.means)
+    assert torch.equal(ply.sh_coeffs, final.sh_coeffs)
+    for name in ("scene_150.parquet", "scene_300.parquet", "best_scene.parquet"):
+        assert read_scene_parquet(out / name).num_gaussians > 0
+    assert load_train_config(out / "train_config.yaml") == config
+    assert len(read_cameras_json(out / "train.json")) == 21
+    assert len(read_cameras_json(out / "val.json")) == 3
+
+
+def test_metrics_json_holds_the_last_evaluation(short_run):
+    config, result = short_run
+    metrics = json.loads((config.output_model_dir / "metrics.json").read_text())
+    assert metrics["step"] == 300
+    assert [v["image"] for v in metrics["val"]["per_view"]] == ["view_000.png", "view_008.png", "view_016.png"]
+    per_view = metrics["val"]["per_view"]
+    assert metrics["val"]["psnr"] == pytest.approx(sum(v["psnr"] for v in per_view) / 3)
+    assert metrics["val"]["psnr"] == pytest.approx(result.evaluation.psnr)
+    assert 0.0 < metrics["val"]["ssim"] <= 1.0
+
+
+def test_tensorboard_has_the_documented_tags(short_run):
+    config, _ = short_run
+    events = EventAccumulator(str(config.summary_writer_log_dir), size_guidance={"images": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in ("train/loss", "train/l1 loss", "train/ssim loss", "train/psnr", "val/psnr", "val/ssim",
+                "value/num_valid_points"):
+        assert tag in tags["scalars"], tag
+    assert "params/means" in tags["histograms"]
+    assert "val/images/view_000.png" in tags["images"]
+
+
+@pytest.mark.parametrize("strategy", ["default", "mcmc"])
+def test_resume_after_ctrl_c_reproduces_an_uninterrupted_run(demo_scene, tmp_path, monkeypatch, strategy):
+    settings = {
+        "num-iterations": 40, "val-interval": 20, "checkpoint-interval": 1000, "strategy": strategy,
+        "random-background": True,
+        "adaptive-controller-config": {"num-iterations-warm-up": 5, "num-iterations-densify": 10},
+        "mcmc-config": {"refine-start-iteration": 5, "refine-every": 10},
+    }
+    uninterrupted = train(demo_config(demo_scene, tmp_path / "a", **settings))
+
+    calls = {"n": 0}
+    real_render = trainer_module.render_view
+
+    def render_then_press_ctrl_c_at_step_17(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 17:
+            signal.raise_signal(signal.SIGINT)
+        return real_render(*args, **kwargs)
+
+    config_b = demo_config(demo_scene, tmp_path / "b", **settings)
+    monkeypatch.setattr(trainer_module, "render_view", render_then_press_ctrl_c_at_step_17)
+    stopped = train(config_b)
+    monkeypatch.undo()
+    assert stopped.interrupted and stopped.step == 17
+    resumed = train(config_b, resume=True)
+    assert not resumed.interrupted and resumed.step == 40
+
+    a = read_scene_parquet(tmp_path / "a" / "final_scene.parquet")
+    b = read_scene_parquet(tmp_path / "b" / "final_scene.parquet")
+    assert a.num_gaussians == b.num_gaussians
+    for name in ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-6), name
+    assert resumed.evaluation.psnr == pytest.approx(uninterrupted.evaluation.psnr, abs=1e-6)
