@@ -28,20 +28,32 @@ def _check_pair(pred: torch.Tensor, gt: torch.Tensor) -> None:
         raise ValueError(f"expected non-empty images, got shape {list(pred.shape)}")
 
 
-def psnr(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+def masked_mean(values: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean of values [H, W, C] over the pixels where mask [H, W] (bool) is true (all if None).
+
+    An all-false mask gives 0 rather than NaN.
+    """
+    if mask is None:
+        return values.mean()
+    weights = mask.to(values.dtype)[..., None].expand_as(values)
+    return (values * weights).sum() / weights.sum().clamp_min(1.0)
+
+
+def psnr(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB, peak 1: 10 log10(1 / max(MSE, MIN_MSE)).
 
     Args:
         pred, gt: [H, W, C] float tensors in [0, 1], same shape, dtype and device.
+        mask: optional [H, W] bool, the pixels that count.
 
     Returns:
-        Scalar tensor (dB), MSE over all pixels and channels.
+        Scalar tensor (dB), MSE over the counted pixels and all channels.
 
     Raises:
         ValueError: shapes differ, are not [H, W, C] floats, or are empty.
     """
     _check_pair(pred, gt)
-    mse = torch.mean((pred - gt) ** 2).clamp_min(MIN_MSE)
+    mse = masked_mean((pred - gt) ** 2, mask).clamp_min(MIN_MSE)
     return -10.0 * torch.log10(mse)
 
 
@@ -54,28 +66,28 @@ def gaussian_window(size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_SIGMA,
     return weights / weights.sum()
 
 
-def ssim(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """Structural similarity (Wang et al., IEEE TIP 2004) as the official 3DGS code computes it.
+def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDOW_SIZE,
+             sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Per-pixel, per-channel SSIM [H, W, C] (Wang et al., IEEE TIP 2004, eq. 13) as the official
+    3DGS code computes it.
 
-    Local means, variances and covariance use an 11 x 11 Gaussian window (sigma 1.5) per
-    channel with zero padding, so the SSIM map has the image's size (official `_ssim`: conv2d
-    with padding = window // 2); the result is the mean of the map over pixels and channels.
-    The 2D window is the outer product of `gaussian_window`, applied as two 1D passes.
+    Local means, variances and covariance use a window_size x window_size Gaussian window
+    (official: 11, sigma 1.5) per channel with zero padding, so the map has the image's size
+    (official `_ssim`: conv2d with padding = window // 2). The 2D window is the outer product of
+    `gaussian_window`, applied as two 1D passes. Differentiable in both arguments.
 
     Args:
         pred, gt: [H, W, C] float tensors in [0, 1], same shape, dtype and device.
-
-    Returns:
-        Scalar tensor, 1 for identical images.
+        window_size, sigma: the Gaussian window (pixels).
 
     Raises:
         ValueError: shapes differ, are not [H, W, C] floats, or are empty.
     """
     _check_pair(pred, gt)
-    channels, pad = pred.shape[2], SSIM_WINDOW_SIZE // 2
-    window = gaussian_window(dtype=pred.dtype, device=pred.device)
-    kernel_x = window.view(1, 1, 1, -1).expand(channels, 1, 1, SSIM_WINDOW_SIZE)
-    kernel_y = window.view(1, 1, -1, 1).expand(channels, 1, SSIM_WINDOW_SIZE, 1)
+    channels, pad = pred.shape[2], window_size // 2
+    window = gaussian_window(window_size, sigma, dtype=pred.dtype, device=pred.device)
+    kernel_x = window.view(1, 1, 1, -1).expand(channels, 1, 1, window_size)
+    kernel_y = window.view(1, 1, -1, 1).expand(channels, 1, window_size, 1)
 
     def blur(image: torch.Tensor) -> torch.Tensor:
         image = F.conv2d(image, kernel_x, padding=(0, pad), groups=channels)
@@ -86,7 +98,17 @@ def ssim(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
     var_x = blur(x * x) - mu_x ** 2
     var_y = blur(y * y) - mu_y ** 2
     cov_xy = blur(x * y) - mu_x * mu_y
-    ssim_map = ((2.0 * mu_x * mu_y + SSIM_C1) * (2.0 * cov_xy + SSIM_C2)
-                / ((mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (var_x + var_y + SSIM_C2)))
-    return ssim_map.mean()
+    values = ((2.0 * mu_x * mu_y + SSIM_C1) * (2.0 * cov_xy + SSIM_C2)
+              / ((mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (var_x + var_y + SSIM_C2)))
+    return values[0].permute(1, 2, 0)
 
+
+def ssim(pred: torch.Tensor, gt: torch.Tensor, mask: torch.Tensor | None = None,
+         window_size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_SIGMA) -> torch.Tensor:
+    """Mean SSIM (scalar tensor, 1 for identical images) over the pixels where mask [H, W] is
+    true (all if None); see `ssim_map`.
+
+    Raises:
+        ValueError: shapes differ, are not [H, W, C] floats, or are empty.
+    """
+    return masked_mean(ssim_map(pred, gt, window_size, sigma), mask)
