@@ -28,10 +28,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from taichi_3dgs import init_taichi, rasterize  # noqa: E402
 from taichi_3dgs.atomic_io import atomic_path  # noqa: E402
+from taichi_3dgs.scene.spherical_harmonics import SH_C0  # noqa: E402
 
 JAX_PEER_FORWARD_S = 2.3
 JAX_PEER_FORWARD_BACKWARD_S = 10.3
-SH_C0 = 0.28209479177387814
 # ../shared/datasets beside the checkout, as tests/conftest.py finds it
 DATASETS_DIR = Path(os.environ.get("TAICHI_3DGS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 DEFAULT_DATA = DATASETS_DIR / "gsplat_test_garden" / "test_garden.npz"

@@ -11,14 +11,11 @@ import torch
 
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, check_tensor
+from taichi_3dgs.scene.spherical_harmonics import (
+    MAX_SH_DEGREE, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs,
+)
 
-NUM_SH_BASES = 16
-SH_C0 = 0.28209479177387814
-SH_C1 = 0.4886025119029199
-SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
-         0.5462742152960396)
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-         -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
+NUM_SH_BASES = num_sh_coeffs(MAX_SH_DEGREE)
 
 Vec16 = ti.types.vector(NUM_SH_BASES, ti.f32)
 Mat16x3 = ti.types.matrix(NUM_SH_BASES, 3, ti.f32)

@@ -14,11 +14,11 @@ MAX_SH_DEGREE = 3
 """Highest SH band the package stores (16 coefficients per colour channel)."""
 
 # graphdeco utils/sh_utils.py constants.
-_C0 = 0.28209479177387814
-_C1 = 0.4886025119029199
-_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
        0.5462742152960396)
-_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
+SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
        -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
 
 
@@ -48,26 +48,26 @@ def sh_basis(dirs: torch.Tensor, degree: int) -> torch.Tensor:
         raise ValueError(f"sh_basis: dirs must be a floating [..., 3] tensor, got "
                          f"{tuple(dirs.shape)} {dirs.dtype}")
     x, y, z = dirs.unbind(-1)
-    bases = [torch.full_like(x, _C0)]
+    bases = [torch.full_like(x, SH_C0)]
     if degree >= 1:
-        bases += [-_C1 * y, _C1 * z, -_C1 * x]
+        bases += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
     if degree >= 2:
         xx, yy, zz = x * x, y * y, z * z
         bases += [
-            _C2[0] * x * y,
-            _C2[1] * y * z,
-            _C2[2] * (2.0 * zz - xx - yy),
-            _C2[3] * x * z,
-            _C2[4] * (xx - yy),
+            SH_C2[0] * x * y,
+            SH_C2[1] * y * z,
+            SH_C2[2] * (2.0 * zz - xx - yy),
+            SH_C2[3] * x * z,
+            SH_C2[4] * (xx - yy),
         ]
     if degree >= 3:
         bases += [
-            _C3[0] * y * (3.0 * xx - yy),
-            _C3[1] * x * y * z,
-            _C3[2] * y * (4.0 * zz - xx - yy),
-            _C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy),
-            _C3[4] * x * (4.0 * zz - xx - yy),
-            _C3[5] * z * (xx - yy),
-            _C3[6] * x * (xx - 3.0 * yy),
+            SH_C3[0] * y * (3.0 * xx - yy),
+            SH_C3[1] * x * y * z,
+            SH_C3[2] * y * (4.0 * zz - xx - yy),
+            SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy),
+            SH_C3[4] * x * (4.0 * zz - xx - yy),
+            SH_C3[5] * z * (xx - yy),
+            SH_C3[6] * x * (xx - 3.0 * yy),
         ]
     return torch.stack(bases, dim=-1)

@@ -11,7 +11,7 @@ import torch
 from taichi_3dgs import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.dataset import View
-from taichi_3dgs.training.losses import psnr, ssim
+from taichi_3dgs.metrics import psnr, ssim
 
 
 def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
@@ -95,7 +95,7 @@ def evaluate(
         prediction = out.image.clamp(0.0, 1.0)
         target = view.target(background)
         scores.append(
-            ViewScore(view.name, psnr(prediction, target), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)))
+            ViewScore(view.name, float(psnr(prediction, target)), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)))
         )
         if index < num_renders:
             renders.append((view.name, prediction.cpu(), target.cpu(), out.depth.cpu(), out.alpha.cpu()))

@@ -37,7 +37,8 @@ from taichi_3dgs.training.config import TrainConfig, config_to_yaml, require_pat
 from taichi_3dgs.training.dataset import ViewSampler, load_views, scene_extent
 from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.evaluation import EvaluationResult, evaluate, image_grid, render_view
-from taichi_3dgs.training.losses import l1_loss, psnr, ssim
+from taichi_3dgs.metrics import psnr, ssim
+from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
 
 
@@ -258,7 +259,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 optimizer.zero_grad(set_to_none=True)
 
                 if step % log_cfg.log_loss_interval == 0:
-                    train_psnr = psnr(out.image.detach().clamp(0.0, 1.0), target, mask)
+                    train_psnr = float(psnr(out.image.detach().clamp(0.0, 1.0), target, mask))
                     writer.add_scalar("train/loss", loss.item(), step)
                     writer.add_scalar("train/l1 loss", l1.item(), step)
                     writer.add_scalar("train/ssim loss", 1.0 - ssim_value.item(), step)

@@ -1,0 +1,133 @@
+"""What `visualizer.py` runs: load the scenes, set up the first view, then open the window or
+render an orbit to PNG files (headless)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taichi_3dgs.backend import torch_device
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
+from taichi_3dgs.viewer.camera_paths import ellipse_path, fit_camera_to_bounds, orbit_path, scene_bounds
+from taichi_3dgs.viewer.controller import Controller
+from taichi_3dgs.viewer.geometry import invert_rigid
+from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
+from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
+
+DEFAULT_SIZE = (960, 540)
+"""Window size (width, height) without `--width/--height` and without dataset cameras."""
+
+MAX_DATASET_SIZE = 1280
+"""Without `--width/--height`, a dataset camera's image is shown downscaled to this longer side."""
+
+TRANSLATION_STEP_FRACTION = 0.02
+"""A movement key moves by this fraction of the scene radius (`scene_bounds`)."""
+
+
+def window_size(width: int | None, height: int | None, cameras: list[CameraRecord]) -> tuple[int, int]:
+    """The image size: both given -> as given; one given -> the other from the aspect ratio of
+    the first dataset camera (16:9 without cameras); none -> the first camera's size (longer side
+    at most `MAX_DATASET_SIZE`) or `DEFAULT_SIZE`.
+
+    Raises:
+        ValueError: a given size is not positive.
+    """
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name}: expected a positive number of pixels, got {value}")
+    if cameras:
+        base_width, base_height = cameras[0].width, cameras[0].height
+        shrink = min(1.0, MAX_DATASET_SIZE / max(base_width, base_height))
+        base_width, base_height = round(base_width * shrink), round(base_height * shrink)
+    else:
+        base_width, base_height = DEFAULT_SIZE
+    if width is not None and height is not None:
+        return width, height
+    if width is not None:
+        return width, max(1, round(width * base_height / base_width))
+    if height is not None:
+        return max(1, round(height * base_width / base_height)), height
+    return base_width, base_height
+
+
+def create_controller(objects: list[SceneObject], width: int, height: int,
+                      cameras: list[CameraRecord]) -> Controller:
+    """The controller of a new viewer session.
+
+    The view starts at the first dataset camera (its K rescaled to `width` x `height`), or,
+    without cameras, at `fit_camera_to_bounds` of all objects' Gaussians. Movement keys move by
+    `TRANSLATION_STEP_FRACTION` of the scene radius.
+    """
+    center, radius = scene_bounds(torch.cat([obj.world_scene().means for obj in objects]))
+    dataset_cameras = [(camera.T_pointcloud_camera, camera.scaled(width, height).K) for camera in cameras]
+    if dataset_cameras:
+        T_world_camera, K = dataset_cameras[0]
+    else:
+        T_world_camera, K = fit_camera_to_bounds(center, radius, width, height)
+    return Controller(objects=objects, T_world_camera=T_world_camera, K=K, width=width,
+                      height=height, translation_step=TRANSLATION_STEP_FRACTION * radius,
+                      dataset_cameras=dataset_cameras, dataset_index=0 if cameras else None)
+
+
+def run_viewer(scene_paths: list[str | os.PathLike], width: int | None = None,
+               height: int | None = None, cameras_path: str | os.PathLike | None = None,
+               screenshot_dir: str | os.PathLike = "screenshots") -> None:
+    """Open the interactive viewer on one or more scenes (keys: `controller` module docstring).
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable scene or camera files (naming the file).
+        RuntimeError: no display (DISPLAY unset on Linux, or Taichi cannot open a window).
+    """
+    from taichi_3dgs.viewer.window import run_window
+
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
+        raise RuntimeError("no X display (DISPLAY is not set); use --headless --output_dir DIR to "
+                           "render to files instead")
+    cameras = read_cameras_json(cameras_path) if cameras_path is not None else []
+    width, height = window_size(width, height, cameras)
+    objects = load_scene_objects(scene_paths, torch_device())
+    run_window(create_controller(objects, width, height, cameras), Path(screenshot_dir))
+
+
+def orbit_poses(objects: list[SceneObject], n_frames: int, width: int, height: int,
+                cameras: list[CameraRecord]) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-to-world poses [n_frames, 4, 4] and the shared K [3, 3] of the headless orbit:
+    the `ellipse_path` of the dataset cameras (K of the first one, rescaled), or without
+    cameras one turn of the fitted camera (`fit_camera_to_bounds`) about the vertical axis
+    (world -y, the fitted camera's up) through the scene centre."""
+    if cameras:
+        poses = ellipse_path(np.stack([camera.T_pointcloud_camera for camera in cameras]), n_frames)
+        return poses, cameras[0].scaled(width, height).K
+    center, radius = scene_bounds(torch.cat([obj.world_scene().means for obj in objects]))
+    T_world_camera, K = fit_camera_to_bounds(center, radius, width, height)
+    return orbit_path(T_world_camera, center, np.array([0.0, -1.0, 0.0]), n_frames), K
+
+
+def render_orbit(scene_paths: list[str | os.PathLike], output_dir: str | os.PathLike,
+                 n_frames: int, width: int | None = None, height: int | None = None,
+                 cameras_path: str | os.PathLike | None = None) -> list[Path]:
+    """Render `n_frames` of an orbit (`orbit_poses`) around the merged scenes to
+    `output_dir/frame_NNNN.png`, without a window.
+
+    Returns:
+        The written PNG paths, in frame order.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable inputs, n_frames < 1.
+    """
+    if n_frames < 1:
+        raise ValueError(f"--n_frames: expected >= 1, got {n_frames}")
+    cameras = read_cameras_json(cameras_path) if cameras_path is not None else []
+    width, height = window_size(width, height, cameras)
+    objects = load_scene_objects(scene_paths, torch_device())
+    poses, K = orbit_poses(objects, n_frames, width, height, cameras)
+    scene = compose_objects(objects)
+    written = []
+    for index, pose in enumerate(poses):
+        path = Path(output_dir) / f"frame_{index:04d}.png"
+        save_png(path, to_uint8(render_image(scene, invert_rigid(pose), K, width, height)))
+        written.append(path)
+    return written

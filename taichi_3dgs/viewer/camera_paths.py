@@ -1,0 +1,231 @@
+"""Camera poses for viewing and fly-through videos: look-at, a camera fitted to a scene's bounds,
+an orbit around a point, and the elliptical path around a capture's focus point.
+
+All poses are float64 [4, 4] camera-to-world matrices `T_world_camera` with OpenCV camera axes
+(x right, y down, z forward), as `T_pointcloud_camera` in the camera JSON (FORMATS.md); the
+camera's "up" is its -y axis. `viewmat = inverse(T_world_camera)`.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+
+DEFAULT_FOV_X_DEGREES = 60.0
+"""Horizontal field of view of the viewer's own camera when no dataset camera is given."""
+
+BOUNDS_PERCENTILE = 90.0
+"""Trained scenes carry far-away floaters; the scene radius is this percentile of the distances
+of the means from their median, not the maximum."""
+
+_ARC_SAMPLES = 4096  # dense samples of the ellipse for its arc length (constant-speed frames)
+
+
+def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Camera-to-world pose of a camera at `eye` looking at `target`, its -y axis towards `up`.
+
+    Args:
+        eye, target: [3] world points (distinct).
+        up: [3] world direction, not parallel to target - eye.
+
+    Returns:
+        [4, 4] float64 T_world_camera: z = normalize(target - eye), x = normalize(z x up)
+        (right-handed OpenCV frame with y = z x x pointing away from `up`).
+
+    Raises:
+        ValueError: eye == target, or up parallel to the viewing direction.
+    """
+    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
+    forward = target - eye
+    if np.linalg.norm(forward) < 1e-12:
+        raise ValueError(f"look_at: eye and target coincide at {eye.tolist()}")
+    forward /= np.linalg.norm(forward)
+    right = np.cross(forward, up)
+    if np.linalg.norm(right) < 1e-9 * max(1.0, np.linalg.norm(up)):
+        raise ValueError(f"look_at: up {up.tolist()} is parallel to the viewing direction")
+    right /= np.linalg.norm(right)
+    down = np.cross(forward, right)
+    return rigid_transform(np.stack([right, down, forward], axis=1), eye)
+
+
+def pinhole_intrinsics(width: int, height: int, fov_x_degrees: float = DEFAULT_FOV_X_DEGREES
+                       ) -> np.ndarray:
+    """[3, 3] float64 K with square pixels, the principal point at the image centre and the
+    given horizontal field of view (fx = fy = width / (2 tan(fov_x / 2)))."""
+    focal = width / (2.0 * math.tan(math.radians(fov_x_degrees) / 2.0))
+    return np.array([[focal, 0.0, width / 2.0], [0.0, focal, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def scene_bounds(means: torch.Tensor) -> tuple[np.ndarray, float]:
+    """Robust centre and radius of a set of Gaussian means.
+
+    Args:
+        means: [N, 3] float tensor, world frame, N >= 1.
+
+    Returns:
+        (center [3] float64 = per-axis median, radius = `BOUNDS_PERCENTILE` percentile of the
+        distances to the centre, at least 1e-6).
+    """
+    points = means.detach().double().cpu()
+    center = points.median(dim=0).values
+    distances = torch.linalg.norm(points - center, dim=1)
+    radius = float(torch.quantile(distances, BOUNDS_PERCENTILE / 100.0)) if len(points) else 0.0
+    return center.numpy(), max(radius, 1e-6)
+
+
+def fit_camera_to_bounds(center: np.ndarray, radius: float, width: int, height: int,
+                         fov_x_degrees: float = DEFAULT_FOV_X_DEGREES) -> tuple[np.ndarray, np.ndarray]:
+    """A camera that sees the whole sphere (center, radius).
+
+    With no capture cameras the world's orientation is unknown; the camera takes the world
+    axes as its own (identity rotation: looking along +z with -y up), which is the pose of the
+    first camera in a COLMAP reconstruction and the usual orientation of converted scenes.
+
+    Args:
+        center: [3] world point the camera looks at.
+        radius: sphere radius (world units), > 0.
+        width, height: image size in pixels.
+        fov_x_degrees: horizontal field of view.
+
+    Returns:
+        (T_world_camera [4, 4] float64, K [3, 3] float64): the camera at center - d * z with
+        d = radius / sin(smaller half field of view), so the sphere touches the nearer image
+        borders.
+    """
+    K = pinhole_intrinsics(width, height, fov_x_degrees)
+    half_fov = min(math.atan(width / (2.0 * K[0, 0])), math.atan(height / (2.0 * K[1, 1])))
+    distance = radius / math.sin(half_fov)
+    eye = np.asarray(center, dtype=np.float64) - np.array([0.0, 0.0, distance])
+    return rigid_transform(np.eye(3), eye), K
+
+
+def orbit_path(T_world_camera: np.ndarray, center: np.ndarray, up: np.ndarray, n_frames: int
+               ) -> np.ndarray:
+    """Frames of one full turn of a camera around the axis through `center` along `up`.
+
+    Frame k is the start pose rotated by 2 pi k / n_frames about that axis (right-hand rule), so
+    the camera keeps its distance, height and view of the centre.
+
+    Args:
+        T_world_camera: [4, 4] start pose (frame 0).
+        center: [3] point on the rotation axis.
+        up: [3] axis direction.
+        n_frames: number of frames, >= 1 (the last frame stops one step short of the start).
+
+    Returns:
+        [n_frames, 4, 4] float64 camera-to-world poses.
+
+    Raises:
+        ValueError: n_frames < 1 or up of zero length.
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames: expected >= 1, got {n_frames}")
+    center = np.asarray(center, dtype=np.float64)
+    poses = []
+    for k in range(n_frames):
+        rotation = axis_angle_to_matrix(up, 2.0 * math.pi * k / n_frames)
+        eye = center + rotation @ (T_world_camera[:3, 3] - center)
+        poses.append(rigid_transform(rotation @ T_world_camera[:3, :3], eye))
+    return np.stack(poses)
+
+
+def focus_point(T_world_cameras: np.ndarray) -> np.ndarray:
+    """The point closest (least squares) to all cameras' optical axes.
+
+    Minimises sum_i || (I - d_i d_i^T) (p - o_i) ||^2 over p, for camera centres o_i and unit
+    viewing directions d_i (the cameras' z axes): p = (sum_i M_i)^-1 sum_i M_i o_i with
+    M_i = I - d_i d_i^T (multinerf / nerfstudio `focus_point_fn`, used by the official 3DGS
+    render path).
+
+    Args:
+        T_world_cameras: [C, 4, 4] camera-to-world poses, C >= 2.
+
+    Returns:
+        [3] float64 world point.
+
+    Raises:
+        ValueError: fewer than 2 cameras, or all optical axes (nearly) parallel.
+    """
+    poses = np.asarray(T_world_cameras, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4) or len(poses) < 2:
+        raise ValueError(f"focus point: expected [C >= 2, 4, 4] camera poses, got shape {list(poses.shape)}")
+    directions = poses[:, :3, 2] / np.linalg.norm(poses[:, :3, 2], axis=1, keepdims=True)
+    projectors = np.eye(3) - directions[:, :, None] * directions[:, None, :]
+    lhs = projectors.sum(axis=0)
+    if np.linalg.cond(lhs) > 1e8:
+        raise ValueError("focus point: the cameras' optical axes are (nearly) parallel, so no "
+                         "point is closest to all of them")
+    return np.linalg.solve(lhs, np.einsum("cij,cj->i", projectors, poses[:, :3, 3]))
+
+
+def mean_up(T_world_cameras: np.ndarray) -> np.ndarray:
+    """[3] float64 unit mean of the cameras' up directions (-y axes in OpenCV convention).
+
+    Raises:
+        ValueError: the up directions cancel out.
+    """
+    up = -np.asarray(T_world_cameras, dtype=np.float64)[:, :3, 1].mean(axis=0)
+    norm = np.linalg.norm(up)
+    if norm < 1e-9:
+        raise ValueError("mean up: the cameras' up directions cancel out")
+    return up / norm
+
+
+def ellipse_path(T_world_cameras: np.ndarray, n_frames: int) -> np.ndarray:
+    """A closed, constant-speed elliptical path around the cameras' focus point.
+
+    Follows the official 3DGS / multinerf `generate_ellipse_path`, without their PCA
+    re-orientation of the world: "up" u is `mean_up`, the path lies in the plane normal to u at
+    the cameras' mean height above the focus point f, centred over f, with axes along the
+    principal directions of the cameras' offsets in that plane. Each semi-axis is sqrt(2) times
+    the root-mean-square offset along its axis: exact for cameras spread evenly over an ellipse
+    (the mean of cos^2 over a turn is 1/2), and unlike multinerf's 90th percentile of absolute
+    coordinates it does not depend on the principal directions when the cameras' spread is
+    isotropic (a ring), where those directions are arbitrary. Frames are spaced at equal arc
+    length, start at the angle of the first camera and every frame looks at f with its -y axis
+    towards u.
+
+    Args:
+        T_world_cameras: [C, 4, 4] camera-to-world poses of the capture, C >= 2.
+        n_frames: number of frames, >= 1.
+
+    Returns:
+        [n_frames, 4, 4] float64 camera-to-world poses.
+
+    Raises:
+        ValueError: see `focus_point` / `mean_up`; n_frames < 1; the cameras all lie on the axis
+            through f along u (no ellipse).
+    """
+    if n_frames < 1:
+        raise ValueError(f"n_frames: expected >= 1, got {n_frames}")
+    poses = np.asarray(T_world_cameras, dtype=np.float64)
+    focus, up = focus_point(poses), mean_up(poses)
+    offsets = poses[:, :3, 3] - focus
+    heights = offsets @ up
+    planar = offsets - heights[:, None] * up
+    seed = np.eye(3)[np.argmin(np.abs(up))]
+    basis = np.stack([np.cross(up, seed), np.cross(up, np.cross(up, seed))])
+    basis /= np.linalg.norm(basis, axis=1, keepdims=True)
+    coords = planar @ basis.T  # [C, 2] in an arbitrary orthonormal basis of the plane
+    _, eigenvectors = np.linalg.eigh(coords.T @ coords)
+    axes = eigenvectors[:, ::-1].T @ basis  # [2, 3] principal directions, major first
+    principal = planar @ axes.T
+    semi_axes = np.sqrt(2.0 * np.mean(principal ** 2, axis=0))
+    if semi_axes.max() < 1e-9 * max(1.0, np.abs(offsets).max()):
+        raise ValueError("ellipse path: every camera lies on the vertical axis through the focus "
+                         "point, so there is no orbit to follow")
+    semi_axes = np.maximum(semi_axes, 1e-3 * semi_axes.max())
+    center = focus + heights.mean() * up
+    start = math.atan2(principal[0, 1] / semi_axes[1], principal[0, 0] / semi_axes[0])
+
+    def positions(angles: np.ndarray) -> np.ndarray:
+        return (center + semi_axes[0] * np.cos(angles)[:, None] * axes[0]
+                + semi_axes[1] * np.sin(angles)[:, None] * axes[1])
+
+    dense = start + np.linspace(0.0, 2.0 * math.pi, _ARC_SAMPLES + 1)
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(positions(dense), axis=0), axis=1))])
+    angles = np.interp(np.arange(n_frames) * arc[-1] / n_frames, arc, dense)
+    return np.stack([look_at(eye, focus, up) for eye in positions(angles)])

@@ -1,0 +1,205 @@
+"""What `gaussian_point_render.py` runs: render a trained scene at given poses, write the renders
+(and ground-truth images) as PNG like the official 3DGS `render.py`, per-view PSNR / SSIM like its
+`metrics.py`, and optionally an MP4.
+
+Output layout under `output_prefix`:
+
+    renders/00000.png ...   the renders, one per pose, in pose order
+    gt/00000.png ...        the ground-truth images at render size (or under `gt_prefix`)
+    metrics.json            {"scene", "poses", "mean": {"psnr", "ssim"},
+                             "views": [{"name", "image_path", "psnr", "ssim"}, ...]}
+    metrics.csv             name,image_path,psnr,ssim per view, then a row named "mean"
+
+Metrics are computed, as the official `metrics.py` does, on the 8-bit images that are written
+(both divided by 255), with `taichi_3dgs.metrics.psnr` / `ssim`. Ground truth with an alpha
+channel is composited over the background colour, which is also the render's background.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+import torch
+from PIL import Image
+
+from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
+from taichi_3dgs.backend import torch_device
+from taichi_3dgs.data.cameras import read_cameras_json
+from taichi_3dgs.metrics import psnr, ssim
+from taichi_3dgs.scene.io import read_scene
+from taichi_3dgs.viewer.poses import load_camera_path
+from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
+
+POSES_SUFFIXES = (".json", ".pt")
+
+
+@dataclass(frozen=True)
+class RenderView:
+    """One pose to render.
+
+    Attributes:
+        name: output file stem ("00000", ...).
+        viewmat: [4, 4] float64 world-to-camera.
+        K: [3, 3] float64 intrinsics for `width` x `height`.
+        width, height: render size in pixels.
+        image_path: the ground-truth image, or None (camera paths from poses.pt).
+    """
+
+    name: str
+    viewmat: np.ndarray
+    K: np.ndarray
+    width: int
+    height: int
+    image_path: Path | None = None
+
+
+def load_render_views(poses_path: str | os.PathLike) -> list[RenderView]:
+    """Poses from a camera JSON (`train.json` / `val.json`, with ground-truth images) or a
+    poses.pt camera path (`taichi_3dgs.viewer.poses`, no images).
+
+    A JSON record whose image on disk has another size than `camera_width` x `camera_height` is
+    rendered at the image's size with K rescaled (FORMATS.md "Camera JSON").
+
+    Raises:
+        FileNotFoundError: the poses file, or an image a JSON record names, does not exist.
+        ValueError: another suffix, or what the readers raise (naming file and record).
+    """
+    path = Path(poses_path)
+    suffix = path.suffix.lower()
+    if suffix not in POSES_SUFFIXES:
+        raise ValueError(f"{path}: unknown poses file suffix {path.suffix!r}; expected a camera "
+                         f"JSON (.json) or a camera path (.pt)")
+    if suffix == ".pt":
+        camera_path = load_camera_path(path)
+        return [RenderView(f"{index:05d}", viewmat, K, camera_path.width, camera_path.height)
+                for index, (viewmat, K) in enumerate(zip(camera_path.viewmats, camera_path.Ks))]
+    views = []
+    for index, record in enumerate(read_cameras_json(path)):
+        if not record.image_path.is_file():
+            raise FileNotFoundError(f"{path}: record {index}: image_path {record.image_path} does "
+                                    f"not exist")
+        with Image.open(record.image_path) as image:
+            size = image.size
+        if size != (record.width, record.height):
+            record = record.scaled(*size)
+        views.append(RenderView(f"{index:05d}", record.viewmat, record.K, record.width,
+                                record.height, record.image_path))
+    return views
+
+
+def load_ground_truth(path: Path, background: tuple[float, float, float]) -> np.ndarray:
+    """[H, W, 3] uint8 RGB of an image file; an alpha channel is composited over `background`
+    (RGB in [0, 1]) as alpha * rgb + (1 - alpha) * background, then rounded.
+
+    Raises:
+        ValueError: the file is not an image Pillow can read (naming it).
+    """
+    try:
+        with Image.open(path) as image:
+            image.load()
+            has_alpha = "A" in image.getbands() or "transparency" in image.info
+            pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.float64)
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+    if has_alpha:
+        alpha = pixels[..., 3:] / 255.0
+        pixels = pixels[..., :3] * alpha + (1.0 - alpha) * np.asarray(background) * 255.0
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
+
+
+def image_metrics(render: np.ndarray, ground_truth: np.ndarray) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of two [H, W, 3] uint8 images, both scaled to [0, 1] (float32)."""
+    pred = torch.from_numpy(render).float() / 255.0
+    gt = torch.from_numpy(ground_truth).float() / 255.0
+    return float(psnr(pred, gt)), float(ssim(pred, gt))
+
+
+def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.PathLike,
+                        output_prefix: str | os.PathLike, gt_prefix: str | os.PathLike | None = None,
+                        video_path: str | os.PathLike | None = None, fps: float = 30.0,
+                        background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict | None:
+    """Render every pose of `poses_path` and evaluate the ones with images (module docstring).
+
+    Args:
+        scene_path: trained scene (.parquet or .ply).
+        poses_path: camera JSON or poses.pt (`load_render_views`).
+        output_prefix: output folder (created).
+        gt_prefix: folder for the ground-truth PNGs; default `output_prefix/gt`.
+        video_path: MP4 of the renders in pose order (H.264, `write_video`), or None.
+        fps: video frame rate.
+        background: RGB in [0, 1] behind the Gaussians (and under transparent ground truth).
+
+    Returns:
+        The metrics dict written to metrics.json, or None when no pose has an image.
+
+    Raises:
+        FileNotFoundError, ValueError: unreadable inputs (naming the file); a video of poses
+            with different image sizes; nothing is rendered then.
+        OSError: outputs cannot be written.
+    """
+    views = load_render_views(poses_path)
+    if video_path is not None:
+        if Path(video_path).suffix.lower() != ".mp4":
+            raise ValueError(f"--video {video_path}: expected an .mp4 file name")
+        if len({(view.width, view.height) for view in views}) > 1:
+            raise ValueError(f"{poses_path}: the poses have different image sizes, which one "
+                             "video cannot hold; render without --video")
+        if fps <= 0:
+            raise ValueError(f"--fps: expected > 0, got {fps}")
+    scene = read_scene(scene_path).to(torch_device())
+    output_prefix = Path(output_prefix)
+    gt_dir = Path(gt_prefix) if gt_prefix is not None else output_prefix / "gt"
+    frames, rows = [], []
+    for view in views:
+        pixels = to_uint8(render_image(scene, view.viewmat, view.K, view.width, view.height, background))
+        save_png(output_prefix / "renders" / f"{view.name}.png", pixels)
+        if video_path is not None:
+            frames.append(pixels)
+        if view.image_path is not None:
+            ground_truth = load_ground_truth(view.image_path, background)
+            save_png(gt_dir / f"{view.name}.png", ground_truth)
+            view_psnr, view_ssim = image_metrics(pixels, ground_truth)
+            rows.append({"name": view.name, "image_path": str(view.image_path),
+                         "psnr": view_psnr, "ssim": view_ssim})
+    if video_path is not None:
+        write_video(video_path, frames, fps)
+    if not rows:
+        return None
+    metrics = {
+        "scene": str(scene_path),
+        "poses": str(poses_path),
+        "mean": {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim")},
+        "views": rows,
+    }
+    write_text_atomic(output_prefix / "metrics.json", json.dumps(metrics, indent=1))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=["name", "image_path", "psnr", "ssim"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.writerow({"name": "mean", "image_path": "", **metrics["mean"]})
+    write_text_atomic(output_prefix / "metrics.csv", table.getvalue())
+    return metrics
+
+
+def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float) -> None:
+    """Encode [H, W, 3] uint8 frames (one size) as an H.264 MP4, atomically.
+
+    Uses imageio-ffmpeg (the backend of imageio's ffmpeg plugin) directly, since the plugin
+    chooses the container from the file suffix and the temporary file of the atomic write has
+    none; the container is therefore always MP4. H.264 needs even sizes: odd ones are scaled up
+    to the next even size (`macro_block_size=2`).
+    """
+    height, width = frames[0].shape[:2]
+    with atomic_path(path) as tmp:
+        writer = imageio_ffmpeg.write_frames(str(tmp), (width, height), fps=fps, codec="libx264",
+                                             macro_block_size=2, output_params=["-f", "mp4"])
+        writer.send(None)  # start the generator
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()

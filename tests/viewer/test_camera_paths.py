@@ -1,0 +1,123 @@
+"""Camera paths: look-at, fitted camera, orbit, focus point and the ellipse path."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from taichi_3dgs.viewer.camera_paths import (ellipse_path, fit_camera_to_bounds, focus_point, look_at,
+                                             mean_up, orbit_path, scene_bounds)
+from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+
+FOCUS = np.array([0.5, -1.0, 2.0])
+UP = np.array([0.0, 0.0, 1.0])
+SEMI_AXES = (4.0, 2.0)
+HEIGHT = 1.5
+
+
+def _rig(semi_axes=SEMI_AXES, height=HEIGHT, count=4):
+    """Cameras on an ellipse around FOCUS at HEIGHT above it, all looking at FOCUS."""
+    angles = 2 * math.pi * np.arange(count) / count
+    eyes = FOCUS + np.stack([semi_axes[0] * np.cos(angles), semi_axes[1] * np.sin(angles),
+                             np.full(count, height)], axis=1)
+    return np.stack([look_at(eye, FOCUS, UP) for eye in eyes])
+
+
+def _check_looks_at(poses, target):
+    for pose in poses:
+        to_target = target - pose[:3, 3]
+        np.testing.assert_allclose(pose[:3, 2], to_target / np.linalg.norm(to_target), atol=1e-9)
+
+
+def test_look_at_gives_a_right_handed_opencv_frame_facing_the_target_with_minus_y_up():
+    pose = look_at(np.array([3.0, 1.0, 2.0]), FOCUS, UP)
+    rotation = pose[:3, :3]
+    np.testing.assert_allclose(rotation.T @ rotation, np.eye(3), atol=1e-12)
+    assert np.linalg.det(rotation) == pytest.approx(1.0)
+    _check_looks_at(pose[None], FOCUS)
+    assert -rotation[:, 1] @ UP > 0.9  # the camera's up (-y) leans to the world up
+    assert rotation[:, 0] @ UP == pytest.approx(0.0, abs=1e-12)  # no roll
+
+
+def test_focus_point_is_where_the_optical_axes_meet():
+    np.testing.assert_allclose(focus_point(_rig(count=7)), FOCUS, atol=1e-9)
+
+
+def test_focus_point_minimises_the_squared_distances_to_skew_axes():
+    rng = np.random.default_rng(1)
+    poses = np.stack([look_at(rng.normal(size=3) * 5, rng.normal(size=3), UP) for _ in range(6)])
+
+    def cost(point):
+        total = 0.0
+        for pose in poses:
+            offset = point - pose[:3, 3]
+            total += np.sum((offset - (offset @ pose[:3, 2]) * pose[:3, 2]) ** 2)
+        return total
+
+    best = focus_point(poses)
+    for delta in np.eye(3) * 1e-3:
+        assert cost(best) < cost(best + delta) and cost(best) < cost(best - delta)
+
+
+def test_focus_point_of_parallel_cameras_is_an_error():
+    poses = np.stack([rigid_transform(np.eye(3), [float(i), 0.0, 0.0]) for i in range(3)])
+    with pytest.raises(ValueError, match="parallel"):
+        focus_point(poses)
+
+
+def test_mean_up_is_the_mean_of_the_cameras_minus_y_axes():
+    np.testing.assert_allclose(mean_up(_rig()), UP, atol=1e-12)
+
+
+def test_ellipse_path_passes_through_the_cameras_ellipse_at_their_height_looking_at_the_focus():
+    poses = ellipse_path(_rig(), 60)
+    assert poses.shape == (60, 4, 4)
+    offsets = poses[:, :3, 3] - FOCUS
+    np.testing.assert_allclose(offsets[:, 2], HEIGHT, atol=1e-9)
+    # semi-axes sqrt(2) * RMS of the coordinates: for the 4 rig cameras exactly a and b
+    np.testing.assert_allclose((offsets[:, 0] / SEMI_AXES[0]) ** 2 + (offsets[:, 1] / SEMI_AXES[1]) ** 2,
+                               1.0, atol=1e-9)
+    _check_looks_at(poses, FOCUS)
+    assert np.all(-poses[:, :3, 1] @ UP > 0)
+
+
+def test_ellipse_path_is_closed_and_has_constant_speed():
+    poses = ellipse_path(_rig(), 90)
+    eyes = poses[:, :3, 3]
+    steps = np.linalg.norm(np.diff(np.concatenate([eyes, eyes[:1]]), axis=0), axis=1)
+    assert steps.max() / steps.min() < 1.01  # the closing step included
+    np.testing.assert_allclose(eyes[0], _rig()[0][:3, 3], atol=1e-9)  # starts at the first camera
+
+
+def test_ellipse_path_moves_with_the_capture_under_a_rigid_transform():
+    transform = rigid_transform(axis_angle_to_matrix(np.array([1.0, 2.0, -0.5]), 0.8), [3.0, -2.0, 1.0])
+    moved_rig = np.einsum("ij,cjk->cik", transform, _rig())
+    expected = np.einsum("ij,cjk->cik", transform, ellipse_path(_rig(), 24))
+    np.testing.assert_allclose(ellipse_path(moved_rig, 24), expected, atol=1e-9)
+
+
+def test_orbit_path_keeps_distance_and_view_of_the_centre_and_turns_evenly():
+    start = look_at(FOCUS + np.array([5.0, 0.0, 1.0]), FOCUS, UP)
+    poses = orbit_path(start, FOCUS, UP, 8)
+    np.testing.assert_array_equal(poses[0], start)
+    np.testing.assert_allclose(np.linalg.norm(poses[:, :3, 3] - FOCUS, axis=1), math.sqrt(26.0))
+    _check_looks_at(poses, FOCUS)
+    azimuths = np.unwrap(np.arctan2(poses[:, 1, 3] - FOCUS[1], poses[:, 0, 3] - FOCUS[0]))
+    np.testing.assert_allclose(np.diff(azimuths), 2 * math.pi / 8, atol=1e-12)
+
+
+def test_fitted_camera_sees_the_whole_sphere_touching_the_nearer_borders():
+    center, radius, width, height = np.array([1.0, 2.0, 3.0]), 2.0, 160, 90
+    T_world_camera, K = fit_camera_to_bounds(center, radius, width, height)
+    eye = T_world_camera[:3, 3]
+    distance = np.linalg.norm(center - eye)
+    # angular radius of the sphere = the smaller half field of view (vertical here)
+    assert math.asin(radius / distance) == pytest.approx(math.atan(height / 2 / K[1, 1]))
+    _check_looks_at(T_world_camera[None], center)
+
+
+def test_scene_bounds_ignore_far_floaters():
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(size=(950, 3)), rng.normal(size=(50, 3)) * 1000])
+    center, radius = scene_bounds(torch.from_numpy(points))
+    assert np.linalg.norm(center) < 0.2 and 1.5 < radius < 5.0

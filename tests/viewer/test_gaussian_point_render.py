@@ -1,0 +1,144 @@
+"""gaussian_point_render.py on a tiny dataset made from renders of the real trained scene at known
+poses (plus known 8-bit noise), so the expected PSNR is known exactly."""
+import csv
+import json
+import subprocess
+import sys
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from image_metrics_reference import reference_psnr, reference_ssim
+from PIL import Image
+from viewer_fixtures import trained_ply_path, write_camera_json
+
+from taichi_3dgs.scene import read_scene
+from taichi_3dgs.viewer.camera_paths import fit_camera_to_bounds, orbit_path, scene_bounds
+from taichi_3dgs.viewer.geometry import invert_rigid
+from taichi_3dgs.viewer.poses import CameraPath, save_camera_path
+from taichi_3dgs.viewer.rendering import render_image, to_uint8
+
+WIDTH, HEIGHT, VIEWS = 96, 72, 3
+NOISE_LEVELS = 3  # ground truth = render + uniform integer noise in [-3, 3] (8-bit levels)
+
+
+def _run(*args, cwd):
+    return subprocess.run([sys.executable, str(REPO_ROOT / "gaussian_point_render.py"), *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """val.json + images/NNN.png: noisy renders of the real scene; returns (folder, clean renders,
+    ground-truth images, poses, K)."""
+    folder = tmp_path_factory.mktemp("dataset")
+    scene = read_scene(trained_ply_path())
+    center, radius = scene_bounds(scene.means)
+    start, K = fit_camera_to_bounds(center, 0.6 * radius, WIDTH, HEIGHT)
+    poses = orbit_path(start, center, np.array([0.0, -1.0, 0.0]), VIEWS)
+    rng = np.random.default_rng(7)
+    clean, noisy = [], []
+    (folder / "images").mkdir()
+    for index, pose in enumerate(poses):
+        pixels = to_uint8(render_image(scene, invert_rigid(pose), K, WIDTH, HEIGHT))
+        noise = rng.integers(-NOISE_LEVELS, NOISE_LEVELS + 1, pixels.shape)
+        ground_truth = np.clip(pixels.astype(int) + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(ground_truth).save(folder / "images" / f"{index:03d}.png")
+        clean.append(pixels)
+        noisy.append(ground_truth)
+    write_camera_json(folder / "val.json", list(poses), K, WIDTH, HEIGHT)
+    return folder, clean, noisy, poses, K
+
+
+@pytest.fixture(scope="module")
+def evaluated(dataset, tmp_path_factory):
+    """The script's output folder for the dataset's val.json (run from another folder)."""
+    folder = dataset[0]
+    run_dir = tmp_path_factory.mktemp("run")
+    result = _run("--parquet_path", str(trained_ply_path()), "--poses", str(folder / "val.json"),
+                  "--output_prefix", "out", cwd=run_dir)
+    assert result.returncode == 0, result.stderr
+    return run_dir / "out"
+
+
+def _png(path):
+    return np.asarray(Image.open(path))
+
+
+def test_renders_and_gt_pngs_are_written_like_the_official_render_py(evaluated, dataset):
+    names = [f"{index:05d}.png" for index in range(VIEWS)]
+    assert sorted(p.name for p in (evaluated / "renders").iterdir()) == names
+    assert sorted(p.name for p in (evaluated / "gt").iterdir()) == names
+    for name, ground_truth in zip(names, dataset[2]):
+        np.testing.assert_array_equal(_png(evaluated / "gt" / name), ground_truth)
+
+
+def test_renders_reproduce_the_scene_at_the_dataset_poses(evaluated, dataset):
+    for index, clean in enumerate(dataset[1]):
+        np.testing.assert_array_equal(_png(evaluated / "renders" / f"{index:05d}.png"), clean)
+
+
+def test_metrics_json_psnr_is_the_psnr_of_the_known_noise(evaluated, dataset):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    for view, clean, noisy in zip(metrics["views"], dataset[1], dataset[2]):
+        expected = reference_psnr(clean / 255.0, noisy / 255.0)
+        assert 40.0 < expected < 50.0
+        assert view["psnr"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_metrics_json_matches_a_recomputation_from_the_written_pngs(evaluated):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    assert [view["name"] for view in metrics["views"]] == [f"{index:05d}" for index in range(VIEWS)]
+    for view in metrics["views"]:
+        render = _png(evaluated / "renders" / f"{view['name']}.png") / 255.0
+        ground_truth = _png(evaluated / "gt" / f"{view['name']}.png") / 255.0
+        assert view["psnr"] == pytest.approx(reference_psnr(render, ground_truth), abs=1e-3)
+        assert view["ssim"] == pytest.approx(reference_ssim(render, ground_truth), abs=1e-4)
+    for key in ("psnr", "ssim"):
+        assert metrics["mean"][key] == pytest.approx(np.mean([view[key] for view in metrics["views"]]))
+
+
+def test_metrics_csv_holds_the_json_values_and_the_mean(evaluated):
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    with open(evaluated / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["name"] for row in rows] == [view["name"] for view in metrics["views"]] + ["mean"]
+    for row, expected in zip(rows, metrics["views"] + [metrics["mean"]]):
+        assert float(row["psnr"]) == pytest.approx(expected["psnr"])
+        assert float(row["ssim"]) == pytest.approx(expected["ssim"])
+
+
+def test_poses_pt_gives_renders_and_an_mp4_but_no_metrics(dataset, tmp_path):
+    _, clean, _, poses, K = dataset
+    save_camera_path(tmp_path / "poses.pt", CameraPath(
+        np.stack([invert_rigid(pose) for pose in poses]), np.stack([K] * VIEWS), WIDTH, HEIGHT))
+    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "poses.pt",
+                  "--output_prefix", "out", "--video", "out/orbit.mp4", "--fps", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out" / "renders").glob("*.png"))) == VIEWS
+    assert not (tmp_path / "out" / "metrics.json").exists()
+    frames = imageio.mimread(tmp_path / "out" / "orbit.mp4", memtest=False)
+    assert len(frames) == VIEWS and frames[0].shape == (HEIGHT, WIDTH, 3)
+    assert np.abs(frames[0].astype(int) - clean[0]).mean() < 4  # H.264 is lossy but close
+    assert imageio.get_reader(tmp_path / "out" / "orbit.mp4").get_meta_data()["fps"] == 10
+
+
+def test_missing_image_exits_1_naming_the_record_and_renders_nothing(dataset, tmp_path):
+    folder, _, _, poses, K = dataset
+    write_camera_json(tmp_path / "val.json", list(poses), K, WIDTH, HEIGHT,
+                      image_names=[str(folder / "images" / "000.png"), "missing.png", "x.png"])
+    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "val.json",
+                  "--output_prefix", "out", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "val.json: record 1: image_path" in result.stderr and "missing.png" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_poses_suffix_exits_1(tmp_path):
+    (tmp_path / "poses.txt").write_text("")
+    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "poses.txt",
+                  "--output_prefix", "out", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "poses.txt: unknown poses file suffix" in result.stderr
