@@ -14,8 +14,8 @@ Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
   row; the tile's per-pixel state (transmittance, colour, replay state, incoming gradients) lives
   in a stack array, written to memory once (half the time of updating the output tensors in
   place); the tile stops when all its pixels are saturated; the backward sums a Gaussian's
-  gradient over the tile's pixels in registers and adds it to the Gaussian's gradient with one
-  atomic add per (tile, Gaussian) pair.
+  gradient over the tile's pixels in registers and writes it once per (tile, Gaussian) pair; the
+  pairs are summed per Gaussian in a fixed order, so CPU training is bit-for-bit reproducible.
 - "per_pixel" (CUDA): one thread per pixel, one block per tile; the backward adds each pixel's
   contribution to the Gaussian's gradient atomically.
 The pairs' payload (2D mean, conic, opacity, colour, depth, bounding box) is gathered into one
@@ -244,8 +244,8 @@ def replay_pixel(
 def _backward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
-    grads: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    pair_grads: F32_2D,
 ):
     ti.loop_config(block_dim=1)
     for t in range(tile_ranges.shape[0]):
@@ -265,8 +265,8 @@ def _backward_per_tile(
             end = ti.max(end, last[y, x])
         j = tile_ranges[t, 1] - 1
         while j >= tile_ranges[t, 0]:
-            if j < end:  # pairs behind every pixel's last contributor get no gradient
-                acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+            acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+            if j < end:  # pairs behind every pixel's last contributor get a zero row
                 ya, yb = row_range(payload, j, y0, y1)
                 pair = load_pair(payload, j)
                 for y in range(ya, yb):
@@ -275,8 +275,8 @@ def _backward_per_tile(
                         p = (y - y0) * tile_size + (x - x0)
                         if j < last_tile[p]:
                             acc += replay_pixel(pair, x, y, p, alpha_threshold, max_alpha, background, tile)
-                for k in ti.static(range(GRAD_SIZE)):  # one atomic add per (tile, Gaussian) pair
-                    ti.atomic_add(grads[ids[j], k], acc[k])
+            for k in ti.static(range(GRAD_SIZE)):
+                pair_grads[j, k] = acc[k]
             j -= 1
 
 
@@ -396,11 +396,16 @@ class _BlendTiles(torch.autograd.Function):
             if v_image is None else v_image.contiguous()
         v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
         grads = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
-        if ids.shape[0] > 0:
-            kernel = _backward_per_tile if layout == "per_tile" else _backward_per_pixel
-            kernel(payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
-                   config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha,
-                   ids, grads)
+        args = (payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
+                config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha)
+        if ids.shape[0] > 0 and layout == "per_tile":
+            # One row per pair, summed per Gaussian in a fixed order: bit-for-bit reproducible
+            # training on the CPU (atomic float adds would depend on thread timing).
+            pair_grads = torch.empty((ids.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
+            _backward_per_tile(*args, pair_grads)
+            grads.index_add_(0, ids.long(), pair_grads)
+        elif ids.shape[0] > 0:
+            _backward_per_pixel(*args, ids, grads)
         v_means2d = grads[:, 0:2]
         v_conics = grads[:, 2:5]
         v_opacities = grads[:, 5]
