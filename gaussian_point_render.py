@@ -18,6 +18,7 @@ from taichi_3dgs.viewer.evaluation import render_and_evaluate
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parquet_path", required=True, help="trained scene (.parquet or .ply)")
     parser.add_argument("--poses", required=True,

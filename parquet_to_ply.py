@@ -15,6 +15,7 @@ from taichi_3dgs.scene.io import parquet_to_ply
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parquet_path", required=True, help="trained-scene parquet file to read")
     parser.add_argument("--ply_path", required=True, help="PLY file to write")

@@ -12,6 +12,7 @@ from taichi_3dgs.scene.io import ply_to_parquet
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ply_path", required=True, help="official 3DGS PLY file to read")
     parser.add_argument("--parquet_path", required=True, help="trained-scene parquet file to write")

@@ -17,6 +17,7 @@ from taichi_3dgs.viewer.app import render_orbit, run_viewer
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--parquet_path_list", nargs="+", required=True,
                         help="trained scenes (.parquet or .ply), each a movable object")

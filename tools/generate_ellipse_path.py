@@ -20,6 +20,7 @@ from taichi_3dgs.viewer.poses import ellipse_camera_path, save_camera_path  # no
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cameras", required=True, help="camera JSON (train.json)")
     parser.add_argument("--n_frames", type=int, default=120, help="frames of the path (default 120)")

@@ -14,6 +14,7 @@ from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene  # noqa: 
 
 
 def main() -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     defaults = DemoSceneSpec()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output_dir", required=True, help="folder to write the scene into")

@@ -18,6 +18,7 @@ from taichi_3dgs.data.instant_ngp import DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_VAL
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--transforms_train", required=True, help="transforms JSON of the training frames")
     parser.add_argument("--transforms_test", help="transforms JSON of the validation frames (default: every "

@@ -16,6 +16,7 @@ from taichi_3dgs.data.cli import positive_int, run_converter
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scene_path", required=True,
                         help="folder holding transforms_train.json (and transforms_test.json / transforms_val.json)")

@@ -16,6 +16,7 @@ from taichi_3dgs.data.colmap import DEFAULT_VAL_EVERY, convert_colmap
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base_path", required=True,
                         help="COLMAP sparse model folder (cameras/images/points3D .bin or .txt), or a dataset "

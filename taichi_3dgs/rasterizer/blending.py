@@ -138,6 +138,7 @@ def gaussian_at(pair: Pair, x: ti.i32, y: ti.i32):
 
 @ti.func
 def pair_color(pair: Pair) -> ti.math.vec3:
+    """The pair's activated RGB."""
     return ti.math.vec3(pair[RED], pair[RED + 1], pair[RED + 2])
 
 

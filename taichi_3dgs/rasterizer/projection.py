@@ -68,16 +68,19 @@ def rotmat_vjp(q: ti.math.vec4, g: ti.math.mat3) -> ti.math.vec4:
 
 @ti.func
 def load_vec3(a: ti.template(), i: ti.i32) -> ti.math.vec3:
+    """Row i of an [N, 3] ndarray."""
     return ti.math.vec3(a[i, 0], a[i, 1], a[i, 2])
 
 
 @ti.func
 def load_vec4(a: ti.template(), i: ti.i32) -> ti.math.vec4:
+    """Row i of an [N, 4] ndarray."""
     return ti.math.vec4(a[i, 0], a[i, 1], a[i, 2], a[i, 3])
 
 
 @ti.func
 def load_rotation(viewmat: ti.template()) -> ti.math.mat3:
+    """The 3x3 rotation block of a 4x4 world-to-camera matrix."""
     return ti.math.mat3(
         [[viewmat[r, 0], viewmat[r, 1], viewmat[r, 2]] for r in ti.static(range(3))]
     )
