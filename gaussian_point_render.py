@@ -29,11 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, default=30.0, help="video frame rate (default 30)")
     parser.add_argument("--white_background", action="store_true",
                         help="white instead of black background (also under transparent ground truth)")
+    parser.add_argument("--image_downscale_factor", type=int, default=1,
+                        help="evaluate at the image size divided by this, as the scene was trained "
+                             "(the config's image-downscale-factor; default 1)")
     args = parser.parse_args(argv)
     background = (1.0, 1.0, 1.0) if args.white_background else (0.0, 0.0, 0.0)
     try:
         metrics = render_and_evaluate(args.parquet_path, args.poses, args.output_prefix,
-                                      args.gt_prefix, args.video, args.fps, background)
+                                      args.gt_prefix, args.video, args.fps, background,
+                                      args.image_downscale_factor)
     except (OSError, ValueError) as error:
         print(f"gaussian_point_render: error: {error}", file=sys.stderr)
         return 1

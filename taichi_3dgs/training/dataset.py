@@ -80,14 +80,14 @@ def target_size(width: int, height: int, downscale_factor: int, max_long_side: i
     return w, h
 
 
-def _open_image(path: Path, what: str) -> Image.Image:
+def _open_image(path: Path, what: str, field: str) -> Image.Image:
     try:
         image = Image.open(path)
         image.load()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: file {path} not found") from None
+        raise FileNotFoundError(f"{what}: {field} {path} not found") from None
     except OSError as exc:
-        raise ValueError(f"{what}: cannot decode {path}: {exc}") from None
+        raise ValueError(f"{what}: {field} {path}: cannot decode: {exc}") from None
     return image
 
 
@@ -110,7 +110,7 @@ def load_view(
         FileNotFoundError: the image or mask file is missing.
         ValueError: a file cannot be decoded.
     """
-    image = _open_image(Path(record.image_path), what)
+    image = _open_image(Path(record.image_path), what, "image_path")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     image = image.convert("RGBA" if has_alpha else "RGB")
     size = target_size(image.width, image.height, downscale_factor, max_long_side)
@@ -118,7 +118,7 @@ def load_view(
         image = image.resize(size, _COLOR_RESAMPLE)
     mask = None
     if record.mask_path is not None:
-        mask_image = _open_image(Path(record.mask_path), what).convert("L")
+        mask_image = _open_image(Path(record.mask_path), what, "mask_path").convert("L")
         if mask_image.size != size:
             mask_image = mask_image.resize(size, _MASK_RESAMPLE)
         mask = torch.from_numpy(np.asarray(mask_image) > 0)

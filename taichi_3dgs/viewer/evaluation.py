@@ -20,19 +20,20 @@ import csv
 import io
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
 import torch
-from PIL import Image
 
 from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
+from taichi_3dgs.training.dataset import View, load_view
 from taichi_3dgs.viewer.poses import load_camera_path
 from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
 
@@ -49,6 +50,8 @@ class RenderView:
         K: [3, 3] float64 intrinsics for `width` x `height`.
         width, height: render size in pixels.
         image_path: the ground-truth image, or None (camera paths from poses.pt).
+        target: the ground truth decoded and resized to width x height (the trainer's loader),
+            or None.
     """
 
     name: str
@@ -57,60 +60,39 @@ class RenderView:
     width: int
     height: int
     image_path: Path | None = None
+    target: View | None = None
 
 
-def load_render_views(poses_path: str | os.PathLike) -> list[RenderView]:
+def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int = 1) -> list[RenderView]:
     """Poses from a camera JSON (`train.json` / `val.json`, with ground-truth images) or a
     poses.pt camera path (`taichi_3dgs.viewer.poses`, no images).
 
-    A JSON record whose image on disk has another size than `camera_width` x `camera_height` is
-    rendered at the image's size with K rescaled (FORMATS.md "Camera JSON").
+    JSON records are loaded as the trainer loads them (`taichi_3dgs.training.dataset.load_view`):
+    the image on disk divided by `image_downscale_factor` (so a scene trained with
+    `image-downscale-factor: 4` is evaluated at the size it was trained at) and K rescaled to it.
 
     Raises:
         FileNotFoundError: the poses file, or an image a JSON record names, does not exist.
-        ValueError: another suffix, or what the readers raise (naming file and record).
+        ValueError: another suffix, a factor < 1, or what the readers raise (naming file and
+            record).
     """
     path = Path(poses_path)
     suffix = path.suffix.lower()
     if suffix not in POSES_SUFFIXES:
         raise ValueError(f"{path}: unknown poses file suffix {path.suffix!r}; expected a camera "
                          f"JSON (.json) or a camera path (.pt)")
+    if image_downscale_factor < 1:
+        raise ValueError(f"image downscale factor: expected an integer >= 1, got {image_downscale_factor}")
     if suffix == ".pt":
         camera_path = load_camera_path(path)
         return [RenderView(f"{index:05d}", viewmat, K, camera_path.width, camera_path.height)
                 for index, (viewmat, K) in enumerate(zip(camera_path.viewmats, camera_path.Ks))]
     views = []
     for index, record in enumerate(read_cameras_json(path)):
-        if not record.image_path.is_file():
-            raise FileNotFoundError(f"{path}: record {index}: image_path {record.image_path} does "
-                                    f"not exist")
-        with Image.open(record.image_path) as image:
-            size = image.size
-        if size != (record.width, record.height):
-            record = record.scaled(*size)
-        views.append(RenderView(f"{index:05d}", record.viewmat, record.K, record.width,
-                                record.height, record.image_path))
+        view = load_view(record, image_downscale_factor, sys.maxsize, "cpu", f"{path}: record {index}")
+        views.append(RenderView(f"{index:05d}", view.camera.viewmat, view.camera.K, view.width,
+                                view.height, record.image_path, view))
     return views
-
-
-def load_ground_truth(path: Path, background: tuple[float, float, float]) -> np.ndarray:
-    """[H, W, 3] uint8 RGB of an image file; an alpha channel is composited over `background`
-    (RGB in [0, 1]) as alpha * rgb + (1 - alpha) * background, then rounded.
-
-    Raises:
-        ValueError: the file is not an image Pillow can read (naming it).
-    """
-    try:
-        with Image.open(path) as image:
-            image.load()
-            has_alpha = "A" in image.getbands() or "transparency" in image.info
-            pixels = np.asarray(image.convert("RGBA" if has_alpha else "RGB"), dtype=np.float64)
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
-    if has_alpha:
-        alpha = pixels[..., 3:] / 255.0
-        pixels = pixels[..., :3] * alpha + (1.0 - alpha) * np.asarray(background) * 255.0
-    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
 def image_metrics(render: np.ndarray, ground_truth: np.ndarray) -> tuple[float, float]:
@@ -123,7 +105,8 @@ def image_metrics(render: np.ndarray, ground_truth: np.ndarray) -> tuple[float, 
 def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.PathLike,
                         output_prefix: str | os.PathLike, gt_prefix: str | os.PathLike | None = None,
                         video_path: str | os.PathLike | None = None, fps: float = 30.0,
-                        background: tuple[float, float, float] = (0.0, 0.0, 0.0)) -> dict | None:
+                        background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                        image_downscale_factor: int = 1) -> dict | None:
     """Render every pose of `poses_path` and evaluate the ones with images (module docstring).
 
     Args:
@@ -134,6 +117,7 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         video_path: MP4 of the renders in pose order (H.264, `write_video`), or None.
         fps: video frame rate.
         background: RGB in [0, 1] behind the Gaussians (and under transparent ground truth).
+        image_downscale_factor: evaluate JSON poses at the image size divided by this.
 
     Returns:
         The metrics dict written to metrics.json, or None when no pose has an image.
@@ -143,7 +127,7 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
             with different image sizes; nothing is rendered then.
         OSError: outputs cannot be written.
     """
-    views = load_render_views(poses_path)
+    views = load_render_views(poses_path, image_downscale_factor)
     if video_path is not None:
         if Path(video_path).suffix.lower() != ".mp4":
             raise ValueError(f"--video {video_path}: expected an .mp4 file name")
@@ -161,8 +145,8 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         save_png(output_prefix / "renders" / f"{view.name}.png", pixels)
         if video_path is not None:
             frames.append(pixels)
-        if view.image_path is not None:
-            ground_truth = load_ground_truth(view.image_path, background)
+        if view.target is not None:
+            ground_truth = to_uint8(view.target.target(torch.tensor(background, dtype=torch.float32)))
             save_png(gt_dir / f"{view.name}.png", ground_truth)
             view_psnr, view_ssim = image_metrics(pixels, ground_truth)
             rows.append({"name": view.name, "image_path": str(view.image_path),

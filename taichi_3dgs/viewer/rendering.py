@@ -41,8 +41,8 @@ def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray
         return background_tensor.expand(height, width, 3).clone()
     return rasterize(
         scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_coeffs,
-        viewmat=torch.as_tensor(np.asarray(viewmat), dtype=torch.float32, device=device),
-        K=torch.as_tensor(np.asarray(K), dtype=torch.float32, device=device),
+        viewmat=torch.tensor(np.asarray(viewmat), dtype=torch.float32, device=device),
+        K=torch.tensor(np.asarray(K), dtype=torch.float32, device=device),
         width=width, height=height, sh_degree=scene.sh_degree, background=background_tensor,
         config=RasterizerConfig(color_activation=scene.color_activation),
     ).image

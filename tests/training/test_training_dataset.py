@@ -58,8 +58,8 @@ def test_mask_is_loaded_and_resized_with_the_image(tmp_path):
     assert view.mask[:, 2:].all() and not view.mask[:, :2].any()
 
 
-def test_missing_image_error_names_the_record_and_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"train.json record 3: file .*missing.png not found"):
+def test_missing_image_error_names_the_record_field_and_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train.json record 3: image_path .*missing.png not found"):
         load_view(record(tmp_path / "missing.png", 8, 8), 1, 1600, "cpu", "train.json record 3")
 
 

@@ -142,3 +142,19 @@ def test_unknown_poses_suffix_exits_1(tmp_path):
                   "--output_prefix", "out", cwd=tmp_path)
     assert result.returncode == 1
     assert "poses.txt: unknown poses file suffix" in result.stderr
+
+
+def test_downscale_factor_evaluates_at_the_reduced_size_with_k_scaled(dataset, tmp_path):
+    """--image_downscale_factor 2: renders and ground truth at half size; the render equals the
+    scene rendered directly with K halved (so K was rescaled with the image)."""
+    folder, _, _, poses, K = dataset
+    result = _run("--parquet_path", str(trained_ply_path()), "--poses", str(folder / "val.json"),
+                  "--output_prefix", "out", "--image_downscale_factor", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    half_K = np.array(K, dtype=np.float64)
+    half_K[:2] *= 0.5
+    expected = to_uint8(render_image(read_scene(trained_ply_path()), invert_rigid(poses[0]), half_K,
+                                     WIDTH // 2, HEIGHT // 2))
+    assert _png(tmp_path / "out" / "gt" / "00000.png").shape == (HEIGHT // 2, WIDTH // 2, 3)
+    np.testing.assert_array_equal(_png(tmp_path / "out" / "renders" / "00000.png"), expected)
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["mean"]["psnr"] > 20.0
