@@ -187,6 +187,19 @@ def _resolve_path(json_dir: Path, value: str) -> tuple[Path, bool]:
     return candidate, False
 
 
+def read_json_file(path: Path, expected: str):
+    """Parse the JSON file `path`.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the text is not valid JSON; the message names the file and `expected`.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); expected {expected}") from None
+
+
 def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
     """Read a camera JSON file (`train.json` / `val.json`, FORMATS.md "Camera JSON").
 
@@ -206,11 +219,7 @@ def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
             names the file, the record index, the field and what was expected.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected a JSON array of camera records") from None
+    raw = read_json_file(path, "a JSON array of camera records")
     if not isinstance(raw, list):
         raise ValueError(f"{path}: top level is a JSON {type(raw).__name__}; expected an array of camera records")
     records = []

@@ -10,7 +10,6 @@ centres at +0.5 like COLMAP and us, so cx, cy are used as given.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import pycolmap
 from tqdm import tqdm
 
-from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.cameras import CameraRecord, read_json_file
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR
 from taichi_3dgs.data.undistortion import camera_record_for_image, image_size
 
@@ -147,11 +146,7 @@ def read_transforms_json(path: str | os.PathLike,
             frame index and the field.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        content = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); expected a NeRF transforms object") from None
+    content = read_json_file(path, "a NeRF transforms object")
     if not isinstance(content, dict) or not isinstance(content.get("frames"), list):
         raise ValueError(f"{path}: expected a JSON object with a 'frames' list (NeRF / Instant-NGP transforms)")
     root = Path(os.path.abspath(image_root if image_root is not None else path.parent))
