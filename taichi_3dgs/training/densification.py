@@ -118,7 +118,7 @@ class DefaultStrategy:
         if self.grad_norm_sum is None or self.grad_norm_sum.shape[0] != n:
             self._reset_statistics(n, out.radii.device)
         visible = out.radii > 0
-        if out.means2d.grad is None or not bool(visible.any()):
+        if out.means2d.grad is None:  # masked updates below are no-ops when nothing is visible
             return
         scale = torch.tensor([width / 2.0, height / 2.0], device=out.means2d.device)
         grad_norm = (out.means2d.grad * scale).norm(dim=-1)
