@@ -114,12 +114,16 @@ def test_viewer_window_shows_the_scene_and_w_moves_the_camera_forward(display, t
         rows, cols = _window_region(env, window)
         before = _read_xwd(framebuffer)[rows, cols]
 
+        # Keys go through XTEST to the focused window: `key --window` (XSendEvent) fails when the
+        # X server reports no focus window ("XGetInputFocus returned the focused window of 1"),
+        # which happens on a bare Xvfb without a window manager.
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, capture_output=True,
+                       check=True, timeout=30)
+
         def key(*names):
-            # Sending synthetic key events occasionally fails (exit 1, seen about once in twenty
-            # runs on a busy machine); keys go one per call, so a retry repeats nothing delivered.
+            # One key per call, so a retry after a failed send repeats nothing that was delivered.
             for attempt in range(5):
-                sent = subprocess.run(["xdotool", "key", "--window", window, *names], env=env,
-                                      capture_output=True, text=True)
+                sent = subprocess.run(["xdotool", "key", *names], env=env, capture_output=True, text=True)
                 if sent.returncode == 0:
                     return
                 time.sleep(0.5)
