@@ -3,6 +3,12 @@
 Taichi may be initialised only once per process in practice (a second `ti.init` discards every
 compiled kernel and field), so every entry point calls `init_taichi()`, which is a no-op after the
 first call.
+
+Architectures: "cpu" and "cuda" (torch tensors on the same device as the kernels), and "vulkan"
+(any Vulkan device, including Mesa's CPU driver lavapipe; tensors stay on the torch CPU device and
+Taichi copies them to and from the device around each kernel). Vulkan is slower than either for
+training; the tests use it on lavapipe to run the GPU blending layout (block shared memory and
+barriers) on machines without a GPU.
 """
 from __future__ import annotations
 
@@ -12,7 +18,9 @@ import taichi as ti
 import torch
 
 ARCH_ENV_VAR = "TAICHI_3DGS_ARCH"
-_ARCHS = {"cpu": ti.cpu, "cuda": ti.cuda}
+_ARCHS = {"cpu": ti.cpu, "cuda": ti.cuda, "vulkan": ti.vulkan}
+# Architectures whose kernels run in blocks of threads with shared memory (ti.simt.block).
+GPU_ARCHS = ("cuda", "vulkan")
 _initialised_arch: str | None = None
 
 
@@ -26,10 +34,10 @@ def _requested_arch(arch: str | None) -> str:
 
 
 def init_taichi(arch: str | None = None) -> str:
-    """Initialise Taichi once and return the architecture in use ("cpu" or "cuda").
+    """Initialise Taichi once and return the architecture in use ("cpu", "cuda" or "vulkan").
 
     Args:
-        arch: "cpu" or "cuda". When None, the environment variable TAICHI_3DGS_ARCH decides,
+        arch: "cpu", "cuda" or "vulkan". When None, the environment variable TAICHI_3DGS_ARCH decides,
             and when that is unset: "cuda" if torch sees a GPU, else "cpu".
 
     Returns:
@@ -38,7 +46,8 @@ def init_taichi(arch: str | None = None) -> str:
     Raises:
         ValueError: `arch` (or the environment variable) names an unknown architecture.
         RuntimeError: Taichi was already initialised by this function for another
-            architecture, or "cuda" was requested and Taichi could not start on it.
+            architecture, or "cuda"/"vulkan" was requested and Taichi could not start on it
+            (Taichi itself would fall back to the CPU silently).
     """
     global _initialised_arch
     name = _requested_arch(arch)
@@ -50,8 +59,8 @@ def init_taichi(arch: str | None = None) -> str:
             )
         return _initialised_arch
     ti.init(arch=_ARCHS[name], default_fp=ti.f32, default_ip=ti.i32, log_level=ti.WARN)
-    if name == "cuda" and ti.lang.impl.current_cfg().arch != ti.cuda:
-        raise RuntimeError("Taichi could not start on CUDA (falling back is not allowed when asked)")
+    if ti.lang.impl.current_cfg().arch != _ARCHS[name]:
+        raise RuntimeError(f"Taichi could not start on {name} (falling back is not allowed when asked)")
     _initialised_arch = name
     return name
 

@@ -8,7 +8,8 @@ transmittance threshold, background weighted by the final T. The backward walks 
 back to front from the stored final transmittance and last contributor, recovering
 T_i = T_{i+1} / (1 - alpha_i).
 
-Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
+Two kernel layouts, chosen by architecture (both exact; per_pixel is tested on Taichi's Vulkan
+backend, which Mesa's lavapipe runs on the CPU):
 - "per_tile" (CPU): one thread per tile, Gaussians outer and pixels inner, each Gaussian visiting
   only the pixels of its opacity-aware ellipse (where alpha can reach alpha_threshold), row by
   row; the tile's per-pixel state (transmittance, colour, replay state, incoming gradients) lives
@@ -16,8 +17,14 @@ Two kernel layouts, chosen by architecture (both exact, both tested on CPU):
   place); the tile stops when all its pixels are saturated; the backward sums a Gaussian's
   gradient over the tile's pixels in registers and writes it once per (tile, Gaussian) pair; the
   pairs are summed per Gaussian in a fixed order, so CPU training is bit-for-bit reproducible.
-- "per_pixel" (CUDA): one thread per pixel, one block per tile; the backward adds each pixel's
-  contribution to the Gaussian's gradient atomically.
+- "per_pixel" (CUDA, Vulkan): one thread per pixel, one block per tile, as in the official
+  rasterizer: the tile's pairs pass through block shared memory in batches of one pair per thread
+  (each thread stages one, then every thread reads the whole batch), front to back in the forward,
+  back to front from the tile's last contributor in the backward; the block stops when all its
+  pixels are saturated (a shared counter read between barriers, so every thread leaves together);
+  the backward adds each pixel's contribution to the Gaussian's gradient atomically. Every thread
+  walks the whole batch and masks its finished pixel instead of leaving the batch loop early: a
+  data-dependent exit from that loop miscomputed pixels on lavapipe (Mesa 22.3).
 The pairs' payload (2D mean, conic, opacity, colour, depth, bounding box) is gathered into one
 array in sorted order first, so the blend reads memory sequentially.
 """
@@ -25,7 +32,7 @@ array in sorted order first, so the blend reads memory sequentially.
 import taichi as ti
 import torch
 
-from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.backend import GPU_ARCHS, init_taichi
 from taichi_3dgs.rasterizer.binning import TileBins
 from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
@@ -118,13 +125,15 @@ def column_span(pair: ti.template(), y: ti.i32, x0: ti.i32, x1: ti.i32):
     return xa, xb
 
 
-Pair = ti.types.vector(EXTENT + 1, ti.f32)  # payload columns U .. EXTENT of one pair
+PAIR_SIZE = EXTENT + 1
+Pair = ti.types.vector(PAIR_SIZE, ti.f32)  # payload columns U .. EXTENT of one pair
 
 
 @ti.func
-def load_pair(payload: ti.template(), j: ti.i32) -> Pair:
-    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth, extent), loaded once into registers."""
-    return Pair([payload[j, k] for k in ti.static(range(EXTENT + 1))])
+def load_pair(pairs: ti.template(), j: ti.i32) -> Pair:
+    """Pair j's (u, v, conic a, b, c, opacity, r, g, b, depth, extent) from `pairs` (the payload or
+    a shared-memory batch), loaded once into registers."""
+    return Pair([pairs[j, k] for k in ti.static(range(PAIR_SIZE))])
 
 
 @ti.func
@@ -288,27 +297,52 @@ def _forward_per_pixel(
     transmittance_threshold: ti.f32,
     image: F32_3D, transmittance: F32_2D, depth: F32_2D, last: I32_2D,
 ):
-    ti.loop_config(block_dim=tile_size * tile_size)
-    for p in range(tile_ranges.shape[0] * tile_size * tile_size):
+    block = ti.static(tile_size * tile_size)
+    ti.loop_config(block_dim=block)
+    for p in range(tile_ranges.shape[0] * block):
+        # The tile's pairs pass through shared memory a batch (one pair per thread) at a time.
+        staged = ti.simt.block.SharedArray((block, PAIR_SIZE), ti.f32)
+        finished = ti.simt.block.SharedArray((1,), ti.i32)  # pixels of the tile that stopped
         t, x, y = pixel_of_thread(p, tiles_x, tile_size)
-        if x < width and y < height:
-            T = 1.0
-            color = ti.math.vec3(0.0)
-            z = 0.0
-            last_j = 0
-            for j in range(tile_ranges[t, 0], tile_ranges[t, 1]):
-                pair = load_pair(payload, j)
-                g, _, _ = gaussian_at(pair, x, y)
-                alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                if alpha >= alpha_threshold:
-                    next_T = T * (1.0 - alpha)
-                    if next_T < transmittance_threshold:
-                        break
-                    w = alpha * T
-                    color += w * pair_color(pair)
-                    z += w * pair[DEPTH]
-                    T = next_T
-                    last_j = j + 1
+        thread = p % block
+        x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
+        pixels = (x1 - x0) * (y1 - y0)
+        inside = x < width and y < height
+        done = not inside  # threads past the image edge only stage pairs
+        if thread == 0:
+            finished[0] = 0
+        T = 1.0
+        color = ti.math.vec3(0.0)
+        z = 0.0
+        last_j = 0
+        start, end = tile_ranges[t, 0], tile_ranges[t, 1]
+        going = True
+        while going:
+            ti.simt.block.sync()  # the last batch is consumed and `finished` settled
+            going = start < end and finished[0] < pixels  # the same for the whole block
+            if going:
+                if start + thread < end:
+                    for k in ti.static(range(PAIR_SIZE)):
+                        staged[thread, k] = payload[start + thread, k]
+                ti.simt.block.sync()
+                for b in range(ti.min(block, end - start)):
+                    if not done:
+                        pair = load_pair(staged, b)
+                        g, _, _ = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            next_T = T * (1.0 - alpha)
+                            if next_T < transmittance_threshold:
+                                done = True
+                                ti.atomic_add(finished[0], 1)
+                            else:
+                                w = alpha * T
+                                color += w * pair_color(pair)
+                                z += w * pair[DEPTH]
+                                T = next_T
+                                last_j = start + b + 1
+                start += block
+        if inside:
             for ch in ti.static(range(3)):
                 image[y, x, ch] = color[ch] + T * background[ch]
             transmittance[y, x] = T
@@ -323,42 +357,70 @@ def _backward_per_pixel(
     transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
     grads: F32_2D,
 ):
-    ti.loop_config(block_dim=tile_size * tile_size)
-    for p in range(tile_ranges.shape[0] * tile_size * tile_size):
+    block = ti.static(tile_size * tile_size)
+    ti.loop_config(block_dim=block)
+    for p in range(tile_ranges.shape[0] * block):
+        # Back to front, a batch of pairs (one per thread) at a time through shared memory.
+        staged = ti.simt.block.SharedArray((block, PAIR_SIZE), ti.f32)
+        staged_ids = ti.simt.block.SharedArray((block,), ti.i32)
+        tile_end = ti.simt.block.SharedArray((1,), ti.i32)  # one past the tile's last contributor
         t, x, y = pixel_of_thread(p, tiles_x, tile_size)
-        if x < width and y < height:
-            T_final = transmittance[y, x]
-            T = T_final
-            behind = ti.math.vec3(0.0)
+        thread = p % block
+        inside = x < width and y < height
+        start = tile_ranges[t, 0]
+        if thread == 0:
+            tile_end[0] = start
+        T_final, last_j, v_alpha_pixel = 1.0, 0, 0.0
+        v_c = ti.math.vec3(0.0)
+        if inside:
+            T_final, last_j, v_alpha_pixel = transmittance[y, x], last[y, x], v_alpha_out[y, x]
             v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
-            bg = ti.math.vec3(background[0], background[1], background[2])
-            j = last[y, x] - 1
-            while j >= tile_ranges[t, 0]:
-                pair = load_pair(payload, j)
-                g, dx, dy = gaussian_at(pair, x, y)
-                alpha = ti.min(max_alpha, pair[OPACITY] * g)
-                if alpha >= alpha_threshold:
-                    one_minus = 1.0 - alpha
-                    T = T / one_minus
-                    color = pair_color(pair)
-                    v_alpha = v_alpha_out[y, x] * T_final / one_minus + v_c.dot(
-                        color * T - (behind + T_final * bg) / one_minus
-                    )
-                    behind += color * alpha * T
-                    grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
-                    i = ids[j]
-                    for k in ti.static(range(6)):
-                        ti.atomic_add(grads[i, k], grad[k])
-                    for ch in ti.static(range(3)):
-                        ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
-                j -= 1
+        ti.simt.block.sync()
+        ti.atomic_max(tile_end[0], last_j)
+        ti.simt.block.sync()
+        top = tile_end[0]  # the same for the whole block
+        T = T_final
+        behind = ti.math.vec3(0.0)
+        bg = ti.math.vec3(background[0], background[1], background[2])
+        while top > start:
+            base = ti.max(start, top - block)
+            if top - 1 - thread >= base:  # thread k stages the k-th pair from the back
+                for k in ti.static(range(PAIR_SIZE)):
+                    staged[thread, k] = payload[top - 1 - thread, k]
+                staged_ids[thread] = ids[top - 1 - thread]
+            ti.simt.block.sync()
+            for b in range(top - base):
+                if top - 1 - b < last_j:
+                    pair = load_pair(staged, b)
+                    g, dx, dy = gaussian_at(pair, x, y)
+                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                    if alpha >= alpha_threshold:
+                        one_minus = 1.0 - alpha
+                        T = T / one_minus
+                        color = pair_color(pair)
+                        v_alpha = v_alpha_pixel * T_final / one_minus + v_c.dot(
+                            color * T - (behind + T_final * bg) / one_minus
+                        )
+                        behind += color * alpha * T
+                        grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                        i = staged_ids[b]
+                        for k in ti.static(range(6)):
+                            ti.atomic_add(grads[i, k], grad[k])
+                        for ch in ti.static(range(3)):
+                            ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
+            ti.simt.block.sync()  # the batch is consumed before the next one is staged
+            top = base
 
 
 def _layout(kernel: str) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
+    arch = init_taichi()
     if kernel == "auto":
-        return "per_pixel" if init_taichi() == "cuda" else "per_tile"
+        return "per_pixel" if arch in GPU_ARCHS else "per_tile"
+    if kernel == "per_pixel" and arch not in GPU_ARCHS:
+        raise ValueError(f"kernel 'per_pixel' needs block shared memory, which Taichi has on {GPU_ARCHS}, "
+                         f"not on {arch!r}")
     return kernel
 
 
@@ -442,14 +504,14 @@ def blend_tiles(
         width, height: image size in pixels.
         background: [3] float32 RGB, weighted by the final transmittance.
         config: tile_size, alpha_threshold, max_alpha, transmittance_threshold are used.
-        kernel: "auto" (per_tile on CPU, per_pixel on CUDA), "per_tile" or "per_pixel".
+        kernel: "auto" (per_tile on CPU, per_pixel on CUDA and Vulkan), "per_tile" or "per_pixel".
 
     Returns:
         (image [H, W, 3], alpha [H, W] = 1 - final transmittance, depth [H, W] = alpha-weighted
         camera z normalised by alpha, 0 where alpha is 0), all float32.
 
     Raises:
-        ValueError: unknown `kernel`.
+        ValueError: unknown `kernel`, or "per_pixel" on ti.cpu (which has no block shared memory).
     """
     layout = _layout(kernel)
     return _BlendTiles.apply(

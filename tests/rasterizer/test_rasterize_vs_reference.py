@@ -3,13 +3,14 @@ image, alpha and depth within 1e-4 mean absolute error, gradients of a random-we
 alpha sum within 1e-2 relative L2 error per parameter tensor (the issue's criteria), and both to
 float32 precision (see comparison.py for why).
 
-Every case runs with both blending layouts ("per_tile", the CPU default, and "per_pixel", the
-CUDA default), so the CUDA kernels' logic is checked on the CPU too.
+The cases run with the architecture's default blending layout: "per_tile" on ti.cpu here, and
+"per_pixel" (block shared memory, the CUDA layout) when test_blend_layouts.py reruns this
+directory on Taichi's Vulkan backend.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
+import math
 
 import pytest
 import torch
@@ -39,6 +40,14 @@ def _opaque_scene():
     return scene
 
 
+def _deep_scene():
+    # Over 256 pairs in most 16x16 tiles, faint enough that few pixels stop early: the GPU layout
+    # stages each tile's pairs in several shared-memory batches.
+    scene = random_scene(1000, 48, 40, seed=14, log_scale_range=(-2.0, -1.0))
+    scene["opacity_logits"] = torch.logit(torch.full((1000,), 0.05))
+    return scene
+
+
 # name -> (scene factory, keyword arguments of rasterize)
 CASES = {
     "sh3_162x105": (lambda: random_scene(300, 162, 105, seed=1), dict(sh_degree=3)),
@@ -54,19 +63,14 @@ CASES = {
     "odd_37x53": (lambda: random_scene(80, 37, 53, seed=5), dict(background=torch.tensor([1.0, 1.0, 1.0]))),
     "saturated_early_stop": (_saturated_scene, dict()),
     "opaque_max_alpha": (_opaque_scene, dict()),
+    "deep_tiles": (_deep_scene, dict()),
 }
-KERNELS = ("per_tile", "per_pixel")
-from taichi_3dgs.rasterizer import pipeline as composition  # noqa: E402
 
 
-@pytest.fixture(scope="module", params=[(case, kernel) for case in CASES for kernel in KERNELS],
-                ids=lambda param: f"{param[0]}-{param[1]}")
+@pytest.fixture(scope="module", params=list(CASES))
 def pair(request):
-    case, kernel = request.param
-    make_scene, kwargs = CASES[case]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(composition, "blend_tiles", functools.partial(composition.blend_tiles, kernel=kernel))
-        return render_pair(make_scene(), **kwargs)
+    make_scene, kwargs = CASES[request.param]
+    return render_pair(make_scene(), **kwargs)
 
 
 def test_image_matches_reference(pair):
@@ -118,6 +122,17 @@ def test_saturated_case_reaches_the_early_stop():
     # "saturated_early_stop" only tests the stop if T really falls that low in many pixels.
     ref_alpha = rasterize_reference(*scene_args(_saturated_scene()), config=DEFAULT).alpha
     assert (ref_alpha > 1 - 1e-3).float().mean() > 0.3
+
+
+def test_deep_case_fills_tiles_past_one_shared_memory_batch():
+    proj = rasterize_reference(*scene_args(_deep_scene()), config=DEFAULT).projection
+    ts = DEFAULT.tile_size
+    pairs_per_tile = torch.zeros(3, 3, dtype=torch.long)  # 48x40 px in 16x16 tiles
+    for (u, v), r in zip(proj.means2d[proj.radii > 0].tolist(), proj.radii[proj.radii > 0].tolist()):
+        # the issue's tile rule: floor((u - r) / 16) .. ceil((u + r) / 16) - 1, clamped
+        pairs_per_tile[max(0, math.floor((v - r) / ts)):math.ceil((v + r) / ts),
+                       max(0, math.floor((u - r) / ts)):math.ceil((u + r) / ts)] += 1
+    assert (pairs_per_tile > ts * ts).sum() >= 5
 
 
 def test_opaque_case_reaches_the_alpha_clamp():
