@@ -342,6 +342,9 @@ def _forward_per_pixel(
                                 T = next_T
                                 last_j = start + b + 1
                 start += block
+        # A block runs several tiles when they outnumber the blocks launched (grid-stride loop):
+        # every thread must have read `finished` before thread 0 resets it for the next tile.
+        ti.simt.block.sync()
         if inside:
             for ch in ti.static(range(3)):
                 image[y, x, ch] = color[ch] + T * background[ch]
@@ -410,6 +413,7 @@ def _backward_per_pixel(
                             ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
             ti.simt.block.sync()  # the batch is consumed before the next one is staged
             top = base
+        ti.simt.block.sync()  # `tile_end` is read by all before a next tile of this block resets it
 
 
 def _layout(kernel: str) -> str:

@@ -48,6 +48,15 @@ def _deep_scene():
     return scene
 
 
+def _many_tiles_scene():
+    # 1,200 tiles, most pixels saturated: more tiles than Taichi launches blocks for on Vulkan
+    # (131,072 threads, 512 blocks of 256), so blocks run several tiles one after another and
+    # their shared state is reset between tiles while pairs are still left (early stops).
+    scene = random_scene(1500, 640, 480, seed=21, log_scale_range=(-2.0, -1.0))
+    scene["opacity_logits"] = torch.logit(torch.full((1500,), 0.95))
+    return scene
+
+
 # name -> (scene factory, keyword arguments of rasterize)
 CASES = {
     "sh3_162x105": (lambda: random_scene(300, 162, 105, seed=1), dict(sh_degree=3)),
@@ -64,6 +73,7 @@ CASES = {
     "saturated_early_stop": (_saturated_scene, dict()),
     "opaque_max_alpha": (_opaque_scene, dict()),
     "deep_tiles": (_deep_scene, dict()),
+    "many_tiles_640x480": (_many_tiles_scene, dict()),
 }
 
 
