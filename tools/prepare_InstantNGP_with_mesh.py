@@ -14,7 +14,9 @@ import argparse
 import sys
 
 from taichi_3dgs.data.cli import positive_int, run_converter
-from taichi_3dgs.data.instant_ngp import DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_VAL_SAMPLE, convert_instant_ngp
+from taichi_3dgs.data.instant_ngp import (
+    DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_RANDOM_POINTS, DEFAULT_VAL_SAMPLE, convert_instant_ngp,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,8 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--transforms_test", help="transforms JSON of the validation frames (default: every "
                                                   "--val_sample-th training frame)")
     parser.add_argument("--mesh_path", help="mesh in the transforms' world frame to sample initial points on")
-    parser.add_argument("--mesh_sample_points", type=positive_int, default=DEFAULT_MESH_SAMPLE_POINTS,
-                        help=f"number of initial points (default {DEFAULT_MESH_SAMPLE_POINTS})")
+    parser.add_argument("--mesh_sample_points", type=positive_int,
+                        help=f"number of initial points (default {DEFAULT_MESH_SAMPLE_POINTS} on --mesh_path, "
+                             f"{DEFAULT_RANDOM_POINTS} random ones without)")
     parser.add_argument("--val_sample", type=int, default=DEFAULT_VAL_SAMPLE,
                         help="without --transforms_test, every N-th frame goes to validation; 0 for none (default 8)")
     parser.add_argument("--image_path_prefix",

@@ -15,14 +15,17 @@ from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_jso
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR, PreparedDataset, staged_output, write_prepared_dataset
 from taichi_3dgs.data.undistortion import is_pinhole
 
-DEFAULT_MESH_SAMPLE_POINTS = 500  # the original tool's default
+DEFAULT_MESH_SAMPLE_POINTS = 500  # the original tool's default, on a mesh
+# Without a mesh: random points (the fox, 2,000 steps at 1/4 size: 500 -> 20.4 dB, 10,000 -> 21.5 dB,
+# 50,000 -> 21.7 dB in a third more time; BENCHMARKS.md).
+DEFAULT_RANDOM_POINTS = 10_000
 DEFAULT_VAL_SAMPLE = 8
 
 
 def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | os.PathLike, *,
                         transforms_test: str | os.PathLike | None = None,
                         mesh_path: str | os.PathLike | None = None,
-                        mesh_sample_points: int = DEFAULT_MESH_SAMPLE_POINTS,
+                        mesh_sample_points: int | None = None,
                         val_sample: int = DEFAULT_VAL_SAMPLE,
                         image_path_prefix: str | os.PathLike | None = None,
                         image_downscale_factor: int = 1, seed: int = 0) -> PreparedDataset:
@@ -32,15 +35,16 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
     `transforms_train` in file order (index % val_sample == 0 over the frames whose image
     exists; none when val_sample is 0). Frames whose image is missing are skipped, with one
     warning that counts them. Distorted images are undistorted into `<output_path>/images`.
-    Initial points: `mesh_sample_points` points on the mesh surface when `mesh_path` is given,
-    else as many random points in the cameras' common view volume.
+    Initial points: `mesh_sample_points` points on the mesh surface when `mesh_path` is given
+    (default DEFAULT_MESH_SAMPLE_POINTS), else as many random points in the cameras' common view
+    volume (default DEFAULT_RANDOM_POINTS).
 
     Args:
         transforms_train: transforms JSON of the training frames.
         output_path: folder to write; created if needed.
         transforms_test: optional transforms JSON of the validation frames.
         mesh_path: optional mesh in the transforms' world frame.
-        mesh_sample_points: number of initial points.
+        mesh_sample_points: number of initial points; None for the default of the point source.
         val_sample: validation stride without transforms_test.
         image_path_prefix: folder `file_path` values are relative to (default: each JSON's folder).
         image_downscale_factor: written to the training config.
@@ -73,10 +77,12 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
         train = camera_records(train_frames, stage)
         val = camera_records(val_frames, stage)
         if mesh_path is not None:
-            cloud = sample_mesh_surface(mesh_path, mesh_sample_points, seed)
+            count = DEFAULT_MESH_SAMPLE_POINTS if mesh_sample_points is None else mesh_sample_points
+            cloud = sample_mesh_surface(mesh_path, count, seed)
             point_source = f"{len(cloud)} points sampled on the surface of mesh {mesh_path}"
         else:
-            cloud = sample_view_volume(train + val, mesh_sample_points, seed)
+            count = DEFAULT_RANDOM_POINTS if mesh_sample_points is None else mesh_sample_points
+            cloud = sample_view_volume(train + val, count, seed)
             point_source = f"{len(cloud)} random points in the common view volume of the cameras (no mesh given)"
         write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor)
 

@@ -139,3 +139,15 @@ def test_no_existing_image_fails_with_exit_1_and_writes_nothing(tmp_path, capsys
     assert code == 1
     assert "no training frame has an existing image (67 missing" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("mesh, expected", [(None, 10_000), ("bunny.obj", 500)], ids=["random", "mesh"])
+def test_default_point_count_depends_on_the_point_source(tmp_path, mesh, expected):
+    # 500 on a mesh (the original tool's default); without one, 10,000 random points (BENCHMARKS.md).
+    frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
+    path = _fox_subset(tmp_path, frames, camera_angle_x=1.2)
+    mesh_args = ["--mesh_path", dataset_path("mesh_stanford") / mesh] if mesh else []
+    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--val_sample", "0",
+                    "--output_path", tmp_path / "out", *mesh_args)
+    assert code == 0
+    assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == expected
