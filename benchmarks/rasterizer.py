@@ -27,8 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from taichi_3dgs import init_taichi, rasterize  # noqa: E402
-from taichi_3dgs.atomic_io import atomic_path  # noqa: E402
+from taichi_3dgs.backend import torch_device  # noqa: E402
+from taichi_3dgs.scene.gaussians import TENSOR_FIELDS  # noqa: E402
 from taichi_3dgs.scene.spherical_harmonics import SH_C0  # noqa: E402
+from taichi_3dgs.viewer.rendering import save_png, to_uint8  # noqa: E402
 
 JAX_PEER_FORWARD_S = 2.3
 JAX_PEER_FORWARD_BACKWARD_S = 10.3
@@ -149,15 +151,6 @@ def stage_timing(timer: Timer, forward_ms: dict, backward_ms: dict):
             setattr(composition, name, op)
 
 
-def save_png(image: torch.Tensor, path: Path) -> None:
-    """Write an [H, W, 3] float image in [0, 1] as an 8-bit PNG, atomically."""
-    from PIL import Image
-
-    pixels = (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels).save(tmp, format="PNG")
-
-
 def benchmark_gsplat(scene: dict, runs: int, warmup: int, timer: Timer) -> tuple[float, float] | None:
     """(forward ms, forward+backward ms) of gsplat's CUDA `rasterization` on the same Gaussians."""
     if not torch.cuda.is_available():
@@ -166,7 +159,7 @@ def benchmark_gsplat(scene: dict, runs: int, warmup: int, timer: Timer) -> tuple
     from gsplat import rasterization
 
     params = {name: scene[name].detach().clone().requires_grad_(True)
-              for name in ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")}
+              for name in TENSOR_FIELDS}
 
     def forward():
         image, alpha, _ = rasterization(
@@ -212,12 +205,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.torch_threads)
     scene = load_garden(args.data, args.tile, args.width, args.height, args.seed)
     arch = init_taichi(args.device)
-    device = torch.device("cuda" if arch == "cuda" else "cpu")
+    device = torch_device()
     timer = Timer(cuda=arch == "cuda")
     scene = {name: value.to(device).contiguous() if isinstance(value, torch.Tensor) else value
              for name, value in scene.items()}
-    names = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
-    params = {name: scene[name].clone().requires_grad_(True) for name in names}
+    params = {name: scene[name].clone().requires_grad_(True) for name in TENSOR_FIELDS}
 
     def forward():
         return rasterize(params["means"], params["quats"], params["log_scales"], params["opacity_logits"],
@@ -263,7 +255,7 @@ def main(argv=None) -> None:
             print(f"gsplat forward+backward: {gs_forward_backward:.1f} ms "
                   f"(ours / gsplat = {forward_backward_ms / gs_forward_backward:.2f})")
     if args.save_image is not None:
-        save_png(out.image, args.save_image)
+        save_png(args.save_image, to_uint8(out.image))
         print(f"image written to {args.save_image}")
 
 

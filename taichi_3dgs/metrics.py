@@ -7,6 +7,8 @@ differentiable torch expressions (usable in a loss).
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -66,6 +68,12 @@ def gaussian_window(size: int = SSIM_WINDOW_SIZE, sigma: float = SSIM_SIGMA,
     return weights / weights.sum()
 
 
+@functools.lru_cache(maxsize=8)
+def _shared_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """`gaussian_window`, built once per setting (ssim_map runs every training step); read only."""
+    return gaussian_window(size, sigma, dtype=dtype, device=device)
+
+
 def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDOW_SIZE,
              sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """Per-pixel, per-channel SSIM [H, W, C] (Wang et al., IEEE TIP 2004, eq. 13) as the official
@@ -85,7 +93,7 @@ def ssim_map(pred: torch.Tensor, gt: torch.Tensor, window_size: int = SSIM_WINDO
     """
     _check_pair(pred, gt)
     channels, pad = pred.shape[2], window_size // 2
-    window = gaussian_window(window_size, sigma, dtype=pred.dtype, device=pred.device)
+    window = _shared_window(window_size, sigma, pred.dtype, pred.device)
     kernel_x = window.view(1, 1, 1, -1).expand(channels, 1, 1, window_size)
     kernel_y = window.view(1, 1, -1, 1).expand(channels, 1, window_size, 1)
 

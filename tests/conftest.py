@@ -15,14 +15,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DATASETS_DIR = Path(os.environ.get("TAICHI_3DGS_DATASETS", REPO_ROOT.parent / "shared" / "datasets"))
 
 
+def missing_prerequisite(message: str) -> None:
+    """Stop a test whose data or system tool is missing: fail under CI=true, else skip, saying why."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 def dataset_path(name: str) -> Path:
     """Return ../shared/datasets/<name>; fail under CI=true, else skip, when it is missing."""
     path = DATASETS_DIR / name
     if not path.exists():
-        message = f"real dataset {path} is missing (expected ../shared/datasets beside the checkout)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite(f"real dataset {path} is missing (expected ../shared/datasets beside the checkout)")
     return path
 
 

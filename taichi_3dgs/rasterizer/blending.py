@@ -52,7 +52,7 @@ KERNELS = ("auto", "per_tile", "per_pixel")
 @ti.kernel
 def _gather_payload(
     ids: I32_1D, means2d: F32_2D, conics: F32_2D, colors: F32_2D, opacities: F32_1D,
-    depths: F32_1D, alpha_threshold: ti.f32, width: ti.i32, height: ti.i32, payload: F32_2D,
+    depths: F32_1D, alpha_threshold: ti.f32, height: ti.i32, payload: F32_2D,
 ):
     for j in range(ids.shape[0]):
         i = ids[j]
@@ -440,7 +440,7 @@ class _BlendTiles(torch.autograd.Function):
         payload = torch.empty((max(ids.shape[0], 1), PAYLOAD_SIZE), dtype=torch.float32, device=device)
         if ids.shape[0] > 0:
             _gather_payload(ids, means2d, conics, colors, opacities, depths, config.alpha_threshold,
-                            width, height, payload)
+                            height, payload)
         image = torch.empty((height, width, 3), dtype=torch.float32, device=device)
         transmittance = torch.empty((height, width), dtype=torch.float32, device=device)
         depth = torch.empty((height, width), dtype=torch.float32, device=device)
@@ -470,7 +470,7 @@ class _BlendTiles(torch.autograd.Function):
             # training on the CPU (atomic float adds would depend on thread timing).
             pair_grads = torch.empty((ids.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
             _backward_per_tile(*args, pair_grads)
-            grads.index_add_(0, ids.long(), pair_grads)
+            grads.index_add_(0, ids, pair_grads)
         elif ids.shape[0] > 0:
             _backward_per_pixel(*args, ids, grads)
         v_means2d = grads[:, 0:2]

@@ -6,7 +6,7 @@ Defaults follow the official 3DGS rasterizer (graphdeco-inria/diff-gaussian-rast
 
 from dataclasses import dataclass
 
-COLOR_ACTIVATIONS = ("linear", "sigmoid")
+from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from taichi_3dgs.rasterizer.blending import blend_tiles
 from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.ndarrays import check_tensor
 from taichi_3dgs.rasterizer.projection import project_gaussians
-from taichi_3dgs.rasterizer.spherical_harmonics import NUM_SH_BASES, evaluate_sh
+from taichi_3dgs.rasterizer.spherical_harmonics import evaluate_sh
 
 
 class RasterizeOutput(NamedTuple):
@@ -87,7 +87,6 @@ def rasterize(
     device = means.device
     n = means.shape[0] if means.dim() == 2 else -1
     check_tensor("opacity_logits", opacity_logits, (n,), device)
-    check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_BASES, 3), device)
     if background is None:
         background = torch.zeros(3, dtype=torch.float32, device=device)
     check_tensor("background", background, (3,), device)
@@ -102,7 +101,9 @@ def rasterize(
         rotation, translation = viewmat[:3, :3], viewmat[:3, 3]
         camera_center = -(rotation.T @ translation)
     colors = activate_colors(evaluate_sh(sh_coeffs, means, camera_center, sh_degree), config.color_activation)
-    opacities = torch.sigmoid(opacity_logits) * proj.compensations
+    opacities = torch.sigmoid(opacity_logits)
+    if config.antialiased:  # otherwise the compensations are 1 (0 only for culled, unbinned Gaussians)
+        opacities = opacities * proj.compensations
     bins = bin_tiles(means2d, proj.radii, proj.depths, width, height, config.tile_size)
     image, alpha, depth = blend_tiles(
         means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config

@@ -12,13 +12,11 @@ import torch
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, check_tensor
 from taichi_3dgs.scene.spherical_harmonics import (
-    MAX_SH_DEGREE, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs,
+    MAX_SH_DEGREE, NUM_SH_COEFFS, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs,
 )
 
-NUM_SH_BASES = num_sh_coeffs(MAX_SH_DEGREE)
-
-Vec16 = ti.types.vector(NUM_SH_BASES, ti.f32)
-Mat16x3 = ti.types.matrix(NUM_SH_BASES, 3, ti.f32)
+Vec16 = ti.types.vector(NUM_SH_COEFFS, ti.f32)
+Mat16x3 = ti.types.matrix(NUM_SH_COEFFS, 3, ti.f32)
 
 
 @ti.func
@@ -83,7 +81,7 @@ def _sh_forward(
         basis = sh_basis(d)
         for ch in ti.static(range(3)):
             acc = 0.0
-            for k in ti.static(range(NUM_SH_BASES)):
+            for k in ti.static(range(NUM_SH_COEFFS)):
                 if k < num_bases:
                     acc += basis[k] * sh_coeffs[i, k, ch]
             colors[i, ch] = acc
@@ -100,7 +98,7 @@ def _sh_backward(
         jac = sh_basis_jacobian(d)
         g = ti.math.vec3(v_colors[i, 0], v_colors[i, 1], v_colors[i, 2])
         v_d = ti.math.vec3(0.0)
-        for k in ti.static(range(NUM_SH_BASES)):
+        for k in ti.static(range(NUM_SH_COEFFS)):
             for ch in ti.static(range(3)):
                 v_sh_coeffs[i, k, ch] = 0.0
             if k < num_bases:
@@ -122,7 +120,7 @@ class _EvaluateSH(torch.autograd.Function):
     def forward(ctx, sh_coeffs, means, camera_center, sh_degree):
         sh_coeffs, means = sh_coeffs.detach(), means.detach()  # see _ProjectGaussians.forward
         colors = torch.empty((means.shape[0], 3), dtype=torch.float32, device=means.device)
-        num_bases = (sh_degree + 1) ** 2
+        num_bases = num_sh_coeffs(sh_degree)
         if means.shape[0] > 0:
             _sh_forward(sh_coeffs, means, camera_center, num_bases, colors)
         ctx.save_for_backward(sh_coeffs, means, camera_center)
@@ -161,11 +159,11 @@ def evaluate_sh(
         ValueError: sh_degree outside 0..3, or a tensor of the wrong shape/dtype/device.
     """
     init_taichi()
-    if sh_degree not in (0, 1, 2, 3):
+    if sh_degree not in range(MAX_SH_DEGREE + 1):
         raise ValueError(f"sh_degree: expected 0, 1, 2 or 3, got {sh_degree!r}")
     n = means.shape[0] if means.dim() == 2 else -1
     check_tensor("means", means, (n, 3), means.device)
-    check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_BASES, 3), means.device)
+    check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_COEFFS, 3), means.device)
     check_tensor("camera_center", camera_center, (3,), means.device)
     return _EvaluateSH.apply(sh_coeffs.contiguous(), means.contiguous(), camera_center.contiguous(),
                              int(sh_degree))

@@ -75,8 +75,8 @@ def sigmoid_to_linear(scene: GaussianScene, num_directions: int = DEFAULT_NUM_DI
     dirs = fibonacci_sphere(num_directions, device=device)
     num_orig = num_sh_coeffs(scene.sh_degree)
     # Rows are (Gaussian, channel) pairs so that every step is one plain matrix product.
-    basis_orig_t = sh_basis(dirs, scene.sh_degree).T.float()  # [num_orig, M]
     basis = sh_basis(dirs, MAX_SH_DEGREE)  # [M, 16]
+    basis_orig_t = basis[:, :num_orig].T.float()  # [num_orig, M]
     fit_t = torch.linalg.pinv(basis).T.float()  # [M, 16]; pinv in float64 for a clean inverse
     basis_t = basis.T.float()  # [16, M]
     fitted_coeffs = torch.empty_like(scene.sh_coeffs)

@@ -18,12 +18,10 @@ import torch
 from torch import nn
 
 from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud
-from taichi_3dgs.scene.gaussians import NUM_SH_COEFFS, GaussianScene
+from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS, NUM_SH_COEFFS, GaussianScene
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.scene.parquet import is_trained_scene_parquet
-from taichi_3dgs.scene.spherical_harmonics import num_sh_coeffs
-
-SH_C0 = 0.28209479177387814  # Y_0^0 = 1 / (2 sqrt(pi)), official `RGB2SH`
+from taichi_3dgs.scene.spherical_harmonics import SH_C0, num_sh_coeffs
 PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 
 
@@ -77,7 +75,7 @@ class GaussianModel(nn.Module):
         for name, shape in expected.items():
             if tuple(given[name].shape) != shape:
                 raise ValueError(f"GaussianModel: {name} has shape {tuple(given[name].shape)}, expected {shape}")
-        if color_activation not in ("linear", "sigmoid"):
+        if color_activation not in COLOR_ACTIVATIONS:
             raise ValueError(f"GaussianModel: color_activation is {color_activation!r}, expected linear or sigmoid")
         as_param = lambda t: nn.Parameter(t.detach().to(torch.float32).contiguous())  # noqa: E731
         self.means = as_param(means)

@@ -27,6 +27,10 @@ def num_sh_coeffs(degree: int) -> int:
     return (degree + 1) ** 2
 
 
+NUM_SH_COEFFS = num_sh_coeffs(MAX_SH_DEGREE)
+"""SH coefficients stored per colour channel (bands 0..3), whatever a scene's `sh_degree`."""
+
+
 def sh_basis(dirs: torch.Tensor, degree: int) -> torch.Tensor:
     """Evaluate the real SH basis functions Y_0 .. Y_{(degree+1)^2 - 1} at unit directions.
 

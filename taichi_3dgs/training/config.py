@@ -24,6 +24,8 @@ import yaml
 
 from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.atomic_io import write_text_atomic
+from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
+from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE
 
 
 class ConfigError(ValueError):
@@ -67,8 +69,8 @@ class LossConfig:
     """Photometric loss (1 - lambda) L1 + lambda (1 - SSIM) (3DGS paper, eq. 7)."""
 
     lambda_value: float = _help("weight of the D-SSIM term", default=0.2)
-    ssim_window_size: int = _help("side of the Gaussian SSIM window in pixels", default=11)
-    ssim_sigma: float = _help("standard deviation of the SSIM window in pixels", default=1.5)
+    ssim_window_size: int = _help("side of the Gaussian SSIM window in pixels", default=SSIM_WINDOW_SIZE)
+    ssim_sigma: float = _help("standard deviation of the SSIM window in pixels", default=SSIM_SIGMA)
 
 
 @dataclass
@@ -300,7 +302,7 @@ def _check(config: TrainConfig, source: str) -> None:
     if not all(0.0 <= c <= 1.0 for c in config.background_color):
         raise ConfigError(f"{source}: key 'background-color' must hold 3 values in [0, 1], got {config.background_color}")
     scene = config.gaussian_point_cloud_scene_config
-    if not 0 <= scene.max_sh_degree <= 3:
+    if not 0 <= scene.max_sh_degree <= MAX_SH_DEGREE:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.max-sh-degree' must be 0..3")
     if not 0.0 < scene.initial_opacity < 1.0:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")

@@ -122,9 +122,10 @@ class DefaultStrategy:
             return
         scale = torch.tensor([width / 2.0, height / 2.0], device=out.means2d.device)
         grad_norm = (out.means2d.grad * scale).norm(dim=-1)
-        self.grad_norm_sum[visible] += grad_norm[visible]
-        self.visible_count[visible] += 1.0
-        self.max_radii[visible] = torch.maximum(self.max_radii[visible], out.radii[visible].float())
+        # Masked by `where`, not by boolean indexing, which syncs with the host on CUDA every step.
+        self.grad_norm_sum += torch.where(visible, grad_norm, 0.0)
+        self.visible_count += visible.float()
+        self.max_radii = torch.maximum(self.max_radii, torch.where(visible, out.radii.float(), 0.0))
 
     @torch.no_grad()
     def step_post_optimizer(
@@ -198,8 +199,7 @@ class DefaultStrategy:
         """Opacities := min(opacity, reset value), Adam moments of the opacities zeroed (official)."""
         ceiling = torch.tensor(self.config.reset_opacity_value, device=model.opacity_logits.device)
         logits = torch.minimum(model.opacity_logits, torch.logit(ceiling))
-        everything = torch.ones(model.num_gaussians, dtype=torch.bool, device=logits.device)
-        replace_rows(model, optimizer, everything, {"opacity_logits": logits})
+        replace_rows(model, optimizer, slice(None), {"opacity_logits": logits})
 
     def state_dict(self) -> dict[str, Any]:
         """The gradient statistics (CPU tensors, or None before the first step)."""

@@ -11,7 +11,7 @@ import torch
 from taichi_3dgs import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.dataset import View
-from taichi_3dgs.metrics import psnr, ssim
+from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 
 
 def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
@@ -78,8 +78,8 @@ def evaluate(
     config: RasterizerConfig,
     background: torch.Tensor,
     num_renders: int = 0,
-    ssim_window_size: int = 11,
-    ssim_sigma: float = 1.5,
+    ssim_window_size: int = SSIM_WINDOW_SIZE,
+    ssim_sigma: float = SSIM_SIGMA,
 ) -> Optional[EvaluationResult]:
     """Render every view over `background` and score it against its image (all pixels).
 

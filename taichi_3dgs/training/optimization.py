@@ -103,10 +103,10 @@ def append_rows(model: GaussianModel, optimizer: torch.optim.Optimizer, rows: di
 def replace_rows(
     model: GaussianModel,
     optimizer: torch.optim.Optimizer,
-    indices: torch.Tensor,
+    indices: torch.Tensor | slice,
     values: dict[str, torch.Tensor],
 ) -> None:
-    """Set rows `indices` (int64 [M] or bool [N]) of each parameter in `values` to `values[name]`
+    """Set rows `indices` (int64 [M], bool [N], or a slice) of each parameter in `values` to `values[name]`
     ([M, ...] or broadcastable) and zero those rows' Adam moments (official
     `replace_tensor_to_optimizer` zeroes them for the rows it rewrites)."""
 

@@ -32,7 +32,7 @@ from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
-from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
 from taichi_3dgs.training.config import TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, load_views, scene_extent
 from taichi_3dgs.training.densification import make_strategy
@@ -153,7 +153,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     if resume:
         path = latest_checkpoint(out_dir)
         if path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {out_dir / 'checkpoints'}")
+            raise FileNotFoundError(f"--resume: no checkpoint in {checkpoint_dir(out_dir)}")
         checkpoint = load_checkpoint(path, device)
         start_step = int(checkpoint["step"])
         tensors = checkpoint["model"]

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, missing_prerequisite
 from PIL import Image
 from viewer_fixtures import trained_ply_path
 
@@ -30,10 +30,8 @@ TIMEOUT_S = 120
 def _require_tools():
     missing = [tool for tool in ("Xvfb", "xdotool") if shutil.which(tool) is None]
     if missing:
-        message = f"{', '.join(missing)} not installed (Debian packages xvfb, xdotool; .ci/run installs them)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_prerequisite(f"{', '.join(missing)} not installed (Debian packages xvfb, xdotool; "
+                             ".ci/run installs them)")
 
 
 def _wait_for(condition, what, process=None, log_path=None):
