@@ -26,5 +26,6 @@ setup(
     packages=find_packages(include=["taichi_3dgs", "taichi_3dgs.*"]),
     python_requires=">=3.10",
     install_requires=["torch>=2.1"] + read_requirements(HERE / "requirements.txt"),
-    extras_require={"test": ["pytest>=7.4", "gsplat==1.5.3"]},
+    extras_require={"test": [line for line in read_requirements(HERE / "requirements-dev.txt")
+                             if not line.startswith("-r")]},
 )

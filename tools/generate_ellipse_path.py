@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from taichi_3dgs.data.cameras import read_cameras_json  # noqa: E402
-from taichi_3dgs.viewer.poses import ellipse_camera_path, save_camera_path  # noqa: E402
+from taichi_3dgs.data.cameras import read_cameras_json
+from taichi_3dgs.viewer.poses import ellipse_camera_path, save_camera_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,9 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene  # noqa: E402
+from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 
 
 def main() -> int:

@@ -10,11 +10,10 @@ background, over which the trainer composites them (as NeRF and graphdeco 3DGS d
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from taichi_3dgs.data.initial_points import sample_view_volume
-from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json
+from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json, warn_missing_frames
 from taichi_3dgs.data.prepared_dataset import (WHITE_BACKGROUND, PreparedDataset, staged_output,
                                                write_prepared_dataset)
 
@@ -52,9 +51,7 @@ def convert_blender_nerf(scene_dir: str | os.PathLike, output_dir: str | os.Path
     if val_json is not None:
         val_frames, missing_val = read_transforms_json(val_json)
         missing += missing_val
-    if missing:
-        warnings.warn(f"skipped {len(missing)} frame(s) whose image file does not exist "
-                      f"(e.g. {', '.join(missing[:3])})", stacklevel=2)
+    warn_missing_frames(missing)
 
     with staged_output(output_dir) as stage:
         train = camera_records(train_frames, stage)

@@ -70,35 +70,39 @@ def _view_centre(records: Sequence[CameraRecord]) -> np.ndarray:
     return np.linalg.solve(system, rhs)
 
 
-def _visible_in_all(points: np.ndarray, records: Sequence[CameraRecord]) -> np.ndarray:
+def _views(records: Sequence[CameraRecord]) -> list[tuple[np.ndarray, np.ndarray, int, int]]:
+    """(viewmat, K, width, height) of each camera, computed once (viewmat inverts a matrix)."""
+    return [(record.viewmat, record.K, record.width, record.height) for record in records]
+
+
+def _visible_in_all(points: np.ndarray, views: Sequence[tuple[np.ndarray, np.ndarray, int, int]]) -> np.ndarray:
     """[M] bool: which of `points` [M, 3] project inside every image, in front of every camera."""
     survivors = np.arange(len(points))
-    for record in records:
+    for viewmat, K, width, height in views:
         # Most candidates fail within a few cameras; testing only the survivors keeps this cheap.
-        viewmat, K = record.viewmat, record.K
         camera = points[survivors] @ viewmat[:3, :3].T + viewmat[:3, 3]
         depth = camera[:, 2]
         with np.errstate(divide="ignore", invalid="ignore"):
             u = K[0, 0] * camera[:, 0] / depth + K[0, 2]
             v = K[1, 1] * camera[:, 1] / depth + K[1, 2]
-        survivors = survivors[(depth > 0) & (u >= 0) & (u < record.width) & (v >= 0) & (v < record.height)]
+        survivors = survivors[(depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)]
     visible = np.zeros(len(points), dtype=bool)
     visible[survivors] = True
     return visible
 
 
-def _sample_in_box(records: Sequence[CameraRecord], low: np.ndarray, high: np.ndarray, num_points: int,
+def _sample_in_box(views: Sequence[tuple[np.ndarray, np.ndarray, int, int]], low: np.ndarray, high: np.ndarray, num_points: int,
                    rng: np.random.Generator) -> np.ndarray:
     accepted: list[np.ndarray] = []
     count = tried = 0
     while count < num_points:
         candidates = rng.uniform(low, high, size=(BATCH_SIZE, 3))
-        inside = candidates[_visible_in_all(candidates, records)]
+        inside = candidates[_visible_in_all(candidates, views)]
         accepted.append(inside)
         count += len(inside)
         tried += BATCH_SIZE
         if count < num_points and tried >= MAX_CANDIDATES:
-            raise ValueError(f"only {count} of {tried} random points lie in the view of all {len(records)} "
+            raise ValueError(f"only {count} of {tried} random points lie in the view of all {len(views)} "
                              f"cameras ({num_points} needed); expected cameras that share a view volume, "
                              "or pass a mesh")
     return np.concatenate(accepted)[:num_points]
@@ -132,11 +136,12 @@ def sample_view_volume(records: Sequence[CameraRecord], num_points: int, seed: i
     centre = _view_centre(records)
     half_size = float(np.median([np.linalg.norm(record.camera_center - centre) for record in records]))
     rng = np.random.default_rng(seed)
-    pilot = _sample_in_box(records, centre - half_size, centre + half_size, min(num_points, PILOT_POINTS), rng)
+    views = _views(records)
+    pilot = _sample_in_box(views, centre - half_size, centre + half_size, min(num_points, PILOT_POINTS), rng)
     if len(pilot) == num_points:
         return PointCloud(xyz=pilot)
     margin = PILOT_MARGIN * (pilot.max(axis=0) - pilot.min(axis=0))
     low = np.maximum(pilot.min(axis=0) - margin, centre - half_size)
     high = np.minimum(pilot.max(axis=0) + margin, centre + half_size)
-    rest = _sample_in_box(records, low, high, num_points - len(pilot), rng)
+    rest = _sample_in_box(views, low, high, num_points - len(pilot), rng)
     return PointCloud(xyz=np.concatenate([pilot, rest]))

@@ -7,11 +7,10 @@ mesh optional.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 from taichi_3dgs.data.initial_points import sample_mesh_surface, sample_view_volume
-from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json
+from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json, warn_missing_frames
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR, PreparedDataset, staged_output, write_prepared_dataset
 from taichi_3dgs.data.undistortion import is_pinhole
 
@@ -68,9 +67,7 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
         raise ValueError(f"{transforms_train}: no training frame has an existing image "
                          f"({len(missing)} missing, e.g. {missing[:3]}); expected images relative to "
                          f"{image_path_prefix if image_path_prefix is not None else Path(transforms_train).parent}")
-    if missing:
-        warnings.warn(f"skipped {len(missing)} frame(s) whose image file does not exist "
-                      f"(e.g. {', '.join(missing[:3])})", stacklevel=2)
+    warn_missing_frames(missing)
     distorted = sum(not is_pinhole(frame.camera) for frame in train_frames + val_frames)
 
     with staged_output(output_path) as stage:

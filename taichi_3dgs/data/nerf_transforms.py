@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -125,6 +126,13 @@ def _find_image(root: Path, file_path: str) -> Path | None:
             if candidate.with_name(candidate.name + extension).is_file():
                 return candidate.with_name(candidate.name + extension)
     return None
+
+
+def warn_missing_frames(missing: Sequence[str]) -> None:
+    """One warning counting the frames skipped because their image file does not exist."""
+    if missing:
+        warnings.warn(f"skipped {len(missing)} frame(s) whose image file does not exist "
+                      f"(e.g. {', '.join(missing[:3])})", stacklevel=3)
 
 
 def read_transforms_json(path: str | os.PathLike,

@@ -153,7 +153,7 @@ def scene_extent(records: Sequence[CameraRecord]) -> float:
     Official `getNerfppNorm` radius; it scales the means' learning rate and the densification
     size thresholds. Falls back to 1.0 when all cameras share one centre (the radius would be 0).
     """
-    centres = np.stack([np.asarray(r.T_pointcloud_camera, dtype=np.float64)[:3, 3] for r in records])
+    centres = np.stack([r.camera_center for r in records])
     radius = 1.1 * float(np.linalg.norm(centres - centres.mean(axis=0), axis=1).max())
     return radius if radius > 1e-9 else 1.0
 

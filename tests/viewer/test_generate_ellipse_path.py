@@ -1,5 +1,6 @@
 """tools/generate_ellipse_path.py and the poses.pt file it writes."""
 import math
+import os
 import subprocess
 import sys
 
@@ -17,7 +18,8 @@ K = np.array([[120.0, 0.0, 80.0], [0.0, 110.0, 60.0], [0.0, 0.0, 1.0]])
 
 def _run(*args, cwd):
     return subprocess.run([sys.executable, str(REPO_ROOT / "tools" / "generate_ellipse_path.py"), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=120)
+                          cwd=cwd, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)))
 
 
 def _ring_cameras(count=6, radius=3.0):
