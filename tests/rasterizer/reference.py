@@ -137,6 +137,13 @@ def sh_reference(sh_coeffs, means, center, sh_degree) -> torch.Tensor:
     return _spherical_harmonics(sh_degree, dirs, sh_coeffs.double())
 
 
+def centred(scene):
+    """The scene with cx = W/2, cy = H/2, where gsplat's asymmetric J clamp equals the official one."""
+    K = scene["K"].clone()
+    K[0, 2], K[1, 2] = 0.5 * scene["width"], 0.5 * scene["height"]
+    return {**scene, "K": K}
+
+
 def tile_ranges(means2d, radii, width, height, tile_size):
     """Tile rectangle each Gaussian touches: (x_min, x_max, y_min, y_max), max exclusive, int64 [N].
 
@@ -155,12 +162,6 @@ def tile_ranges(means2d, radii, width, height, tile_size):
     x_max = torch.where(culled, x_min, x_max)
     y_max = torch.where(culled, y_min, y_max)
     return x_min, x_max, y_min, y_max
-
-
-def count_tile_pairs(means2d, radii, width, height, tile_size) -> int:
-    """Number of (tile, Gaussian) pairs under the tile rule of `tile_ranges`."""
-    x_min, x_max, y_min, y_max = tile_ranges(means2d, radii, width, height, tile_size)
-    return int(((x_max - x_min) * (y_max - y_min)).sum())
 
 
 def rasterize_reference(
@@ -333,7 +334,7 @@ def scene_args(scene):
 PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
 
 __all__ = [
-    "ReferenceProjection", "ReferenceOutput", "camera_center", "project_reference", "sh_reference",
-    "tile_ranges", "count_tile_pairs", "rasterize_reference", "look_at_viewmat", "random_scene",
+    "ReferenceProjection", "ReferenceOutput", "camera_center", "centred", "project_reference", "sh_reference",
+    "tile_ranges", "rasterize_reference", "look_at_viewmat", "random_scene",
     "garden_scene", "scene_args", "PARAMETER_NAMES", "SH_C0",
 ]

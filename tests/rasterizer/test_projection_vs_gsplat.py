@@ -14,26 +14,20 @@ import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
 
 from conftest import dataset_path
-from reference import garden_scene, project_reference, random_scene
+from reference import centred, garden_scene, project_reference, random_scene
 from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.rasterizer import project_gaussians
 
 CONFIG = dataclasses.replace(RasterizerConfig(), antialiased=True)
 
 
-def _centred(scene):
-    K = scene["K"].clone()
-    K[0, 2], K[1, 2] = 0.5 * scene["width"], 0.5 * scene["height"]
-    return {**scene, "K": K}
-
-
 def _random():
-    return _centred(random_scene(500, 162, 105, seed=21, log_scale_range=(-6.0, -0.5)))
+    return centred(random_scene(500, 162, 105, seed=21, log_scale_range=(-6.0, -0.5)))
 
 
 def _garden():
     path = dataset_path("gsplat_test_garden") / "test_garden.npz"
-    return _centred(garden_scene(path, n_points=20000, seed=0, downscale=1))
+    return centred(garden_scene(path, n_points=20000, seed=0, downscale=1))
 
 
 SCENES = {"random": _random, "garden": _garden}

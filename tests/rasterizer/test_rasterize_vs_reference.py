@@ -10,7 +10,6 @@ directory on Taichi's Vulkan backend.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ from comparison import (
     ACCEPTANCE_GRADIENT_ERROR, ACCEPTANCE_IMAGE_ERROR, GRADIENT_PRECISION, PIXEL_PRECISION, gradient_errors,
     mean_abs_error, pixel_error_quantile, render_pair,
 )
-from reference import PARAMETER_NAMES, random_scene, rasterize_reference, scene_args
+from reference import PARAMETER_NAMES, random_scene, rasterize_reference, scene_args, tile_ranges
 from taichi_3dgs import RasterizerConfig, rasterize
 
 DEFAULT = RasterizerConfig()
@@ -137,11 +136,10 @@ def test_saturated_case_reaches_the_early_stop():
 def test_deep_case_fills_tiles_past_one_shared_memory_batch():
     proj = rasterize_reference(*scene_args(_deep_scene()), config=DEFAULT).projection
     ts = DEFAULT.tile_size
+    x_min, x_max, y_min, y_max = tile_ranges(proj.means2d, proj.radii, 48, 40, ts)
     pairs_per_tile = torch.zeros(3, 3, dtype=torch.long)  # 48x40 px in 16x16 tiles
-    for (u, v), r in zip(proj.means2d[proj.radii > 0].tolist(), proj.radii[proj.radii > 0].tolist()):
-        # the tile rule: floor((u - r) / 16) .. ceil((u + r) / 16) - 1, clamped
-        pairs_per_tile[max(0, math.floor((v - r) / ts)):math.ceil((v + r) / ts),
-                       max(0, math.floor((u - r) / ts)):math.ceil((u + r) / ts)] += 1
+    for box in zip(x_min.tolist(), x_max.tolist(), y_min.tolist(), y_max.tolist()):
+        pairs_per_tile[box[2]:box[3], box[0]:box[1]] += 1
     assert (pairs_per_tile > ts * ts).sum() >= 5
 
 

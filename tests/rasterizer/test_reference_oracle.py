@@ -10,7 +10,7 @@ import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
 
 from reference import (
-    PARAMETER_NAMES, camera_center, project_reference, random_scene, rasterize_reference, scene_args,
+    PARAMETER_NAMES, camera_center, centred, project_reference, random_scene, rasterize_reference, scene_args,
     sh_reference, tile_ranges,
 )
 
@@ -20,13 +20,6 @@ DEFAULTS = SimpleNamespace(
     alpha_threshold=1 / 255, max_alpha=0.99,
     transmittance_threshold=1e-4, color_activation="linear", antialiased=False,
 )
-
-
-def centred(scene):
-    """The scene with cx = W/2, cy = H/2, where gsplat's asymmetric J clamp equals the official one."""
-    K = scene["K"].clone()
-    K[0, 2], K[1, 2] = 0.5 * scene["width"], 0.5 * scene["height"]
-    return {**scene, "K": K}
 
 
 def test_reference_projection_matches_gsplat():
