@@ -87,6 +87,27 @@ def load_rotation(viewmat: ti.template()) -> ti.math.mat3:
 
 
 @ti.func
+def camera_point(means: ti.template(), viewmat: ti.template(), i: ti.i32):
+    """(W, p): the world-to-camera rotation and Gaussian i's centre in camera coordinates."""
+    W = load_rotation(viewmat)
+    return W, W @ load_vec3(means, i) + ti.math.vec3(viewmat[0, 3], viewmat[1, 3], viewmat[2, 3])
+
+
+@ti.func
+def camera_covariance(quats: ti.template(), log_scales: ti.template(), W: ti.math.mat3, i: ti.i32):
+    """(qn, q_norm, R, s, M, cov_cam) of Gaussian i: its normalised quaternion and the norm it had,
+    rotation R, scales s, M = R diag(s), and the camera-frame covariance W M M^T W^T (Kerbl et al.
+    2023, eq. 6)."""
+    q = load_vec4(quats, i)
+    q_norm = ti.max(q.norm(), 1e-12)
+    qn = q / q_norm
+    R = quat_to_rotmat(qn)
+    s = ti.exp(load_vec3(log_scales, i))
+    M = R @ ti.math.mat3([[s[0], 0.0, 0.0], [0.0, s[1], 0.0], [0.0, 0.0, s[2]]])
+    return qn, q_norm, R, s, M, W @ (M @ M.transpose()) @ W.transpose()
+
+
+@ti.func
 def clamped_tan(p: ti.math.vec3, K: ti.template(), width: ti.i32, height: ti.i32, fov_clamp: ti.f32):
     """x/z and y/z clamped to fov_clamp * tan(half FOV), and whether each was inside the clamp."""
     lim_x = fov_clamp * 0.5 * width / K[0, 0]
@@ -116,8 +137,7 @@ def _project_forward(
     means2d: F32_2D, conics: F32_2D, depths: F32_1D, radii: I32_1D, compensations: F32_1D,
 ):
     for i in range(means.shape[0]):
-        W = load_rotation(viewmat)
-        p = W @ load_vec3(means, i) + ti.math.vec3(viewmat[0, 3], viewmat[1, 3], viewmat[2, 3])
+        W, p = camera_point(means, viewmat, i)
         depths[i] = p.z
         radii[i] = 0
         means2d[i, 0] = 0.0
@@ -126,11 +146,7 @@ def _project_forward(
             conics[i, k] = 0.0
         compensations[i] = 0.0
         if near_plane < p.z < far_plane:
-            q = load_vec4(quats, i)
-            R = quat_to_rotmat(q / ti.max(q.norm(), 1e-12))
-            s = ti.exp(load_vec3(log_scales, i))
-            M = R @ ti.math.mat3([[s[0], 0.0, 0.0], [0.0, s[1], 0.0], [0.0, 0.0, s[2]]])
-            cov_cam = W @ (M @ M.transpose()) @ W.transpose()
+            qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)  # noqa: F841
             tan_xy, _ = clamped_tan(p, K, width, height, fov_clamp)
             J = jacobian(p, tan_xy, K)
             cov = J @ cov_cam @ J.transpose()
@@ -172,15 +188,8 @@ def _project_backward(
         for k in ti.static(range(4)):
             v_quats[i, k] = 0.0
         if radii[i] > 0:
-            W = load_rotation(viewmat)
-            p = W @ load_vec3(means, i) + ti.math.vec3(viewmat[0, 3], viewmat[1, 3], viewmat[2, 3])
-            q = load_vec4(quats, i)
-            q_norm = ti.max(q.norm(), 1e-12)
-            qn = q / q_norm
-            R = quat_to_rotmat(qn)
-            s = ti.exp(load_vec3(log_scales, i))
-            M = R @ ti.math.mat3([[s[0], 0.0, 0.0], [0.0, s[1], 0.0], [0.0, 0.0, s[2]]])
-            cov_cam = W @ (M @ M.transpose()) @ W.transpose()
+            W, p = camera_point(means, viewmat, i)
+            qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)
             tan_xy, inside = clamped_tan(p, K, width, height, fov_clamp)
             J = jacobian(p, tan_xy, K)
 
