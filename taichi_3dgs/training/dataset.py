@@ -31,8 +31,8 @@ class View:
     Attributes:
         name: image file name (for metrics and logs).
         camera: the record with K, width and height rescaled to the cached image.
-        image: uint8 [H, W, 3] or [H, W, 4] (RGBA, straight alpha), CPU.
-        mask: bool [H, W] (False = ignore the pixel in the loss) or None, CPU.
+        image: uint8 [H, W, 3] or [H, W, 4] (RGBA, straight alpha), on the device (loaded once).
+        mask: bool [H, W] (False = ignore the pixel in the loss) or None, on the device.
         viewmat: float32 [4, 4] world-to-camera; K: float32 [3, 3] pixels; both on the device.
     """
 
@@ -58,15 +58,11 @@ class View:
 
         An RGBA image is composited over background [3]: rgb * a + background * (1 - a).
         """
-        image = self.image.to(background.device, non_blocking=True).to(torch.float32) / 255.0
+        image = self.image.to(background.device).to(torch.float32) / 255.0
         if image.shape[-1] == 4:
             alpha = image[..., 3:]
             return image[..., :3] * alpha + background * (1.0 - alpha)
         return image
-
-    def device_mask(self, device: torch.device) -> Optional[torch.Tensor]:
-        """The mask on `device`, or None."""
-        return None if self.mask is None else self.mask.to(device)
 
 
 def target_size(width: int, height: int, downscale_factor: int, max_long_side: int) -> tuple[int, int]:
@@ -121,12 +117,12 @@ def load_view(
         mask_image = _open_image(Path(record.mask_path), what, "mask_path").convert("L")
         if mask_image.size != size:
             mask_image = mask_image.resize(size, _MASK_RESAMPLE)
-        mask = torch.from_numpy(np.asarray(mask_image) > 0)
+        mask = torch.from_numpy(np.asarray(mask_image) > 0).to(device)
     camera = record.scaled(size[0], size[1])
     return View(
         name=Path(record.image_path).name,
         camera=camera,
-        image=torch.from_numpy(np.array(image, dtype=np.uint8)),
+        image=torch.from_numpy(np.array(image, dtype=np.uint8)).to(device),  # loaded to the device once
         mask=mask,
         viewmat=torch.tensor(camera.viewmat, dtype=torch.float32, device=device),
         K=torch.tensor(camera.K, dtype=torch.float32, device=device),

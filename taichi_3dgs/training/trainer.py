@@ -246,7 +246,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 view = train_views[sampler.next(generator)]
                 step_background = torch.rand(3, generator=generator).to(device) if config.random_background else background
                 target = view.target(step_background)
-                mask = view.device_mask(device)
+                mask = view.mask
 
                 out = render_view(model, view, raster_cfg, step_background)
                 l1 = l1_loss(out.image, target, mask)
