@@ -11,7 +11,7 @@ import torch
 
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
-from taichi_3dgs.viewer.camera_paths import ellipse_path, fit_camera_to_bounds, orbit_path, scene_bounds
+from taichi_3dgs.viewer.camera_paths import ellipse_path, orbit_path, overview_camera, scene_bounds
 from taichi_3dgs.viewer.controller import Controller
 from taichi_3dgs.viewer.geometry import invert_rigid
 from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
@@ -58,15 +58,16 @@ def create_controller(objects: list[SceneObject], width: int, height: int,
     """The controller of a new viewer session.
 
     The view starts at the first dataset camera (its K rescaled to `width` x `height`), or,
-    without cameras, at `fit_camera_to_bounds` of all objects' Gaussians. Movement keys move by
-    `TRANSLATION_STEP_FRACTION` of the scene radius.
+    without cameras, at the `overview_camera` of all objects' Gaussians (the first frame of the
+    headless orbit). Movement keys move by `TRANSLATION_STEP_FRACTION` of the scene radius.
     """
-    center, radius = scene_bounds(torch.cat([obj.world_scene().means for obj in objects]))
+    means = torch.cat([obj.world_scene().means for obj in objects])
+    _, radius = scene_bounds(means)
     dataset_cameras = [(camera.T_pointcloud_camera, camera.scaled(width, height).K) for camera in cameras]
     if dataset_cameras:
         T_world_camera, K = dataset_cameras[0]
     else:
-        T_world_camera, K = fit_camera_to_bounds(center, radius, width, height)
+        T_world_camera, K, _, _ = overview_camera(means, width, height)
     return Controller(objects=objects, T_world_camera=T_world_camera, K=K, width=width,
                       height=height, translation_step=TRANSLATION_STEP_FRACTION * radius,
                       dataset_cameras=dataset_cameras, dataset_index=0 if cameras else None)
@@ -95,15 +96,16 @@ def run_viewer(scene_paths: list[str | os.PathLike], width: int | None = None,
 def orbit_poses(objects: list[SceneObject], n_frames: int, width: int, height: int,
                 cameras: list[CameraRecord]) -> tuple[np.ndarray, np.ndarray]:
     """Camera-to-world poses [n_frames, 4, 4] and the shared K [3, 3] of the headless orbit:
-    the `ellipse_path` of the dataset cameras (K of the first one, rescaled), or without
-    cameras one turn of the fitted camera (`fit_camera_to_bounds`) about the vertical axis
-    (world -y, the fitted camera's up) through the scene centre."""
+    the `ellipse_path` of the dataset cameras (at their height, about their mean up; K of the
+    first one, rescaled), or without cameras one turn of the `overview_camera` (looking down
+    from `ORBIT_ELEVATION_DEGREES`) about the scene's up axis (`scene_up` of the means) through
+    the scene centre."""
     if cameras:
         poses = ellipse_path(np.stack([camera.T_pointcloud_camera for camera in cameras]), n_frames)
         return poses, cameras[0].scaled(width, height).K
-    center, radius = scene_bounds(torch.cat([obj.world_scene().means for obj in objects]))
-    T_world_camera, K = fit_camera_to_bounds(center, radius, width, height)
-    return orbit_path(T_world_camera, center, np.array([0.0, -1.0, 0.0]), n_frames), K
+    T_world_camera, K, center, up = overview_camera(
+        torch.cat([obj.world_scene().means for obj in objects]), width, height)
+    return orbit_path(T_world_camera, center, up, n_frames), K
 
 
 def render_orbit(scene_paths: list[str | os.PathLike], output_dir: str | os.PathLike,

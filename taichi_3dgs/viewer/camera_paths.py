@@ -1,5 +1,6 @@
-"""Camera poses for viewing and fly-through videos: look-at, a camera fitted to a scene's bounds,
-an orbit around a point, and the elliptical path around a capture's focus point.
+"""Camera poses for viewing and fly-through videos: look-at, a scene's up direction, a camera
+fitted to a scene's bounds, an orbit around a point, and the elliptical path around a capture's
+focus point.
 
 All poses are float64 [4, 4] camera-to-world matrices `T_world_camera` with OpenCV camera axes
 (x right, y down, z forward), as `T_pointcloud_camera` in the camera JSON (FORMATS.md); the
@@ -20,6 +21,27 @@ DEFAULT_FOV_X_DEGREES = 60.0
 BOUNDS_PERCENTILE = 90.0
 """Trained scenes carry far-away floaters; the scene radius is this percentile of the distances
 of the means from their median, not the maximum."""
+
+FALLBACK_UP = np.array([0.0, -1.0, 0.0])
+"""Up when neither cameras nor the points tell: world -y, the up of a camera with identity
+rotation, which is how COLMAP reconstructions (world frame = their first camera's) and most
+scenes converted from them stand."""
+
+ORBIT_ELEVATION_DEGREES = 25.0
+"""The first view and the headless orbit without dataset cameras look down at the scene centre
+from this angle above its horizontal plane (the plane normal to `scene_up`): high enough to see the
+ground and the tops of objects instead of passing edge-on through the ground, low enough to see
+their sides; a person filming a scene on the ground or a table holds the camera about as high."""
+
+FLATNESS_RATIO = 0.25
+"""`scene_up` trusts the least-variance axis of the means only when its variance is at most this
+fraction of the middle one (a standard deviation at most half as large): the scene is then clearly
+flatter along it than along any horizontal direction."""
+
+SYMMETRY_TOLERANCE = 0.05
+"""`scene_up` calls the heights along the flat axis symmetric, so the side of "up" undecided, when
+the two tails (10th to 50th and 50th to 90th percentile) differ by at most this fraction of the
+10-90 percentile range."""
 
 _ARC_SAMPLES = 4096  # dense samples of the ellipse for its arc length (constant-speed frames)
 
@@ -76,30 +98,114 @@ def scene_bounds(means: torch.Tensor) -> tuple[np.ndarray, float]:
     return center.numpy(), max(radius, 1e-6)
 
 
-def fit_camera_to_bounds(center: np.ndarray, radius: float, width: int, height: int,
-                         fov_x_degrees: float = DEFAULT_FOV_X_DEGREES) -> tuple[np.ndarray, np.ndarray]:
-    """A camera that sees the whole sphere (center, radius).
+def scene_up(means: torch.Tensor) -> np.ndarray:
+    """The up direction of a scene guessed from its Gaussian means alone (no cameras).
 
-    With no capture cameras the world's orientation is unknown; the camera takes the world
-    axes as its own (identity rotation: looking along +z with -y up), which is the pose of the
-    first camera in a COLMAP reconstruction and the usual orientation of converted scenes.
+    Rule: a captured scene mostly stands on a support surface (ground, floor, table) that covers
+    more area than anything else and that nothing lies below, since cameras do not see under it.
+    So (1) the scene is flattest along up: the axis of least variance of the means (PCA of the
+    means within the `scene_bounds` radius, which leaves out far floaters and the background
+    shell), and (2) along that axis most points lie at the bottom (the surface) and the rest rises
+    above it (objects), so the heights have their long tail upwards: up points to the side where
+    the 50th to 90th percentile span is longer than the 10th to 50th (Bowley's quantile skewness,
+    robust to the outliers that the third moment is not).
+
+    Limits: a scene that is not clearly flat (least variance above `FLATNESS_RATIO` of the middle
+    one: a single object, an isotropic or forward-facing cloud, random initial points) or whose
+    heights are symmetric (`SYMMETRY_TOLERANCE`: an empty flat ground, a room with floor and
+    ceiling equally seen) falls back to `FALLBACK_UP` (the axis, or for symmetric heights its
+    sign). A scene flattest along a horizontal direction (a facade, a long wall, a tall thin
+    object) gets a horizontal up; a scene seen from below, mostly a ceiling or canopy, gets up
+    upside down. Dataset cameras (`mean_up`) are the better source when they exist.
+
+    Args:
+        means: [N, 3] float tensor of Gaussian centres, world frame, N >= 1.
+
+    Returns:
+        [3] float64 unit vector in world coordinates.
+    """
+    points = means.detach().double().cpu().numpy()
+    center, radius = scene_bounds(means)
+    core = points[np.linalg.norm(points - center, axis=1) <= radius]
+    deviations = core - core.mean(axis=0)
+    variances, axes = np.linalg.eigh(deviations.T @ deviations)  # ascending
+    if not (variances[1] > 0 and variances[0] <= FLATNESS_RATIO * variances[1]):
+        return FALLBACK_UP.copy()
+    axis = axes[:, 0]
+    low, median, high = np.quantile(core @ axis, [0.1, 0.5, 0.9])
+    skew = (high - median) - (median - low)
+    if abs(skew) <= SYMMETRY_TOLERANCE * (high - low):
+        return axis if axis @ FALLBACK_UP >= 0 else -axis
+    return axis if skew > 0 else -axis
+
+
+def fit_camera_to_bounds(center: np.ndarray, radius: float, width: int, height: int,
+                         fov_x_degrees: float = DEFAULT_FOV_X_DEGREES, *,
+                         up: np.ndarray = FALLBACK_UP, elevation_degrees: float = 0.0
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """A camera that sees the whole sphere (center, radius), upright for `up`, looking down at
+    the centre from `elevation_degrees` above the plane normal to `up`.
+
+    Its horizontal direction from the centre is world -z projected onto that plane, or world -y
+    when `up` is within 30 degrees of the z axis. With the defaults (up world -y, elevation 0) it
+    takes the world axes as its own (identity rotation: looking along +z with -y up), the pose of
+    the first camera of a COLMAP reconstruction.
 
     Args:
         center: [3] world point the camera looks at.
         radius: sphere radius (world units), > 0.
         width, height: image size in pixels.
         fov_x_degrees: horizontal field of view.
+        up: [3] world direction that appears upwards in the image (normalised here).
+        elevation_degrees: angle of the viewing ray below the horizontal plane, in (-90, 90).
 
     Returns:
-        (T_world_camera [4, 4] float64, K [3, 3] float64): the camera at center - d * z with
-        d = radius / sin(smaller half field of view), so the sphere touches the nearer image
-        borders.
+        (T_world_camera [4, 4] float64, K [3, 3] float64): the camera at distance
+        d = radius / sin(smaller half field of view) from the centre, so the sphere touches the
+        nearer image borders.
+
+    Raises:
+        ValueError: `up` of zero length, or the elevation outside (-90, 90) degrees.
     """
+    up = np.asarray(up, dtype=np.float64)
+    if np.linalg.norm(up) < 1e-12:
+        raise ValueError(f"up: expected a non-zero direction, got {up.tolist()}")
+    if not -90.0 < elevation_degrees < 90.0:
+        raise ValueError(f"elevation: expected an angle in (-90, 90) degrees, got {elevation_degrees}")
+    up = up / np.linalg.norm(up)
     K = pinhole_intrinsics(width, height, fov_x_degrees)
     half_fov = min(math.atan(width / (2.0 * K[0, 0])), math.atan(height / (2.0 * K[1, 1])))
     distance = radius / math.sin(half_fov)
-    eye = np.asarray(center, dtype=np.float64) - np.array([0.0, 0.0, distance])
-    return rigid_transform(np.eye(3), eye), K
+    reference = np.array([0.0, 0.0, -1.0]) if abs(up[2]) < math.cos(math.radians(30.0)) \
+        else np.array([0.0, -1.0, 0.0])
+    back = reference - (reference @ up) * up
+    back /= np.linalg.norm(back)
+    elevation = math.radians(elevation_degrees)
+    center = np.asarray(center, dtype=np.float64)
+    eye = center + distance * (math.cos(elevation) * back + math.sin(elevation) * up)
+    return look_at(eye, center, up), K
+
+
+def overview_camera(means: torch.Tensor, width: int, height: int
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The camera that first shows a scene when no dataset cameras are given.
+
+    `fit_camera_to_bounds` of the `scene_bounds` sphere, upright for `scene_up` and
+    `ORBIT_ELEVATION_DEGREES` above the scene's horizontal plane.
+
+    Args:
+        means: [N, 3] float tensor of Gaussian centres, world frame, N >= 1.
+        width, height: image size in pixels.
+
+    Returns:
+        (T_world_camera [4, 4], K [3, 3], center [3], up [3]), float64: the pose, the intrinsics
+        (`DEFAULT_FOV_X_DEGREES`), the scene centre it looks at and the scene's unit up direction.
+    """
+    center, radius = scene_bounds(means)
+    up = scene_up(means)
+    T_world_camera, K = fit_camera_to_bounds(center, radius, width, height, up=up,
+                                             elevation_degrees=ORBIT_ELEVATION_DEGREES)
+    return T_world_camera, K, center, up
 
 
 def orbit_path(T_world_camera: np.ndarray, center: np.ndarray, up: np.ndarray, n_frames: int

@@ -116,6 +116,31 @@ def test_fitted_camera_sees_the_whole_sphere_touching_the_nearer_borders():
     _check_looks_at(T_world_camera[None], center)
 
 
+def test_fitted_camera_defaults_to_the_world_axes():
+    T_world_camera, _ = fit_camera_to_bounds(np.array([1.0, 2.0, 3.0]), 2.0, 160, 90)
+    np.testing.assert_allclose(T_world_camera[:3, :3], np.eye(3), atol=1e-12)
+
+
+def test_fitted_camera_looks_down_from_the_elevation_upright_for_up():
+    center, radius, width, height = np.array([1.0, 2.0, 3.0]), 2.0, 160, 90
+    up = np.array([0.0, 0.6, 0.8])
+    T_world_camera, K = fit_camera_to_bounds(center, radius, width, height, up=2.0 * up,
+                                             elevation_degrees=25.0)
+    eye = T_world_camera[:3, 3]
+    _check_looks_at(T_world_camera[None], center)
+    assert math.asin((eye - center) @ up / np.linalg.norm(eye - center)) == pytest.approx(math.radians(25.0))
+    assert T_world_camera[:3, 0] @ up == pytest.approx(0.0, abs=1e-12)  # no roll
+    assert -T_world_camera[:3, 1] @ up == pytest.approx(math.cos(math.radians(25.0)))
+    assert math.asin(radius / np.linalg.norm(center - eye)) == pytest.approx(math.atan(height / 2 / K[1, 1]))
+
+
+def test_fitted_camera_rejects_a_zero_up_and_a_vertical_elevation():
+    with pytest.raises(ValueError, match="up"):
+        fit_camera_to_bounds(np.zeros(3), 1.0, 16, 9, up=np.zeros(3))
+    with pytest.raises(ValueError, match="elevation"):
+        fit_camera_to_bounds(np.zeros(3), 1.0, 16, 9, elevation_degrees=90.0)
+
+
 def test_scene_bounds_ignore_far_floaters():
     rng = np.random.default_rng(0)
     points = np.concatenate([rng.normal(size=(950, 3)), rng.normal(size=(50, 3)) * 1000])
