@@ -1,7 +1,7 @@
 """Camera records and the camera JSON files (`train.json`, `val.json`).
 
 The JSON format is the one of the original Taichi 3DGS project (wanmeihuali/
-taichi_3d_gaussian_splatting), described in FORMATS.md "Camera JSON": an array of records with
+taichi_3d_gaussian_splatting), described in docs/FORMATS.md "Camera JSON": an array of records with
 `image_path`, `T_pointcloud_camera` (4x4 camera-to-world, OpenCV camera axes: x right, y down,
 z forward), `camera_intrinsics` (3x3 K in pixels), `camera_width`, `camera_height`, `camera_id` and
 an optional `mask_path`.
@@ -201,7 +201,7 @@ def read_json_file(path: Path, expected: str):
 
 
 def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
-    """Read a camera JSON file (`train.json` / `val.json`, FORMATS.md "Camera JSON").
+    """Read a camera JSON file (`train.json` / `val.json`, docs/FORMATS.md "Camera JSON").
 
     Relative `image_path` / `mask_path` values are resolved against the JSON file's folder; when
     the file is not there but exists relative to the working directory (files written by the
@@ -243,7 +243,7 @@ def _path_for_json(path: Path, json_dir: Path) -> str:
 
 
 def write_cameras_json(path: str | os.PathLike, records: Iterable[CameraRecord]) -> None:
-    """Write `records` as a camera JSON file, atomically (FORMATS.md "Camera JSON").
+    """Write `records` as a camera JSON file, atomically (docs/FORMATS.md "Camera JSON").
 
     Image and mask paths under the JSON file's folder are written relative to it (so the folder
     can be moved); others are written absolute. Numbers are written with full float64 precision,

@@ -3,7 +3,7 @@
 A small numpy ray caster renders a checkered sphere, a striped box and a checkered ground square
 (world frame: z up, units arbitrary, Lambertian shading under one directional light, no hit =
 black) from a ring of cameras at two heights, with 2 x 2 supersampling. It writes the images,
-`train.json` / `val.json` (FORMATS.md cameras; every 8th view to val, the official protocol) and
+`train.json` / `val.json` (docs/FORMATS.md cameras; every 8th view to val, the official protocol) and
 `point_cloud.parquet`: points sampled uniformly on the surfaces, coloured by the shaded texture,
 with a little position noise, standing in for a structure-from-motion cloud.
 """

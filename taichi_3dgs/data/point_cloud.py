@@ -1,6 +1,6 @@
 """Input point clouds (`point_cloud.parquet`): the points a scene is initialised from.
 
-FORMATS.md "Point-cloud parquet", input side: columns `x, y, z` (float, world frame) required,
+docs/FORMATS.md "Point-cloud parquet", input side: columns `x, y, z` (float, world frame) required,
 `r, g, b` (0..255) optional, any other column ignored (so a trained-scene file also reads as a
 point cloud of its Gaussian centres).
 """

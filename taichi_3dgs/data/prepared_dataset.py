@@ -1,6 +1,6 @@
 """The folder every converter writes: cameras, point cloud and a ready-to-run training config.
 
-    <output_dir>/train.json           camera records for training (FORMATS.md "Camera JSON")
+    <output_dir>/train.json           camera records for training (docs/FORMATS.md "Camera JSON")
     <output_dir>/val.json             camera records for validation (possibly an empty array)
     <output_dir>/point_cloud.parquet  initial points x, y, z[, r, g, b]
     <output_dir>/train_config.yaml    training config pointing at the three files above

@@ -1,7 +1,7 @@
 """Convert the original project's `sigmoid` colour scenes to the official `linear` colour model.
 
 The original Taichi project computed colour as `sigmoid(SH(dir))`; the official 3DGS code, its PLY
-format and every splat viewer use `max(0, SH(dir) + 0.5)` (FORMATS.md). No SH coefficients
+format and every splat viewer use `max(0, SH(dir) + 0.5)` (docs/FORMATS.md). No SH coefficients
 reproduce a sigmoid exactly, so each Gaussian's colour is fitted: least squares over a fixed set of
 view directions covering the sphere,
 

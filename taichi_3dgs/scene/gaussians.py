@@ -1,6 +1,6 @@
 """`GaussianScene`: the parameters of a trained 3D Gaussian Splatting scene.
 
-One record of torch tensors in the conventions of ../shared/spec/FORMATS.md ("Gaussian
+One record of torch tensors in the conventions of docs/FORMATS.md ("Gaussian
 parameters"), shared by the parquet and PLY readers/writers, the trainer and the viewer.
 Activations (Kerbl et al. 2023, Sec. 4; official `scene/gaussian_model.py`): scales =
 exp(log_scales), opacities = sigmoid(opacity_logits), rotation = normalize(quats), and colour
@@ -26,7 +26,7 @@ TENSOR_FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
 
 @dataclass
 class GaussianScene:
-    """Parameters of N 3D Gaussians (FORMATS.md "Gaussian parameters").
+    """Parameters of N 3D Gaussians (docs/FORMATS.md "Gaussian parameters").
 
     Attributes:
         means: [N, 3] float32, centres in the world frame (scene units).

@@ -1,4 +1,4 @@
-"""Trainable Gaussian scene: the FORMATS.md parameters as `torch.nn.Parameter`s.
+"""Trainable Gaussian scene: the docs/FORMATS.md parameters as `torch.nn.Parameter`s.
 
 Initialisation from a point cloud follows the official 3DGS `GaussianModel.create_from_pcd`
 (graphdeco-inria `scene/gaussian_model.py`): SH DC = (rgb - 0.5) / C0 with the other SH
@@ -45,7 +45,7 @@ def mean_knn_squared_distance(xyz: np.ndarray, num_neighbours: int = 3) -> np.nd
 
 
 class GaussianModel(nn.Module):
-    """The trainable Gaussians (FORMATS.md "Gaussian parameters").
+    """The trainable Gaussians (docs/FORMATS.md "Gaussian parameters").
 
     Parameters (float32, on one device):
         means [N, 3] world units; quats [N, 4] w, x, y, z (unnormalised); log_scales [N, 3];

@@ -1,4 +1,4 @@
-"""Trained-scene parquet files: one row per Gaussian (FORMATS.md "Point-cloud parquet").
+"""Trained-scene parquet files: one row per Gaussian (docs/FORMATS.md "Point-cloud parquet").
 
 The column names are those of the original Taichi project (`GaussianPointCloudScene.to_parquet`):
 `x, y, z`, `cov_q0..3` (quaternion x, y, z, w), `cov_s0..2` (log std-dev), `alpha0` (opacity
@@ -49,7 +49,7 @@ _XYZW_TO_WXYZ = [3, 0, 1, 2]
 def is_trained_scene_parquet(path: str | os.PathLike) -> bool:
     """True when the parquet file at `path` has every trained-scene column (reads the schema only).
 
-    Such a file is loaded as a trained scene, not re-initialised from its x, y, z (FORMATS.md).
+    Such a file is loaded as a trained scene, not re-initialised from its x, y, z (docs/FORMATS.md).
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -120,7 +120,7 @@ def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene) -> None:
 
     Columns in `TRAINED_SCENE_COLUMNS` order, float32; quaternions stored x, y, z, w; file-level
     key-value metadata `taichi_3dgs.format_version = "1"`, `taichi_3dgs.color_activation`,
-    `taichi_3dgs.sh_degree` (FORMATS.md). Tensors may be on any device.
+    `taichi_3dgs.sh_degree` (docs/FORMATS.md). Tensors may be on any device.
 
     Raises:
         ValueError: `scene.validate()` fails; nothing is written.

@@ -4,7 +4,7 @@ The basis order, constants and signs are those of graphdeco-inria/gaussian-splat
 `utils/sh_utils.py::eval_sh` (the same functions as gsplat's `_eval_sh_bases_fast` and the
 original Taichi project's `SphericalHarmonics.py`): index k = l * (l + 1) + m for band l and
 order m, DC first. A Gaussian's colour from direction `dir` is `sum_k sh_coeffs[k] * Y_k(dir)`
-before the colour activation (FORMATS.md).
+before the colour activation (docs/FORMATS.md).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ fitted to a scene's bounds, an orbit around a point, and the elliptical path aro
 focus point.
 
 All poses are float64 [4, 4] camera-to-world matrices `T_world_camera` with OpenCV camera axes
-(x right, y down, z forward), as `T_pointcloud_camera` in the camera JSON (FORMATS.md); the
+(x right, y down, z forward), as `T_pointcloud_camera` in the camera JSON (docs/FORMATS.md); the
 camera's "up" is its -y axis. `viewmat = inverse(T_world_camera)`.
 """
 from __future__ import annotations

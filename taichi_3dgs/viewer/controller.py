@@ -17,7 +17,7 @@ Keys (names as ti.GUI reports them), those of the original Taichi 3DGS viewer pl
 
 Steps: a key press moves by `translation_step` world units or turns by `rotation_step` radians;
 a drag over the whole window width turns by `mouse_sensitivity` radians. Camera poses are
-camera-to-world `T_world_camera` (OpenCV axes: x right, y down, z forward; FORMATS.md); object
+camera-to-world `T_world_camera` (OpenCV axes: x right, y down, z forward; docs/FORMATS.md); object
 poses are `SceneObject.T_world_object`.
 """
 from __future__ import annotations

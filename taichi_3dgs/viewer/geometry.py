@@ -1,7 +1,7 @@
 """Small rigid-body helpers in float64 numpy: rotations, quaternions (w, x, y, z), 4x4 poses.
 
 Poses are 4x4 homogeneous matrices `T_a_b` mapping frame-b coordinates to frame a
-(e.g. `T_world_camera` is camera-to-world, FORMATS.md "Frames and units").
+(e.g. `T_world_camera` is camera-to-world, docs/FORMATS.md "Frames and units").
 """
 from __future__ import annotations
 
