@@ -2,6 +2,7 @@
 
     cameras           -- `CameraRecord`, camera JSON read/write (train.json, val.json)
     point_cloud       -- `PointCloud`, input point-cloud parquet read/write
+    views             -- `View`: a record's image (and mask) decoded, downscaled and cached, K rescaled
     prepared_dataset  -- the folder every converter writes, and its training YAML
     undistortion      -- any COLMAP camera model -> pinhole record (pycolmap undistortion)
     colmap            -- COLMAP sparse model converter

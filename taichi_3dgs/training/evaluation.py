@@ -10,7 +10,7 @@ import torch
 
 from taichi_3dgs import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
-from taichi_3dgs.training.dataset import View
+from taichi_3dgs.data.views import View
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 
 

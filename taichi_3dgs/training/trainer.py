@@ -29,12 +29,13 @@ from tqdm import tqdm
 from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
+from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
 from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
 from taichi_3dgs.training.config import TrainConfig, config_to_yaml, require_paths
-from taichi_3dgs.training.dataset import ViewSampler, load_views, scene_extent
+from taichi_3dgs.training.dataset import ViewSampler, scene_extent
 from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.evaluation import EvaluationResult, evaluate, image_grid, render_view
 from taichi_3dgs.metrics import psnr, ssim

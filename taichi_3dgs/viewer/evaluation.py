@@ -31,9 +31,9 @@ import torch
 from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import read_cameras_json
+from taichi_3dgs.data.views import View, load_view
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
-from taichi_3dgs.training.dataset import View, load_view
 from taichi_3dgs.viewer.poses import load_camera_path
 from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
 
@@ -67,7 +67,7 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
     """Poses from a camera JSON (`train.json` / `val.json`, with ground-truth images) or a
     poses.pt camera path (`taichi_3dgs.viewer.poses`, no images).
 
-    JSON records are loaded as the trainer loads them (`taichi_3dgs.training.dataset.load_view`):
+    JSON records are loaded as the trainer loads them (`taichi_3dgs.data.views.load_view`):
     the image on disk divided by `image_downscale_factor` (so a scene trained with
     `image-downscale-factor: 4` is evaluated at the size it was trained at) and K rescaled to it.
 

@@ -9,9 +9,9 @@ from conftest import dataset_path
 from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.colmap import convert_colmap
+from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
 from taichi_3dgs.training.config import load_train_config
-from taichi_3dgs.training.dataset import load_views
 from taichi_3dgs.training.evaluation import evaluate
 from taichi_3dgs.training.trainer import train
 

@@ -12,10 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import taichi_3dgs.training.trainer as trainer_module
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
+from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.parquet import read_scene_parquet
 from taichi_3dgs.scene.ply import read_ply
 from taichi_3dgs.training.config import load_train_config, parse_train_config
-from taichi_3dgs.training.dataset import load_views
 from taichi_3dgs.training.evaluation import evaluate
 from taichi_3dgs.training.trainer import train
 

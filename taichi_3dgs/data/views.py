@@ -1,0 +1,145 @@
+"""Views: camera records with their images, decoded once and cached as uint8 (no Taichi here).
+
+Each camera record's image is decoded once, downscaled by an integer factor (the training config's
+`image-downscale-factor`, and further so that its long side is at most `max-image-long-side`, as
+the official loader's 1600 px limit), and kept as uint8 [H, W, 3] or [H, W, 4] (RGBA) with K
+rescaled to it. At every use it is converted to float [0, 1] and an RGBA image is composited over
+the background colour of the moment, so a random background (official `--random_background`)
+works with transparent images. The trainer and the offline renderer's evaluation load images
+through `load_view`, so both see the same pixels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from taichi_3dgs.data.cameras import CameraRecord
+
+# Lanczos for colour (sharp, as ImageMagick's resize that made the official downscaled datasets);
+# nearest for masks, which are labels. Pillow resizes RGBA with premultiplied alpha.
+_COLOR_RESAMPLE = Image.Resampling.LANCZOS
+_MASK_RESAMPLE = Image.Resampling.NEAREST
+
+
+@dataclass
+class View:
+    """One camera with its cached image.
+
+    Attributes:
+        name: image file name (for metrics and logs).
+        camera: the record with K, width and height rescaled to the cached image.
+        image: uint8 [H, W, 3] or [H, W, 4] (RGBA, straight alpha), on the device (loaded once).
+        mask: bool [H, W] (False = ignore the pixel in the loss) or None, on the device.
+        viewmat: float32 [4, 4] world-to-camera; K: float32 [3, 3] pixels; both on the device.
+    """
+
+    name: str
+    camera: CameraRecord
+    image: torch.Tensor
+    mask: Optional[torch.Tensor]
+    viewmat: torch.Tensor
+    K: torch.Tensor
+
+    @property
+    def width(self) -> int:
+        """Image width in pixels."""
+        return self.image.shape[1]
+
+    @property
+    def height(self) -> int:
+        """Image height in pixels."""
+        return self.image.shape[0]
+
+    def target(self, background: torch.Tensor) -> torch.Tensor:
+        """The ground-truth image as float32 [H, W, 3] in [0, 1] on background's device.
+
+        An RGBA image is composited over background [3]: rgb * a + background * (1 - a).
+        """
+        image = self.image.to(background.device).to(torch.float32) / 255.0
+        if image.shape[-1] == 4:
+            alpha = image[..., 3:]
+            return image[..., :3] * alpha + background * (1.0 - alpha)
+        return image
+
+
+def target_size(width: int, height: int, downscale_factor: int, max_long_side: int) -> tuple[int, int]:
+    """(width, height) after dividing by downscale_factor (rounded) and capping the long side."""
+    w = max(1, round(width / downscale_factor))
+    h = max(1, round(height / downscale_factor))
+    long_side = max(w, h)
+    if long_side > max_long_side:
+        w = max(1, round(w * max_long_side / long_side))
+        h = max(1, round(h * max_long_side / long_side))
+    return w, h
+
+
+def _open_image(path: Path, what: str, field: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what}: {field} {path} not found") from None
+    except OSError as exc:
+        raise ValueError(f"{what}: {field} {path}: cannot decode: {exc}") from None
+    return image
+
+
+def load_view(
+    record: CameraRecord,
+    downscale_factor: int,
+    max_long_side: int,
+    device: torch.device | str,
+    what: str = "camera record",
+) -> View:
+    """Decode, resize and cache the image (and mask) of one record.
+
+    Args:
+        record: camera record; K refers to record.width x record.height (rescaled to the image).
+        downscale_factor: integer >= 1 dividing the width and height of the image on disk.
+        max_long_side: cap on the long side after downscaling, pixels.
+        what: how error messages name the record (e.g. "train.json record 3").
+
+    Raises:
+        FileNotFoundError: the image or mask file is missing.
+        ValueError: a file cannot be decoded.
+    """
+    image = _open_image(Path(record.image_path), what, "image_path")
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
+    image = image.convert("RGBA" if has_alpha else "RGB")
+    size = target_size(image.width, image.height, downscale_factor, max_long_side)
+    if size != image.size:
+        image = image.resize(size, _COLOR_RESAMPLE)
+    mask = None
+    if record.mask_path is not None:
+        mask_image = _open_image(Path(record.mask_path), what, "mask_path").convert("L")
+        if mask_image.size != size:
+            mask_image = mask_image.resize(size, _MASK_RESAMPLE)
+        mask = torch.from_numpy(np.asarray(mask_image) > 0).to(device)
+    camera = record.scaled(size[0], size[1])
+    return View(
+        name=Path(record.image_path).name,
+        camera=camera,
+        image=torch.from_numpy(np.array(image, dtype=np.uint8)).to(device),  # loaded to the device once
+        mask=mask,
+        viewmat=torch.tensor(camera.viewmat, dtype=torch.float32, device=device),
+        K=torch.tensor(camera.K, dtype=torch.float32, device=device),
+    )
+
+
+def load_views(
+    records: Sequence[CameraRecord],
+    downscale_factor: int,
+    max_long_side: int,
+    device: torch.device | str,
+    source: str = "cameras",
+) -> list[View]:
+    """`load_view` for every record; errors name `source` and the record index."""
+    return [
+        load_view(record, downscale_factor, max_long_side, device, f"{source} record {index}")
+        for index, record in enumerate(records)
+    ]
