@@ -8,6 +8,7 @@ exp(log_scales), opacities = sigmoid(opacity_logits), rotation = normalize(quats
 """
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, replace
 
@@ -90,7 +91,7 @@ class GaussianScene:
             if value.device != self.means.device:
                 raise ValueError(f"GaussianScene.{name}: on {value.device}, expected the device "
                                  f"of means ({self.means.device})")
-            finite = torch.isfinite(value.detach().reshape(n, -1)).all(dim=1)
+            finite = torch.isfinite(value.detach().reshape(n, math.prod(shape[1:]))).all(dim=1)
             if not bool(finite.all()):
                 row = int((~finite).nonzero()[0, 0])
                 raise ValueError(f"GaussianScene.{name}: non-finite value in row {row} "
@@ -103,7 +104,7 @@ class GaussianScene:
             raise ValueError(f"GaussianScene.color_activation: expected one of "
                              f"{list(COLOR_ACTIVATIONS)}, got {self.color_activation!r}")
         unused = self.sh_coeffs.detach()[:, num_sh_coeffs(self.sh_degree):, :]
-        nonzero = (unused != 0).reshape(n, -1).any(dim=1)
+        nonzero = (unused != 0).flatten(start_dim=1).any(dim=1)
         if bool(nonzero.any()):
             row = int(nonzero.nonzero()[0, 0])
             raise ValueError(f"GaussianScene.sh_coeffs: row {row} has non-zero coefficients in "

@@ -1,14 +1,20 @@
 """Official 3DGS PLY files (graphdeco-inria `scene/gaussian_model.py::save_ply` / `load_ply`).
 
-One binary little-endian `vertex` element of float32 properties, in this order:
-`x y z nx ny nz f_dc_0..2 f_rest_0..(3K-1) opacity scale_0..2 rot_0..3` with K = (degree+1)^2 - 1
-higher SH coefficients per channel (K = 15 for degree 3: `f_rest_0..44`), stored channel-major
-(all R coefficients, then G, then B); normals zero; `opacity` a logit, `scale_*` log std-devs,
-`rot_*` the quaternion w, x, y, z (not normalised). The colour model is the official one
-(`linear`), so only linear scenes are written; see `color_conversion.sigmoid_to_linear`.
+One binary little-endian `vertex` element of the 62 float32 properties `PLY_PROPERTIES`, in this
+order: `x y z nx ny nz f_dc_0..2 f_rest_0..44 opacity scale_0..2 rot_0..3`. The 45 `f_rest_*` are
+the 15 higher SH coefficients (bands 1..3) per channel, stored channel-major (all R coefficients,
+then G, then B); normals zero; `opacity` a logit, `scale_*` log std-devs, `rot_*` the quaternion
+w, x, y, z (not normalised). graphdeco's `load_ply` asserts 45 `f_rest_*` (its `max_sh_degree` is
+3), so a scene of a lower SH degree is written with zeros in the bands it does not have, and its
+degree is kept in the header comment `taichi_3dgs sh_degree D` (`SH_DEGREE_COMMENT`).
+
+Other writers' files with 0, 9 or 24 `f_rest_*` properties (degree 0, 1, 2) are read too. The
+colour model is the official one (`linear`), so only linear scenes are written; see
+`color_conversion.sigmoid_to_linear`.
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -21,10 +27,19 @@ from taichi_3dgs.atomic_io import atomic_path
 from taichi_3dgs.scene.gaussians import NUM_SH_COEFFS, GaussianScene, checked_float32
 from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, num_sh_coeffs
 
-_REQUIRED_PROPERTIES = (
-    ["x", "y", "z"] + [f"f_dc_{c}" for c in range(3)] + ["opacity"]
-    + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)]
+_NORMALS = ("nx", "ny", "nz")
+_F_REST = tuple(f"f_rest_{i}" for i in range(3 * (NUM_SH_COEFFS - 1)))
+
+PLY_PROPERTIES = (
+    ("x", "y", "z") + _NORMALS + tuple(f"f_dc_{c}" for c in range(3)) + _F_REST + ("opacity",)
+    + tuple(f"scale_{i}" for i in range(3)) + tuple(f"rot_{i}" for i in range(4))
 )
+"""The 62 float32 vertex properties of the official 3DGS PLY, in file order."""
+
+SH_DEGREE_COMMENT = "taichi_3dgs sh_degree"
+"""Header comment `<SH_DEGREE_COMMENT> D` holding the scene's SH degree D (0..3)."""
+
+_REQUIRED_PROPERTIES = tuple(name for name in PLY_PROPERTIES if name not in _NORMALS + _F_REST)
 # Number of f_rest_* properties for SH degree 0, 1, 2, 3.
 _F_REST_COUNTS = {3 * (num_sh_coeffs(degree) - 1): degree for degree in range(MAX_SH_DEGREE + 1)}
 
@@ -32,15 +47,21 @@ _F_REST_COUNTS = {3 * (num_sh_coeffs(degree) - 1): degree for degree in range(MA
 def read_ply(path: str | os.PathLike) -> GaussianScene:
     """Read an official 3DGS PLY file into a linear-colour `GaussianScene` on the CPU.
 
-    The SH degree follows from the number of `f_rest_*` properties (0, 9, 24, 45 -> 0..3);
-    bands above it are zero. Normals and unknown properties are ignored. Quaternions are returned
-    as stored (w, x, y, z, not normalised), so writing the scene back reproduces the file's values.
+    The file holds 0, 9, 24 or 45 `f_rest_*` properties (bands up to degree 0..3); bands the file
+    lacks are zero in `sh_coeffs` ([N, 16, 3] float32). The SH degree is, in this order: the
+    header comment `taichi_3dgs sh_degree D` (written by `write_ply`); for a 45-`f_rest_*` file
+    without it (graphdeco's own), the highest band with a non-zero coefficient (0 for N = 0); else
+    the degree the `f_rest_*` count holds. Normals and unknown properties are ignored. Quaternions
+    are returned as stored (w, x, y, z, not normalised), so writing the scene back reproduces the
+    file's values. N may be 0.
 
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: not a PLY file, no `vertex` element, a missing property, an `f_rest_*` count
-            other than 0/9/24/45 or a gap in their numbering, or a NaN/inf value (naming the
-            property and vertex row); the message names the file.
+            other than 0/9/24/45 or a gap in their numbering, a NaN/inf value (naming the
+            property and vertex row), a malformed or repeated `taichi_3dgs sh_degree` comment,
+            or one whose degree the `f_rest_*` count cannot hold or that leaves non-zero
+            coefficients above it; the message names the file.
     """
     path = Path(path)
     if not path.exists():
@@ -58,17 +79,17 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
     missing = [name for name in _REQUIRED_PROPERTIES if name not in names]
     if missing:
         raise ValueError(f"{path}: vertex property {', '.join(missing)} missing; expected the "
-                         f"official 3DGS layout x y z nx ny nz f_dc_0..2 f_rest_* opacity "
+                         f"official 3DGS layout x y z nx ny nz f_dc_0..2 f_rest_0..44 opacity "
                          f"scale_0..2 rot_0..3")
     num_rest = sum(name.startswith("f_rest_") for name in names)
     if num_rest not in _F_REST_COUNTS:
         raise ValueError(f"{path}: {num_rest} f_rest_* vertex properties, expected 0, 9, 24 or "
                          f"45 (SH degree 0, 1, 2 or 3)")
-    rest_names = [f"f_rest_{i}" for i in range(num_rest)]
-    gap = [name for name in rest_names if name not in names]
+    gap = [name for name in _F_REST[:num_rest] if name not in names]
     if gap:
         raise ValueError(f"{path}: vertex property {gap[0]} missing; expected f_rest_0.."
                          f"f_rest_{num_rest - 1}")
+    comment_degree = _comment_sh_degree(path, ply.comments)
 
     def column(name: str) -> torch.Tensor:
         values = checked_float32(np.asarray(vertex[name]), str(path), f"vertex property '{name}'")
@@ -78,13 +99,19 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
         return torch.stack([column(f"{prefix}{i}") for i in range(count)], dim=1)
 
     n = len(vertex.data)
-    sh_degree = _F_REST_COUNTS[num_rest]
+    file_degree = _F_REST_COUNTS[num_rest]
     rest_per_channel = num_rest // 3
     sh_coeffs = torch.zeros(n, NUM_SH_COEFFS, 3, dtype=torch.float32)
     sh_coeffs[:, 0, :] = stacked("f_dc_", 3)
     if rest_per_channel:
         sh_coeffs[:, 1:1 + rest_per_channel, :] = (
             stacked("f_rest_", num_rest).reshape(n, 3, rest_per_channel).transpose(1, 2))
+    if comment_degree is None:
+        sh_degree = _highest_nonzero_band(sh_coeffs) if file_degree == MAX_SH_DEGREE \
+            else file_degree
+    else:
+        _check_comment_degree(path, comment_degree, file_degree, sh_coeffs)
+        sh_degree = comment_degree
     return GaussianScene(
         means=torch.stack([column("x"), column("y"), column("z")], dim=1),
         quats=stacked("rot_", 4),
@@ -99,9 +126,12 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
 def write_ply(path: str | os.PathLike, scene: GaussianScene) -> None:
     """Write a linear-colour `scene` as an official 3DGS PLY file, atomically.
 
-    Binary little-endian float32, properties in the official order (module docstring), with
-    3 * ((sh_degree + 1)^2 - 1) `f_rest_*` properties as graphdeco's `save_ply` writes for its
-    `max_sh_degree`; normals zero. Tensors may be on any device.
+    Binary little-endian, the 62 float32 properties `PLY_PROPERTIES` in the official order
+    (module docstring) whatever `scene.sh_degree`: bands above it are written as zeros (they are
+    zero in the scene), so graphdeco's `load_ply` (which asserts 45 `f_rest_*`) and the viewers
+    following it accept the file; normals zero. The degree goes into the header comment
+    `taichi_3dgs sh_degree D`. Tensors may be on any device; N may be 0 (a header with
+    `element vertex 0`).
 
     Raises:
         ValueError: `scene.validate()` fails, or the scene uses `sigmoid` colour (the official
@@ -109,29 +139,77 @@ def write_ply(path: str | os.PathLike, scene: GaussianScene) -> None:
             `taichi_3dgs.scene.color_conversion.sigmoid_to_linear` first). Nothing is written.
         OSError: the file cannot be written; the destination is left untouched.
     """
-    scene.validate()
-    if scene.color_activation != "linear":
-        raise ValueError(
-            f"{path}: cannot write a '{scene.color_activation}' colour scene as PLY, the official "
-            f"format is 'linear' colour; convert it first with "
-            f"taichi_3dgs.scene.color_conversion.sigmoid_to_linear (parquet_to_ply.py does this)")
+    check_linear_scene(path, scene, "PLY")
     n = scene.num_gaussians
-    rest_per_channel = num_sh_coeffs(scene.sh_degree) - 1
     sh = scene.sh_coeffs.detach().cpu()
     columns = torch.cat([
         scene.means.detach().cpu(),
         torch.zeros(n, 3),  # normals, zero as graphdeco writes them
         sh[:, 0, :],
-        sh[:, 1:1 + rest_per_channel, :].transpose(1, 2).reshape(n, 3 * rest_per_channel),
+        sh[:, 1:, :].transpose(1, 2).reshape(n, len(_F_REST)),
         scene.opacity_logits.detach().cpu().reshape(n, 1),
         scene.log_scales.detach().cpu(),
         scene.quats.detach().cpu(),
     ], dim=1)
-    names = (["x", "y", "z", "nx", "ny", "nz"] + [f"f_dc_{c}" for c in range(3)]
-             + [f"f_rest_{i}" for i in range(3 * rest_per_channel)] + ["opacity"]
-             + [f"scale_{i}" for i in range(3)] + [f"rot_{i}" for i in range(4)])
     vertices = recfunctions.unstructured_to_structured(
-        columns.numpy(), dtype=np.dtype([(name, "<f4") for name in names]))
-    ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<")
+        columns.numpy(), dtype=np.dtype([(name, "<f4") for name in PLY_PROPERTIES]))
+    ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<",
+                  comments=[f"{SH_DEGREE_COMMENT} {scene.sh_degree}"])
     with atomic_path(path) as tmp:
         ply.write(str(tmp))
+
+
+def check_linear_scene(path: str | os.PathLike, scene: GaussianScene, file_format: str) -> None:
+    """Check `scene` before writing it to `path` in a `file_format` of the official linear colour.
+
+    Shared by the PLY and .splat writers (their viewers evaluate colour as max(0, SH + 0.5)).
+
+    Raises:
+        ValueError: `scene.validate()` fails, or the scene uses `sigmoid` colour; the message
+            names `path` and `taichi_3dgs.scene.color_conversion.sigmoid_to_linear`.
+    """
+    scene.validate()
+    if scene.color_activation != "linear":
+        raise ValueError(
+            f"{path}: cannot write a '{scene.color_activation}' colour scene as {file_format}, the "
+            f"format's colour model is the official 'linear' one; convert it first with "
+            f"taichi_3dgs.scene.color_conversion.sigmoid_to_linear (taichi_3dgs.scene.io."
+            f"export_scene does this)")
+
+
+def _comment_sh_degree(path: Path, comments: list[str]) -> int | None:
+    """The degree of the file's `taichi_3dgs sh_degree D` header comment, None without one."""
+    key = SH_DEGREE_COMMENT.split()
+    ours = [comment for comment in comments if comment.split()[:len(key)] == key]
+    if not ours:
+        return None
+    expected = f"expected one header comment '{SH_DEGREE_COMMENT} D' with D in 0..{MAX_SH_DEGREE}"
+    if len(ours) > 1:
+        raise ValueError(f"{path}: header comments {ours}: {expected}")
+    value = ours[0].split()[len(key):]
+    if len(value) != 1 or value[0] not in [str(d) for d in range(MAX_SH_DEGREE + 1)]:
+        raise ValueError(f"{path}: header comment '{ours[0]}': {expected}")
+    return int(value[0])
+
+
+def _check_comment_degree(path: Path, degree: int, file_degree: int,
+                          sh_coeffs: torch.Tensor) -> None:
+    """Refuse a comment degree the f_rest_* count cannot hold or with non-zero bands above it."""
+    if degree > file_degree:
+        raise ValueError(f"{path}: header comment '{SH_DEGREE_COMMENT} {degree}' but only "
+                         f"{3 * (num_sh_coeffs(file_degree) - 1)} f_rest_* vertex properties "
+                         f"(SH degree {file_degree})")
+    above = (sh_coeffs[:, num_sh_coeffs(degree):, :] != 0).flatten(start_dim=1).any(dim=1)
+    if bool(above.any()):
+        raise ValueError(f"{path}: header comment '{SH_DEGREE_COMMENT} {degree}' but vertex row "
+                         f"{int(above.nonzero()[0, 0])} has non-zero f_rest_* coefficients of "
+                         f"higher SH bands (expected zeros there)")
+
+
+def _highest_nonzero_band(sh_coeffs: torch.Tensor) -> int:
+    """Highest SH band l with a non-zero coefficient in [N, 16, 3] `sh_coeffs`; 0 if none.
+
+    Band l holds the coefficients l^2 .. (l+1)^2 - 1 (`spherical_harmonics` index order).
+    """
+    used = (sh_coeffs != 0).any(dim=2).any(dim=0).nonzero()
+    return math.isqrt(int(used.max())) if len(used) else 0
