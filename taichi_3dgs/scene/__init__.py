@@ -1,18 +1,20 @@
-"""Trained Gaussian scenes: the `GaussianScene` parameters and their parquet / PLY files.
+"""Trained Gaussian scenes: the `GaussianScene` parameters and their parquet / PLY / .splat files.
 
-No Taichi here: plain torch tensors, pandas/pyarrow for parquet, plyfile for PLY.
+No Taichi here: plain torch tensors, pandas/pyarrow for parquet, plyfile for PLY, numpy for .splat.
 """
 from taichi_3dgs.scene.color_conversion import fibonacci_sphere, sigmoid_to_linear
 from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS, GaussianScene
-from taichi_3dgs.scene.io import parquet_to_ply, ply_to_parquet, read_scene, write_scene
+from taichi_3dgs.scene.io import (export_scene, parquet_to_ply, ply_to_parquet, read_scene,
+                                  write_scene)
 from taichi_3dgs.scene.parquet import (TRAINED_SCENE_COLUMNS, is_trained_scene_parquet,
                                        read_scene_parquet, write_scene_parquet)
 from taichi_3dgs.scene.ply import read_ply, write_ply
 from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, sh_basis
+from taichi_3dgs.scene.splat import write_splat
 
 __all__ = [
     "COLOR_ACTIVATIONS", "GaussianScene", "MAX_SH_DEGREE", "TRAINED_SCENE_COLUMNS",
-    "fibonacci_sphere", "is_trained_scene_parquet", "parquet_to_ply", "ply_to_parquet",
-    "read_ply", "read_scene", "read_scene_parquet", "sh_basis", "sigmoid_to_linear",
-    "write_ply", "write_scene", "write_scene_parquet",
+    "export_scene", "fibonacci_sphere", "is_trained_scene_parquet", "parquet_to_ply",
+    "ply_to_parquet", "read_ply", "read_scene", "read_scene_parquet", "sh_basis",
+    "sigmoid_to_linear", "write_ply", "write_scene", "write_scene_parquet", "write_splat",
 ]

@@ -1,0 +1,70 @@
+""".splat files: the compact 32-byte-per-Gaussian format of antimatter15's WebGL viewer.
+
+Layout (github.com/antimatter15/splat, `convert.py::process_ply_to_splat` and
+`main.js::processPlyBuffer`; `main.js` also decodes it): no header, one 32-byte record per Gaussian, little-endian,
+
+    float32 x, y, z           position, world frame (scene units)
+    float32 sx, sy, sz        scales = exp(log_scales), linear std-devs (scene units)
+    uint8   r, g, b, a        clamp(0.5 + SH_C0 * f_dc, 0, 1) * 255 and sigmoid(opacity) * 255
+    uint8   w, x, y, z        normalised quaternion q mapped to q * 128 + 128, clamped to 0..255
+
+rounded to nearest (ties to even, as `main.js` stores them through a `Uint8ClampedArray`;
+`convert.py` truncates instead, up to a whole step low). Records are sorted by descending
+importance exp(sum log_scales) * sigmoid(opacity) (the sort of both sources; ties keep the scene's
+order). Only the DC colour survives: view-dependent SH bands are dropped. The colour is the
+official `linear` model, so only linear scenes are written; see
+`color_conversion.sigmoid_to_linear`.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+
+from taichi_3dgs.atomic_io import atomic_path
+from taichi_3dgs.scene.gaussians import GaussianScene
+from taichi_3dgs.scene.ply import check_linear_scene
+from taichi_3dgs.scene.spherical_harmonics import SH_C0
+
+SPLAT_RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4),
+                         ("rotation", "u1", 4)])
+"""One Gaussian of a .splat file (32 bytes, module docstring)."""
+
+
+@torch.no_grad()
+def write_splat(path: str | os.PathLike, scene: GaussianScene) -> None:
+    """Write a linear-colour `scene` as an antimatter15 .splat file, atomically.
+
+    Layout, quantisation and order: module docstring (32 * N bytes, records sorted by descending
+    exp(sum log_scales) * sigmoid(opacity_logits)). Scales, colours, opacities and the importance
+    are computed in float64 and rounded once. A zero quaternion is written as (128, 128, 128, 128).
+    Tensors may be on any device; N may be 0 (an empty file).
+
+    Raises:
+        ValueError: `scene.validate()` fails, or the scene uses `sigmoid` colour (the format's
+            colour model is linear: convert it with
+            `taichi_3dgs.scene.color_conversion.sigmoid_to_linear` first). Nothing is written.
+        OSError: the file cannot be written; the destination is left untouched.
+    """
+    check_linear_scene(path, scene, ".splat")
+    scene = scene.to("cpu")
+    log_scales = scene.log_scales.double()
+    opacities = torch.sigmoid(scene.opacity_logits.double())
+    order = torch.sort(torch.exp(log_scales.sum(dim=1)) * opacities, descending=True,
+                       stable=True).indices
+    rgba = torch.cat([(0.5 + SH_C0 * scene.sh_coeffs[:, 0, :].double()).clamp(0.0, 1.0),
+                      opacities[:, None]], dim=1) * 255.0
+    rotation = torch.nn.functional.normalize(scene.quats.double(), dim=1) * 128.0 + 128.0
+    records = np.empty(scene.num_gaussians, dtype=SPLAT_RECORD)
+    records["position"] = scene.means[order].numpy()
+    records["scale"] = torch.exp(log_scales[order]).float().numpy()
+    records["rgba"] = _to_uint8(rgba[order])
+    records["rotation"] = _to_uint8(rotation[order])
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(records.tobytes())
+
+
+def _to_uint8(values: torch.Tensor) -> np.ndarray:
+    """Round to nearest (ties to even) and clamp to 0..255, as a `Uint8ClampedArray` stores."""
+    return torch.round(values).clamp(0, 255).to(torch.uint8).numpy()
