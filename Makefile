@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test install clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt setup.py
-	@# open3d's wheel links libusb-1.0; install the Debian package when we can.
+	@# open3d's wheel links libusb-1.0; open3d serves only the mesh sampler (--mesh_path of
+	@# tools/prepare_InstantNGP_with_mesh.py and its tests). Install the Debian package when we can.
 	@if ! ldconfig -p 2>/dev/null | grep -q libusb-1.0; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    (apt-get install -y -q libusb-1.0-0 || (apt-get update -q && apt-get install -y -q libusb-1.0-0)); \
-	  else echo "warning: libusb-1.0 is missing; open3d will not import (apt-get install libusb-1.0-0)"; fi; \
+	  else echo "warning: libusb-1.0 is missing; open3d (mesh sampling, --mesh_path) will not import (apt-get install libusb-1.0-0)"; fi; \
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"

@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import open3d as o3d
 import torch
+from scipy.spatial import KDTree
 from torch import nn
 
 from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud
@@ -28,20 +28,27 @@ PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "s
 def mean_knn_squared_distance(xyz: np.ndarray, num_neighbours: int = 3) -> np.ndarray:
     """Mean squared distance of each point to its `num_neighbours` nearest other points.
 
+    An exact k-d tree search (scipy, in float64 on the float32 points; the official
+    `simple_knn.distCUDA2` searches boxes of Morton-ordered points on the GPU). A point's
+    duplicates count as neighbours at distance 0.
+
     Args:
-        xyz: [N, 3] float points (N >= 2).
+        xyz: [N, 3] float points (N >= 2), rounded to float32 as the model stores them.
         num_neighbours: neighbours per point (fewer if N - 1 is smaller).
 
     Returns:
         [N] float32, clamped below at 1e-7 as the official code (duplicated points would give 0).
+
+    Raises:
+        ValueError: fewer than 2 points.
     """
-    points = o3d.core.Tensor(np.ascontiguousarray(xyz, dtype=np.float32))
-    search = o3d.core.nns.NearestNeighborSearch(points)
-    search.knn_index()
-    k = min(num_neighbours, len(xyz) - 1)
-    # The nearest hit of a point is itself (distance 0, or a duplicate, also 0): drop column 0.
-    _, squared = search.knn_search(points, k + 1)
-    return np.maximum(squared.numpy()[:, 1:].mean(axis=1), 1e-7).astype(np.float32)
+    points = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    if len(points) < 2:
+        raise ValueError(f"nearest neighbours: need at least 2 points, got {len(points)}")
+    k = min(num_neighbours, len(points) - 1)
+    # The nearest hit of a point is itself (or a duplicate, also at 0): ask for hits 2..k+1.
+    distances, _ = KDTree(points).query(points, k=list(range(2, k + 2)), workers=-1)
+    return np.maximum((distances ** 2).mean(axis=1), 1e-7).astype(np.float32)
 
 
 class GaussianModel(nn.Module):
