@@ -28,8 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from taichi_3dgs import init_taichi, rasterize  # noqa: E402
 from taichi_3dgs.backend import torch_device  # noqa: E402
+from taichi_3dgs.color_model import SH_C0  # noqa: E402
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS  # noqa: E402
-from taichi_3dgs.scene.spherical_harmonics import SH_C0  # noqa: E402
 from taichi_3dgs.viewer.rendering import save_png, to_uint8  # noqa: E402
 
 JAX_PEER_FORWARD_S = 2.3

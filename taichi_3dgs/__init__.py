@@ -2,9 +2,11 @@
 
 Layout (one concept per subpackage):
     backend      -- `init_taichi`: the one place Taichi is initialised (cuda if torch sees a GPU).
+    color_model  -- SH constants (bands 0..3) and colour activations, shared by the rasterizer and
+                    the Taichi-free subpackages.
     rasterizer/  -- Taichi kernels + autograd ops: projection, spherical harmonics, tile binning,
                     blending, and the `rasterize` entry point.
-    data/        -- cameras (JSON), point clouds (parquet), dataset converters. No Taichi.
+    data/        -- cameras (JSON), point clouds (parquet), views (images), dataset converters. No Taichi.
     scene/       -- Gaussian scene parameters and their parquet / PLY I/O. No Taichi.
     training/    -- config, losses, densification strategies, the trainer.
     viewer/      -- interactive viewer and offline renderer.

@@ -6,7 +6,7 @@ Defaults follow the official 3DGS rasterizer (graphdeco-inria/diff-gaussian-rast
 
 from dataclasses import dataclass
 
-from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS
+from taichi_3dgs.color_model import COLOR_ACTIVATIONS
 
 
 @dataclass(frozen=True)

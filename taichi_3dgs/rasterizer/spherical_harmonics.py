@@ -10,10 +10,8 @@ import taichi as ti
 import torch
 
 from taichi_3dgs.backend import init_taichi
+from taichi_3dgs.color_model import MAX_SH_DEGREE, NUM_SH_COEFFS, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, check_tensor
-from taichi_3dgs.scene.spherical_harmonics import (
-    MAX_SH_DEGREE, NUM_SH_COEFFS, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs,
-)
 
 Vec16 = ti.types.vector(NUM_SH_COEFFS, ti.f32)
 Mat16x3 = ti.types.matrix(NUM_SH_COEFFS, 3, ti.f32)

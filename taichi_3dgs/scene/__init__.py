@@ -2,14 +2,15 @@
 
 No Taichi here: plain torch tensors, pandas/pyarrow for parquet, plyfile for PLY, numpy for .splat.
 """
+from taichi_3dgs.color_model import COLOR_ACTIVATIONS, MAX_SH_DEGREE
 from taichi_3dgs.scene.color_conversion import fibonacci_sphere, sigmoid_to_linear
-from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS, GaussianScene
+from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.io import (export_scene, parquet_to_ply, ply_to_parquet, read_scene,
                                   write_scene)
 from taichi_3dgs.scene.parquet import (TRAINED_SCENE_COLUMNS, is_trained_scene_parquet,
                                        read_scene_parquet, write_scene_parquet)
 from taichi_3dgs.scene.ply import read_ply, write_ply
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, sh_basis
+from taichi_3dgs.scene.spherical_harmonics import sh_basis
 from taichi_3dgs.scene.splat import write_splat
 
 __all__ = [

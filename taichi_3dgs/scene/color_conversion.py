@@ -18,8 +18,9 @@ from dataclasses import replace
 
 import torch
 
+from taichi_3dgs.color_model import MAX_SH_DEGREE, num_sh_coeffs
 from taichi_3dgs.scene.gaussians import GaussianScene
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, num_sh_coeffs, sh_basis
+from taichi_3dgs.scene.spherical_harmonics import sh_basis
 
 DEFAULT_NUM_DIRECTIONS = 128
 """View directions of the fit: 8x the 16 unknowns per channel of a degree-3 fit."""

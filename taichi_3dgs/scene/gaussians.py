@@ -15,11 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, NUM_SH_COEFFS, num_sh_coeffs
-
-COLOR_ACTIVATIONS = ("linear", "sigmoid")
-"""`linear`: rgb = max(0, SH + 0.5) (official 3DGS); `sigmoid`: rgb = sigmoid(SH) (original
-project)."""
+from taichi_3dgs.color_model import COLOR_ACTIVATIONS, MAX_SH_DEGREE, NUM_SH_COEFFS, num_sh_coeffs
 
 TENSOR_FIELDS = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs")
 """The per-Gaussian tensor fields of `GaussianScene`, in declaration order."""

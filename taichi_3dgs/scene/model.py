@@ -17,11 +17,11 @@ import torch
 from scipy.spatial import KDTree
 from torch import nn
 
+from taichi_3dgs.color_model import COLOR_ACTIVATIONS, NUM_SH_COEFFS, SH_C0, num_sh_coeffs
 from taichi_3dgs.data.point_cloud import PointCloud, read_point_cloud
-from taichi_3dgs.scene.gaussians import COLOR_ACTIVATIONS, NUM_SH_COEFFS, GaussianScene
+from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.scene.parquet import is_trained_scene_parquet
-from taichi_3dgs.scene.spherical_harmonics import SH_C0, num_sh_coeffs
 PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest")
 
 

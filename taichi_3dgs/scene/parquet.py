@@ -18,9 +18,8 @@ import pyarrow.parquet as pq
 import torch
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.scene.gaussians import (COLOR_ACTIVATIONS, NUM_SH_COEFFS, GaussianScene,
-                                         checked_float32)
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE
+from taichi_3dgs.color_model import COLOR_ACTIVATIONS, MAX_SH_DEGREE, NUM_SH_COEFFS
+from taichi_3dgs.scene.gaussians import GaussianScene, checked_float32
 
 TRAINED_SCENE_COLUMNS = (
     ["x", "y", "z"]

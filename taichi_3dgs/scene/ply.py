@@ -24,8 +24,8 @@ from numpy.lib import recfunctions
 from plyfile import PlyData, PlyElement, PlyParseError
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.scene.gaussians import NUM_SH_COEFFS, GaussianScene, checked_float32
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, num_sh_coeffs
+from taichi_3dgs.color_model import MAX_SH_DEGREE, NUM_SH_COEFFS, num_sh_coeffs
+from taichi_3dgs.scene.gaussians import GaussianScene, checked_float32
 
 _NORMALS = ("nx", "ny", "nz")
 _F_REST = tuple(f"f_rest_{i}" for i in range(3 * (NUM_SH_COEFFS - 1)))

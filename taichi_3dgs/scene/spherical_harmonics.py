@@ -2,33 +2,15 @@
 
 The basis order, constants and signs are those of graphdeco-inria/gaussian-splatting
 `utils/sh_utils.py::eval_sh` (the same functions as gsplat's `_eval_sh_bases_fast` and the
-original Taichi project's `SphericalHarmonics.py`): index k = l * (l + 1) + m for band l and
-order m, DC first. A Gaussian's colour from direction `dir` is `sum_k sh_coeffs[k] * Y_k(dir)`
-before the colour activation (docs/FORMATS.md).
+original Taichi project's `SphericalHarmonics.py`; the constants live in `taichi_3dgs.color_model`):
+index k = l * (l + 1) + m for band l and order m, DC first. A Gaussian's colour from direction
+`dir` is `sum_k sh_coeffs[k] * Y_k(dir)` before the colour activation (docs/FORMATS.md).
 """
 from __future__ import annotations
 
 import torch
 
-MAX_SH_DEGREE = 3
-"""Highest SH band the package stores (16 coefficients per colour channel)."""
-
-# graphdeco utils/sh_utils.py constants.
-SH_C0 = 0.28209479177387814
-SH_C1 = 0.4886025119029199
-SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792,
-       0.5462742152960396)
-SH_C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154,
-       -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
-
-
-def num_sh_coeffs(degree: int) -> int:
-    """Number of SH coefficients per colour channel up to band `degree`: (degree + 1)^2."""
-    return (degree + 1) ** 2
-
-
-NUM_SH_COEFFS = num_sh_coeffs(MAX_SH_DEGREE)
-"""SH coefficients stored per colour channel (bands 0..3), whatever a scene's `sh_degree`."""
+from taichi_3dgs.color_model import MAX_SH_DEGREE, SH_C0, SH_C1, SH_C2, SH_C3
 
 
 def sh_basis(dirs: torch.Tensor, degree: int) -> torch.Tensor:

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from taichi_3dgs.atomic_io import atomic_path
+from taichi_3dgs.color_model import SH_C0
 from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.ply import check_linear_scene
-from taichi_3dgs.scene.spherical_harmonics import SH_C0
 
 SPLAT_RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4),
                          ("rotation", "u1", 4)])

@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from taichi_3dgs.color_model import MAX_SH_DEGREE, num_sh_coeffs
 from taichi_3dgs.scene.color_conversion import fibonacci_sphere
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE, num_sh_coeffs, sh_basis
+from taichi_3dgs.scene.spherical_harmonics import sh_basis
 from taichi_3dgs.viewer.geometry import check_rotation
 
 _NUM_FIT_DIRECTIONS = 64

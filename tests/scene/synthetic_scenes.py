@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from taichi_3dgs.scene.gaussians import NUM_SH_COEFFS, TENSOR_FIELDS, GaussianScene
-from taichi_3dgs.scene.spherical_harmonics import num_sh_coeffs
+from taichi_3dgs.color_model import NUM_SH_COEFFS, num_sh_coeffs
+from taichi_3dgs.scene.gaussians import TENSOR_FIELDS, GaussianScene
 
 
 def random_scene(num_gaussians: int = 64, sh_degree: int = 3, color_activation: str = "linear",
