@@ -1,14 +1,12 @@
 #!/usr/bin/env python3
-"""Train a Gaussian scene: `gaussian_point_train.py --train_config config/x.yaml [--resume]`.
+"""Train a Gaussian scene: `gaussian_point_train.py --train_config config/x.yaml [--resume] [--KEY VALUE ...]`.
 
-`--gen_template_only` writes the full default config to the --train_config path instead.
+`--gen_template_only` writes the full default config to the --train_config path instead; any YAML
+key can be overridden on the command line (taichi_3dgs/training/cli.py).
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from taichi_3dgs.training.cli import main  # noqa: E402
+from taichi_3dgs.training.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

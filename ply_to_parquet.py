@@ -1,29 +1,30 @@
 #!/usr/bin/env python3
 """Import an official 3DGS PLY file as a trained-scene parquet file (exact, linear colour).
 
-    python ply_to_parquet.py --ply_path point_cloud.ply --parquet_path scene.parquet
+    python ply_to_parquet.py --scene point_cloud.ply --output scene.parquet
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from taichi_3dgs.scene.io import ply_to_parquet
+from taichi_3dgs.cli import ToolParser, run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ply_path", required=True, help="official 3DGS PLY file to read")
-    parser.add_argument("--parquet_path", required=True, help="trained-scene parquet file to write")
+    parser = ToolParser("ply_to_parquet.py", __doc__)
+    parser.add_argument("--scene", required=True, deprecated=("--ply_path",), help="official 3DGS PLY file to read")
+    parser.add_argument("--output", required=True, deprecated=("--parquet_path",),
+                        help="trained-scene parquet file to write")
     args = parser.parse_args(argv)
-    try:
-        ply_to_parquet(args.ply_path, args.parquet_path)
-    except (OSError, ValueError) as error:
-        print(f"ply_to_parquet: error: {error}", file=sys.stderr)
-        return 1
-    print(f"wrote {args.parquet_path}")
-    return 0
+
+    def work() -> None:
+        from taichi_3dgs.scene.io import ply_to_parquet
+
+        ply_to_parquet(args.scene, args.output)
+        print(f"wrote {args.output}")
+
+    return run_tool(parser.prog, work, args.debug)
 
 
 if __name__ == "__main__":

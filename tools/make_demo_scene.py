@@ -4,32 +4,33 @@
 Writes images/, train.json, val.json and point_cloud.parquet (see taichi_3dgs.data.demo_scene);
 `config/demo.yaml` trains it.
 """
-import argparse
-import sys
-from pathlib import Path
+from __future__ import annotations
 
+import sys
+
+from taichi_3dgs.cli import ToolParser, positive_int, run_tool
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     defaults = DemoSceneSpec()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ToolParser("make_demo_scene.py", __doc__)
     parser.add_argument("--output_dir", required=True, help="folder to write the scene into")
-    parser.add_argument("--width", type=int, default=defaults.width, help="image width in pixels")
-    parser.add_argument("--height", type=int, default=defaults.height, help="image height in pixels")
-    parser.add_argument("--num_views", type=int, default=defaults.num_views, help="cameras on the ring")
-    parser.add_argument("--num_points", type=int, default=defaults.num_points, help="surface points")
+    parser.add_argument("--width", type=positive_int, default=defaults.width, help="image width in pixels")
+    parser.add_argument("--height", type=positive_int, default=defaults.height, help="image height in pixels")
+    parser.add_argument("--num_views", type=positive_int, default=defaults.num_views, help="cameras on the ring")
+    parser.add_argument("--num_points", type=positive_int, default=defaults.num_points, help="surface points")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed of the point cloud")
-    args = parser.parse_args()
-    if min(args.width, args.height, args.num_views, args.num_points) < 1:
-        print("error: --width, --height, --num_views and --num_points must be positive", file=sys.stderr)
-        return 1
-    spec = DemoSceneSpec(width=args.width, height=args.height, num_views=args.num_views,
-                         num_points=args.num_points, seed=args.seed)
-    out = make_demo_scene(args.output_dir, spec)
-    print(f"demo scene written to {out}")
-    return 0
+    args = parser.parse_args(argv)
+
+    def work() -> None:
+        spec = DemoSceneSpec(width=args.width, height=args.height, num_views=args.num_views,
+                             num_points=args.num_points, seed=args.seed)
+        out = make_demo_scene(args.output_dir, spec)
+        print(f"demo scene written to {out}")
+
+    return run_tool(parser.prog, work, args.debug)
 
 
 if __name__ == "__main__":

@@ -16,21 +16,19 @@ import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pycolmap
 from tqdm import tqdm
 
 from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.converter_options import DEFAULT_VAL_EVERY, read_image_list, split_validation
 from taichi_3dgs.data.point_cloud import PointCloud
 from taichi_3dgs.data.prepared_dataset import (IMAGES_DIR, PreparedDataset, staged_output,
                                                write_prepared_dataset)
 from taichi_3dgs.data.undistortion import camera_record_for_image, check_undistortable, is_pinhole
 
 MODEL_FILES = ("cameras", "images", "points3D")
-# The official evaluation protocol of 3DGS / Mip-NeRF 360: every 8th image, sorted by name.
-DEFAULT_VAL_EVERY = 8
 
 
 @dataclass(frozen=True)
@@ -231,36 +229,6 @@ def read_colmap_model(model_dir: str | os.PathLike) -> pycolmap.Reconstruction:
     for camera_id, camera in reconstruction.cameras.items():
         check_undistortable(camera, f"{model_dir}: camera {camera_id}")
     return reconstruction
-
-
-def read_image_list(path: str | os.PathLike) -> list[str]:
-    """Image names, one per line (blank lines and lines starting with # skipped)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
-
-
-def split_validation(names: Sequence[str], val_every: int | None,
-                     val_names: Iterable[str] | None = None, source: str = "") -> list[bool]:
-    """Which of `names` (already in split order) go to validation.
-
-    With `val_names`, exactly the images whose name or base name is listed; otherwise
-    index % val_every == 0 (none when val_every is None or 0).
-
-    Raises:
-        ValueError: a listed name matches no image, or val_every < 0; `source` names the list file.
-    """
-    if val_names is not None:
-        wanted = set(val_names)
-        is_val = [name in wanted or Path(name).name in wanted for name in names]
-        known = set(names) | {Path(name).name for name in names}
-        unknown = sorted(wanted - known)
-        if unknown:
-            raise ValueError(f"{source}: {len(unknown)} listed image(s) are not in the model, e.g. {unknown[:3]}; "
-                             "expected image names as in the COLMAP model")
-        return is_val
-    if val_every is not None and val_every < 0:
-        raise ValueError(f"val_every is {val_every}; expected a positive number, or 0 for no validation images")
-    return [bool(val_every) and index % val_every == 0 for index in range(len(names))]
 
 
 def _point_cloud(reconstruction: pycolmap.Reconstruction) -> PointCloud:

@@ -17,7 +17,6 @@ from PIL import Image
 
 from taichi_3dgs.atomic_io import atomic_path
 from taichi_3dgs.data.cameras import CameraRecord, write_cameras_json
-from taichi_3dgs.data.point_cloud import PointCloud, write_point_cloud
 
 GROUND_HALF_SIZE = 2.5
 SPHERE_CENTRE = np.array([-0.5, 0.3, 0.7])
@@ -172,6 +171,9 @@ def make_demo_scene(output_dir: str | Path, spec: DemoSceneSpec = DemoSceneSpec(
     Returns:
         output_dir as a Path.
     """
+    # pandas loads here, not at import: tools/make_demo_scene.py reads DemoSceneSpec for --help.
+    from taichi_3dgs.data.point_cloud import PointCloud, write_point_cloud
+
     output_dir = Path(output_dir).resolve()
     image_dir = output_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)

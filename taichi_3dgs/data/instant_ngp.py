@@ -9,42 +9,38 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from taichi_3dgs.data.converter_options import (DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_RANDOM_POINTS, DEFAULT_VAL_EVERY,
+                                                split_validation)
 from taichi_3dgs.data.initial_points import sample_mesh_surface, sample_view_volume
 from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json, warn_missing_frames
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR, PreparedDataset, staged_output, write_prepared_dataset
 from taichi_3dgs.data.undistortion import is_pinhole
 
-DEFAULT_MESH_SAMPLE_POINTS = 500  # the original tool's default, on a mesh
-# Without a mesh: random points (the fox, 2,000 steps at 1/4 size: 500 -> 20.4 dB, 10,000 -> 21.5 dB,
-# 50,000 -> 21.7 dB in a third more time; BENCHMARKS.md).
-DEFAULT_RANDOM_POINTS = 10_000
-DEFAULT_VAL_SAMPLE = 8
 
-
-def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | os.PathLike, *,
+def convert_instant_ngp(transforms_train: str | os.PathLike, output_dir: str | os.PathLike, *,
                         transforms_test: str | os.PathLike | None = None,
                         mesh_path: str | os.PathLike | None = None,
                         mesh_sample_points: int | None = None,
-                        val_sample: int = DEFAULT_VAL_SAMPLE,
+                        val_every: int | None = DEFAULT_VAL_EVERY,
                         image_path_prefix: str | os.PathLike | None = None,
                         image_downscale_factor: int = 1, seed: int = 0) -> PreparedDataset:
     """Convert Instant-NGP transforms into a prepared folder (taichi_3dgs.data.prepared_dataset).
 
-    Validation frames are those of `transforms_test`, else every `val_sample`-th frame of
-    `transforms_train` in file order (index % val_sample == 0 over the frames whose image
-    exists; none when val_sample is 0). Frames whose image is missing are skipped, with one
-    warning that counts them. Distorted images are undistorted into `<output_path>/images`.
+    Validation frames are those of `transforms_test`, else every `val_every`-th frame of
+    `transforms_train` in file order (index % val_every == 0 over the frames whose image
+    exists; none when val_every is None or 0). Frames whose image is missing are skipped, with one
+    warning that counts them. Distorted images are undistorted into `<output_dir>/images`.
     Initial points: `mesh_sample_points` points on the mesh surface when `mesh_path` is given
     (default DEFAULT_MESH_SAMPLE_POINTS), else as many random points in the cameras' common view
     volume (default DEFAULT_RANDOM_POINTS).
 
     Args:
         transforms_train: transforms JSON of the training frames.
-        output_path: folder to write; created if needed.
+        output_dir: folder to write; created if needed.
         transforms_test: optional transforms JSON of the validation frames.
         mesh_path: optional mesh in the transforms' world frame.
         mesh_sample_points: number of initial points; None for the default of the point source.
-        val_sample: validation stride without transforms_test.
+        val_every: validation stride without transforms_test (ignored with it).
         image_path_prefix: folder `file_path` values are relative to (default: each JSON's folder).
         image_downscale_factor: written to the training config.
         seed: random seed of the point sampling.
@@ -53,16 +49,15 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
         FileNotFoundError, ValueError: bad or missing input, no existing image (nothing is written).
         OSError: the output cannot be written (nothing is left behind).
     """
-    if val_sample < 0:
-        raise ValueError(f"val_sample is {val_sample}; expected a positive stride, or 0 for no validation frames")
     frames, missing = read_transforms_json(transforms_train, image_path_prefix)
     if transforms_test is not None:
         val_frames, missing_val = read_transforms_json(transforms_test, image_path_prefix)
         train_frames = frames
         missing += missing_val
     else:
-        train_frames = [frame for index, frame in enumerate(frames) if not (val_sample and index % val_sample == 0)]
-        val_frames = [frame for index, frame in enumerate(frames) if val_sample and index % val_sample == 0]
+        is_val = split_validation([frame.name for frame in frames], val_every)
+        train_frames = [frame for frame, val in zip(frames, is_val) if not val]
+        val_frames = [frame for frame, val in zip(frames, is_val) if val]
     if not train_frames:
         raise ValueError(f"{transforms_train}: no training frame has an existing image "
                          f"({len(missing)} missing, e.g. {missing[:3]}); expected images relative to "
@@ -70,7 +65,7 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
     warn_missing_frames(missing)
     distorted = sum(not is_pinhole(frame.camera) for frame in train_frames + val_frames)
 
-    with staged_output(output_path) as stage:
+    with staged_output(output_dir) as stage:
         train = camera_records(train_frames, stage)
         val = camera_records(val_frames, stage)
         if mesh_path is not None:
@@ -83,7 +78,7 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_path: str | 
             point_source = f"{len(cloud)} random points in the common view volume of the cameras (no mesh given)"
         write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor)
 
-    output = Path(output_path)
+    output = Path(output_dir)
     messages = [f"{len(train)} training and {len(val)} validation frames", f"initial points: {point_source}"]
     if distorted:
         messages.append(f"undistorted {distorted} images (OpenCV distortion) into {output / IMAGES_DIR}")

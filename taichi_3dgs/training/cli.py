@@ -1,40 +1,57 @@
-"""Command line of `gaussian_point_train.py` (the original project's script name and arguments)."""
+"""Command line of `gaussian_point_train.py` (the original project's script name and arguments),
+plus config overrides: any YAML key as `--key value`, nested keys joined with dots."""
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Optional, Sequence
 
-from taichi_3dgs.training.config import ConfigError, load_train_config, write_config_template
-from taichi_3dgs.training.trainer import train
+from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, run_tool
+
+PROG = "gaussian_point_train.py"
+EPILOG = """config overrides:
+  Any key of the YAML file can be set on the command line after the options above, as --KEY VALUE
+  or --KEY=VALUE: kebab-case or snake_case, nested keys joined with dots, values in YAML syntax.
+  They are checked like the file's keys and written into the effective train_config.yaml:
+
+    python gaussian_point_train.py --train_config config/demo.yaml --num-iterations 5 \\
+        --adaptive-controller-config.densify-until-iteration 1000 --background-color [1,1,1]
+
+  Every key, its type and default: docs/FORMATS.md, or --gen_template_only."""
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse arguments, then train, or write the config template; return the exit code.
 
-    Exit codes: 0 done, 1 bad input (message on stderr, no traceback), 130 stopped by Ctrl-C
+    Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 130 stopped by Ctrl-C
     after saving a checkpoint.
     """
-    parser = argparse.ArgumentParser(
-        prog="gaussian_point_train.py",
-        description="Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
-    )
+    parser = ToolParser(PROG, "Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
+                        EPILOG)
     parser.add_argument("--train_config", required=True, help="YAML training config")
-    parser.add_argument(
-        "--gen_template_only", action="store_true",
-        help="write the full default config to --train_config (which must not exist) and exit",
-    )
+    parser.add_argument("--gen_template_only", action="store_true",
+                        help="write the full default config to --train_config (which must not exist) and exit")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the config's output-model-dir")
-    args = parser.parse_args(argv)
-    try:
+    args, overrides = parser.parse_known_args(argv)
+    if args.gen_template_only and overrides:
+        parser.error(f"--gen_template_only writes the defaults and takes no config overrides "
+                     f"(got {' '.join(overrides)})")
+
+    def work() -> int:
+        from taichi_3dgs.training.config import apply_overrides, load_train_config, write_config_template
+
         if args.gen_template_only:
             write_config_template(args.train_config)
             print(f"wrote the default config to {args.train_config}")
             return 0
-        config = load_train_config(args.train_config)
+        config = apply_overrides(load_train_config(args.train_config), overrides)
+        from taichi_3dgs.training.trainer import train
+
         result = train(config, resume=args.resume, config_source=args.train_config)
-    except (ConfigError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 130 if result.interrupted else 0
+        return EXIT_INTERRUPTED if result.interrupted else 0
+
+    return run_tool(PROG, work, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

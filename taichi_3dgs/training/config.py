@@ -18,11 +18,11 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 import yaml
 
-from taichi_3dgs import RasterizerConfig
+from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
 from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE
@@ -135,7 +135,7 @@ class TrainConfig:
     """The whole training configuration (one YAML file)."""
 
     train_dataset_json_path: Optional[Path] = _help(
-        "train cameras JSON (FORMATS.md), e.g. written by tools/prepare_colmap.py", default=None
+        "train cameras JSON (docs/FORMATS.md), e.g. written by tools/prepare_colmap.py", default=None
     )
     val_dataset_json_path: Optional[Path] = _help("val cameras JSON; null = no evaluation", default=None)
     pointcloud_parquet_path: Optional[Path] = _help(
@@ -162,7 +162,7 @@ class TrainConfig:
         "raise the active SH degree by one every this many steps", default=1000
     )
     rasterisation_config: RasterizerConfig = _help(
-        "rasterizer constants (FORMATS.md); the colour activation comes from the scene",
+        "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene",
         default_factory=RasterizerConfig,
     )
     gaussian_point_cloud_scene_config: SceneInitConfig = _help(
@@ -251,15 +251,25 @@ def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
     raise TypeError(f"unsupported config field type {tp!r} at {where}")
 
 
-def _build(cls: type, data: Any, section: str, source: str, base_dir: Path) -> Any:
+def _update(obj: Any, data: Any, section: str, source: str, base_dir: Path) -> Any:
+    """A copy of the config dataclass `obj` with the keys of the YAML mapping `data` set.
+
+    Relative paths in `data` resolve against `base_dir`; so do relative default paths of keys
+    `data` does not set (logs/, output/ belong beside the YAML, not in the working directory).
+
+    Raises:
+        ConfigError: an unknown key (with the closest valid ones), a key given twice (kebab-case
+            and snake_case), or a value of the wrong type; the message names `source` and the key.
+    """
     where = f"{source}: section '{section}'" if section else source
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys, got {type(data).__name__}")
+    cls = type(obj)
     fields = _yaml_fields(cls)
     hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = _yaml_key(str(raw_key))
         if key not in fields:
@@ -271,19 +281,19 @@ def _build(cls: type, data: Any, section: str, source: str, base_dir: Path) -> A
             scope = f"in section '{section}'" if section else "at top level"
             raise ConfigError(f"{source}: unknown key '{raw_key}' {scope}; {hint}")
         f = fields[key]
-        if f.name in kwargs:
+        if f.name in changes:
             raise ConfigError(f"{where}: key '{key}' is given twice (kebab-case and snake_case)")
         full_key = f"{section}.{key}" if section else key
         tp = hints[f.name]
         if dataclasses.is_dataclass(tp):
-            kwargs[f.name] = _build(tp, value, full_key, source, base_dir)
+            changes[f.name] = _update(getattr(obj, f.name), value, full_key, source, base_dir)
         else:
-            kwargs[f.name] = _convert(value, tp, f"{source}: key '{full_key}'", base_dir)
+            changes[f.name] = _convert(value, tp, f"{source}: key '{full_key}'", base_dir)
     for f in dataclasses.fields(cls):
-        # Default relative paths (logs/, output/) also belong beside the YAML, not the working directory.
-        if f.name not in kwargs and isinstance(f.default, Path) and not f.default.is_absolute():
-            kwargs[f.name] = (base_dir / f.default).resolve()
-    return cls(**kwargs)
+        value = getattr(obj, f.name)
+        if f.name not in changes and isinstance(value, Path) and not value.is_absolute():
+            changes[f.name] = (base_dir / value).resolve()
+    return dataclasses.replace(obj, **changes)
 
 
 def _check(config: TrainConfig, source: str) -> None:
@@ -325,9 +335,68 @@ def parse_train_config(data: Any, source: str = "<config>", base_dir: Path | Non
     Raises:
         ConfigError: unknown key (with the closest valid keys), wrong type or out-of-range value.
     """
-    config = _build(TrainConfig, data, "", source, Path(base_dir or Path.cwd()).resolve())
+    config = _update(TrainConfig(), data, "", source, Path(base_dir or Path.cwd()).resolve())
     _check(config, source)
     return config
+
+
+OVERRIDE_SOURCE = "command line"
+
+
+def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
+    """The nested YAML mapping of command-line overrides `--key value` / `--key=value`.
+
+    Keys are YAML keys (kebab-case or snake_case), nested keys joined with dots
+    (`--adaptive-controller-config.densify-until-iteration 1000`); values are parsed as YAML
+    (`5`, `0.5`, `true`, `null`, `[1, 1, 1]`, a path).
+
+    Raises:
+        ConfigError: an argument that is not `--key`, a key without a value, a value that is not
+            YAML, or a key given twice.
+    """
+    overrides: dict[str, Any] = {}
+    index = 0
+    while index < len(arguments):
+        token = arguments[index]
+        if not token.startswith("--") or len(token) == 2:
+            raise ConfigError(f"{OVERRIDE_SOURCE}: unexpected argument {token!r}; a config override is "
+                              "--KEY VALUE (any YAML key, nested keys joined with dots)")
+        name, has_value, text = token[2:].partition("=")
+        if not has_value:
+            if index + 1 >= len(arguments) or arguments[index + 1].startswith("--"):
+                raise ConfigError(f"{OVERRIDE_SOURCE}: --{name} needs a value (--{name} VALUE)")
+            index += 1
+            text = arguments[index]
+        index += 1
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise ConfigError(f"{OVERRIDE_SOURCE}: --{name}: {text!r} is not a YAML value") from None
+        *sections, key = name.split(".")
+        node = overrides
+        for part in sections:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{OVERRIDE_SOURCE}: --{name}: '{part}' is given a value and nested keys")
+        if key in node:
+            raise ConfigError(f"{OVERRIDE_SOURCE}: --{name} is given twice")
+        node[key] = value
+    return overrides
+
+
+def apply_overrides(config: TrainConfig, arguments: Sequence[str]) -> TrainConfig:
+    """`config` with the command-line overrides `arguments` (`parse_overrides`) applied, checked
+    exactly as keys of the YAML file are; relative paths resolve against the working directory.
+
+    Raises:
+        ConfigError: a malformed override, an unknown key (with the closest valid ones), a wrong
+            type or an out-of-range value; the message says it comes from the command line.
+    """
+    if not arguments:
+        return config
+    updated = _update(config, parse_overrides(arguments), "", OVERRIDE_SOURCE, Path.cwd().resolve())
+    _check(updated, OVERRIDE_SOURCE)
+    return updated
 
 
 def load_train_config(path: str | Path) -> TrainConfig:

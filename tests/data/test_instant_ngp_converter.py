@@ -114,7 +114,7 @@ def test_per_frame_intrinsics_override_the_global_ones(tmp_path):
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
     frames[1].update({"fl_x": 1000.0, "fl_y": 1001.0, "cx": 500.0, "cy": 900.0})
     path = _fox_subset(tmp_path, frames, camera_angle_x=0.7)
-    convert_instant_ngp(path, tmp_path / "out", val_sample=0, mesh_sample_points=10,
+    convert_instant_ngp(path, tmp_path / "out", val_every=None, mesh_sample_points=10,
                         mesh_path=dataset_path("mesh_stanford") / "bunny.obj")
     first, second = read_cameras_json(tmp_path / "out" / "train.json")
     focal = 0.5 * 1080 / np.tan(0.35)  # w read from the image: 1080 x 1920
@@ -127,7 +127,7 @@ def test_frame_missing_a_key_fails_with_exit_1_and_writes_nothing(tmp_path, caps
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:4]
     del frames[3]["transform_matrix"]
     path = _fox_subset(tmp_path, frames, camera_angle_x=0.7)
-    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--output_path", tmp_path / "out")
+    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--output_dir", tmp_path / "out")
     assert code == 1
     assert f"{path}: frame 3: missing key 'transform_matrix'" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["transforms.json"]
@@ -135,7 +135,7 @@ def test_frame_missing_a_key_fails_with_exit_1_and_writes_nothing(tmp_path, caps
 
 def test_no_existing_image_fails_with_exit_1_and_writes_nothing(tmp_path, capsys):
     code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", dataset_path("ngp_fox") / "transforms.json",
-                    "--image_path_prefix", tmp_path, "--output_path", tmp_path / "out")
+                    "--image_path_prefix", tmp_path, "--output_dir", tmp_path / "out")
     assert code == 1
     assert "no training frame has an existing image (67 missing" in capsys.readouterr().err
     assert os.listdir(tmp_path) == []
@@ -147,7 +147,7 @@ def test_default_point_count_depends_on_the_point_source(tmp_path, mesh, expecte
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
     path = _fox_subset(tmp_path, frames, camera_angle_x=1.2)
     mesh_args = ["--mesh_path", dataset_path("mesh_stanford") / mesh] if mesh else []
-    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--val_sample", "0",
-                    "--output_path", tmp_path / "out", *mesh_args)
+    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--no_val",
+                    "--output_dir", tmp_path / "out", *mesh_args)
     assert code == 0
     assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == expected

@@ -18,11 +18,11 @@ def _run(script, *args, cwd):
 def test_official_ply_to_parquet_and_back_reproduces_the_file(tmp_path):
     official = (dataset_path("3dgs_trained_ply") / "point_cloud" / "iteration_7000"
                 / "point_cloud.ply")
-    to_parquet = _run("ply_to_parquet.py", "--ply_path", str(official),
-                      "--parquet_path", "out/scene.parquet", cwd=tmp_path)
+    to_parquet = _run("ply_to_parquet.py", "--scene", str(official),
+                      "--output", "out/scene.parquet", cwd=tmp_path)
     assert to_parquet.returncode == 0, to_parquet.stderr
-    to_ply = _run("parquet_to_ply.py", "--parquet_path", "out/scene.parquet",
-                  "--ply_path", "out/scene.ply", cwd=tmp_path)
+    to_ply = _run("parquet_to_ply.py", "--scene", "out/scene.parquet",
+                  "--output", "out/scene.ply", cwd=tmp_path)
     assert to_ply.returncode == 0, to_ply.stderr
     assert "colour error" not in to_ply.stdout  # linear scene: exact, no fit
     format_line = b"format binary_little_endian 1.0\n"  # + the SH degree comment write_ply adds
@@ -36,8 +36,8 @@ def test_parquet_to_ply_converts_an_original_project_scene_and_prints_the_fit_er
                         random_scene(num_gaussians=40, color_activation="sigmoid"))
     table = pq.read_table(tmp_path / "ours.parquet")
     pq.write_table(table.replace_schema_metadata({}), tmp_path / "legacy.parquet")
-    result = _run("parquet_to_ply.py", "--parquet_path", "legacy.parquet",
-                  "--ply_path", "legacy.ply", cwd=tmp_path)
+    result = _run("parquet_to_ply.py", "--scene", "legacy.parquet",
+                  "--output", "legacy.ply", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "mean absolute colour error 0.00" in result.stdout
     converted = read_ply(tmp_path / "legacy.ply")
@@ -47,8 +47,8 @@ def test_parquet_to_ply_converts_an_original_project_scene_and_prints_the_fit_er
 def test_parquet_to_ply_bad_input_exits_1_naming_file_and_column(tmp_path):
     table = pq.read_table(_scene_parquet(tmp_path))
     pq.write_table(table.drop_columns(["cov_s2"]), tmp_path / "broken.parquet")
-    result = _run("parquet_to_ply.py", "--parquet_path", "broken.parquet",
-                  "--ply_path", "broken.ply", cwd=tmp_path)
+    result = _run("parquet_to_ply.py", "--scene", "broken.parquet",
+                  "--output", "broken.ply", cwd=tmp_path)
     assert result.returncode == 1
     assert "broken.parquet: missing trained-scene column(s) cov_s2" in result.stderr
     assert "Traceback" not in result.stderr
@@ -59,8 +59,8 @@ def test_ply_to_parquet_bad_input_exits_1_and_writes_nothing(tmp_path):
     (tmp_path / "broken.ply").write_bytes(b"ply\nformat binary_little_endian 1.0\n"
                                           b"element vertex 1\nproperty float x\nend_header\n"
                                           b"\x00\x00\x00\x00")
-    result = _run("ply_to_parquet.py", "--ply_path", "broken.ply",
-                  "--parquet_path", "broken.parquet", cwd=tmp_path)
+    result = _run("ply_to_parquet.py", "--scene", "broken.ply",
+                  "--output", "broken.parquet", cwd=tmp_path)
     assert result.returncode == 1
     assert "broken.ply: vertex property y, z, f_dc_0" in result.stderr
     assert "Traceback" not in result.stderr

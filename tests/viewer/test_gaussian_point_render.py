@@ -56,8 +56,8 @@ def evaluated(dataset, tmp_path_factory):
     """The script's output folder for the dataset's val.json (run from another folder)."""
     folder = dataset[0]
     run_dir = tmp_path_factory.mktemp("run")
-    result = _run("--parquet_path", str(trained_ply_path()), "--poses", str(folder / "val.json"),
-                  "--output_prefix", "out", cwd=run_dir)
+    result = _run("--scene", str(trained_ply_path()), "--cameras", str(folder / "val.json"),
+                  "--output_dir", "out", cwd=run_dir)
     assert result.returncode == 0, result.stderr
     return run_dir / "out"
 
@@ -113,8 +113,8 @@ def test_poses_pt_gives_renders_and_an_mp4_but_no_metrics(dataset, tmp_path):
     _, clean, _, poses, K = dataset
     save_camera_path(tmp_path / "poses.pt", CameraPath(
         np.stack([invert_rigid(pose) for pose in poses]), np.stack([K] * VIEWS), WIDTH, HEIGHT))
-    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "poses.pt",
-                  "--output_prefix", "out", "--video", "out/orbit.mp4", "--fps", "10", cwd=tmp_path)
+    result = _run("--scene", str(trained_ply_path()), "--cameras", "poses.pt",
+                  "--output_dir", "out", "--video", "out/orbit.mp4", "--fps", "10", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(list((tmp_path / "out" / "renders").glob("*.png"))) == VIEWS
     assert not (tmp_path / "out" / "metrics.json").exists()
@@ -128,8 +128,8 @@ def test_missing_image_exits_1_naming_the_record_and_renders_nothing(dataset, tm
     folder, _, _, poses, K = dataset
     write_camera_json(tmp_path / "val.json", list(poses), K, WIDTH, HEIGHT,
                       image_names=[str(folder / "images" / "000.png"), "missing.png", "x.png"])
-    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "val.json",
-                  "--output_prefix", "out", cwd=tmp_path)
+    result = _run("--scene", str(trained_ply_path()), "--cameras", "val.json",
+                  "--output_dir", "out", cwd=tmp_path)
     assert result.returncode == 1
     assert "val.json: record 1: image_path" in result.stderr and "missing.png" in result.stderr
     assert "Traceback" not in result.stderr
@@ -138,8 +138,8 @@ def test_missing_image_exits_1_naming_the_record_and_renders_nothing(dataset, tm
 
 def test_unknown_poses_suffix_exits_1(tmp_path):
     (tmp_path / "poses.txt").write_text("")
-    result = _run("--parquet_path", str(trained_ply_path()), "--poses", "poses.txt",
-                  "--output_prefix", "out", cwd=tmp_path)
+    result = _run("--scene", str(trained_ply_path()), "--cameras", "poses.txt",
+                  "--output_dir", "out", cwd=tmp_path)
     assert result.returncode == 1
     assert "poses.txt: unknown poses file suffix" in result.stderr
 
@@ -148,8 +148,8 @@ def test_downscale_factor_evaluates_at_the_reduced_size_with_k_scaled(dataset, t
     """--image_downscale_factor 2: renders and ground truth at half size; the render equals the
     scene rendered directly with K halved (so K was rescaled with the image)."""
     folder, _, _, poses, K = dataset
-    result = _run("--parquet_path", str(trained_ply_path()), "--poses", str(folder / "val.json"),
-                  "--output_prefix", "out", "--image_downscale_factor", "2", cwd=tmp_path)
+    result = _run("--scene", str(trained_ply_path()), "--cameras", str(folder / "val.json"),
+                  "--output_dir", "out", "--image_downscale_factor", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     half_K = np.array(K, dtype=np.float64)
     half_K[:2] *= 0.5

@@ -17,7 +17,7 @@ def _run(*args, cwd):
 
 
 def _render_orbit(folder, *scenes):
-    result = _run("--parquet_path_list", *map(str, scenes), "--headless", "--output_dir", "frames",
+    result = _run("--scene", *map(str, scenes), "--headless", "--output_dir", "frames",
                   "--n_frames", str(N_FRAMES), "--width", "96", "--height", "72", cwd=folder)
     assert result.returncode == 0, result.stderr
     paths = sorted((folder / "frames").glob("*.png"))

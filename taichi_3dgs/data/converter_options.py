@@ -1,0 +1,55 @@
+"""What the dataset converters let a user choose, with its defaults: the validation split and the
+number of initial points.
+
+Standard library only, so that the tools' `--help` shows these defaults without loading numpy,
+pandas or pycolmap.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+
+# graphdeco 3DGS (`--eval`) and the mip-NeRF 360 protocol hold out every 8th image.
+DEFAULT_VAL_EVERY = 8
+# Instant-NGP on a mesh: the original tool's default.
+DEFAULT_MESH_SAMPLE_POINTS = 500
+# Instant-NGP without a mesh: random points (the fox, 2,000 steps at 1/4 size: 500 -> 20.4 dB,
+# 10,000 -> 21.5 dB, 50,000 -> 21.7 dB in a third more time; BENCHMARKS.md).
+DEFAULT_RANDOM_POINTS = 10_000
+# NeRF-synthetic / BlenderNeRF: graphdeco 3DGS initialises these scenes with 100k random points.
+DEFAULT_BLENDER_POINTS = 100_000
+
+
+def read_image_list(path: str | os.PathLike) -> list[str]:
+    """Image names, one per line (blank lines and lines starting with # skipped).
+
+    Raises:
+        FileNotFoundError / OSError: the list cannot be read.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+def split_validation(names: Sequence[str], val_every: int | None,
+                     val_names: Iterable[str] | None = None, source: str = "") -> list[bool]:
+    """Which of `names` (already in split order) go to validation.
+
+    With `val_names`, exactly the images whose name or base name is listed; otherwise
+    index % val_every == 0 (none when val_every is None or 0).
+
+    Raises:
+        ValueError: a listed name matches no image, or val_every < 0; `source` names the list file.
+    """
+    if val_names is not None:
+        wanted = set(val_names)
+        is_val = [name in wanted or Path(name).name in wanted for name in names]
+        known = set(names) | {Path(name).name for name in names}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise ValueError(f"{source}: {len(unknown)} listed image(s) are not in the dataset, e.g. {unknown[:3]}; "
+                             "expected image names as the dataset names them")
+        return is_val
+    if val_every is not None and val_every < 0:
+        raise ValueError(f"val_every is {val_every}; expected a positive number, or 0 for no validation images")
+    return [bool(val_every) and index % val_every == 0 for index in range(len(names))]

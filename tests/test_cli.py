@@ -1,0 +1,138 @@
+"""The command-line conventions every script shares (taichi_3dgs/cli.py): one vocabulary with
+deprecated aliases, defaults in --help, --help before heavy imports, one-line errors."""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import REPO_ROOT
+
+from taichi_3dgs.cli import ToolParser, run_tool
+
+SCRIPTS = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py", "parquet_to_ply.py",
+           "ply_to_parquet.py", "tools/prepare_colmap.py", "tools/prepare_InstantNGP_with_mesh.py",
+           "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py"]
+HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "open3d", "yaml")
+
+
+def _help_output_and_modules(script):
+    """Run `script --help` in a fresh interpreter; its help text and the heavy modules it loaded."""
+    probe = textwrap.dedent(f"""
+        import runpy, sys
+        sys.argv = [{str(REPO_ROOT / script)!r}, "--help"]
+        try:
+            runpy.run_path(sys.argv[0], run_name="__main__")
+        except SystemExit as exit:
+            assert exit.code in (0, None), exit.code
+        print("LOADED:" + ",".join(m for m in {HEAVY_MODULES!r} if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    text, _, loaded = result.stdout.rpartition("LOADED:")
+    return text, [name for name in loaded.strip().split(",") if name]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_help_shows_defaults_and_loads_no_heavy_module(script):
+    text, loaded = _help_output_and_modules(script)
+    assert "usage:" in text and "--debug" in text
+    assert loaded == [], f"{script} --help imported {loaded} before parsing"
+
+
+def test_help_lists_each_default():
+    text, _ = _help_output_and_modules("tools/prepare_blender_nerf.py")
+    assert "(default: 100000)" in text  # --num_points, from converter_options
+    assert "(default: 0)" in text       # --seed
+
+
+def test_deprecated_names_are_hidden_from_help():
+    text, _ = _help_output_and_modules("gaussian_point_render.py")
+    assert "--scene" in text and "--cameras" in text and "--output_dir" in text
+    for old in ("--parquet_path", "--poses", "--output_prefix", "--gt_prefix"):
+        assert old not in text
+
+
+def test_deprecated_alias_works_and_prints_one_notice(tmp_path, capsys):
+    parser = ToolParser("tool.py", "test")
+    parser.add_argument("--output_dir", required=True, deprecated=("--output_path",))
+    args = parser.parse_args(["--output_path", str(tmp_path)])
+    assert args.output_dir == str(tmp_path)
+    assert capsys.readouterr().err == "tool.py: warning: --output_path is deprecated; use --output_dir\n"
+    parser.parse_args([f"--output_dir={tmp_path}"])
+    assert capsys.readouterr().err == ""
+
+
+def test_deprecated_alias_of_a_script_still_converts(tmp_path):
+    from conftest import dataset_path
+
+    official = dataset_path("3dgs_trained_ply") / "point_cloud" / "iteration_7000" / "point_cloud.ply"
+    result = subprocess.run([sys.executable, str(REPO_ROOT / "ply_to_parquet.py"), "--ply_path", str(official),
+                             "--parquet_path", "scene.parquet"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "scene.parquet").stat().st_size > 0
+    assert result.stderr.splitlines() == [
+        "ply_to_parquet.py: warning: --ply_path is deprecated; use --scene",
+        "ply_to_parquet.py: warning: --parquet_path is deprecated; use --output"]
+
+
+def test_val_sample_zero_still_means_no_validation(capsys):
+    sys.path.insert(0, str(REPO_ROOT / "tools"))
+    try:
+        import prepare_InstantNGP_with_mesh as tool
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(SystemExit):  # stops at the missing --transforms_train, after parsing --val_sample
+        tool.main(["--val_sample", "0", "--output_dir", "x", "--transforms_test", "t.json"])
+    err = capsys.readouterr().err
+    assert "--val_sample is deprecated; use --val_every N (or --no_val for 0)" in err
+    assert "--transforms_test chooses the validation frames" in err or "--transforms_train" in err
+
+
+def _raise(error):
+    def work():
+        raise error
+    return work
+
+
+def test_bad_input_is_one_line_with_exit_1(capsys):
+    assert run_tool("tool.py", _raise(ValueError("scene.parquet: column 'x' missing"))) == 1
+    assert capsys.readouterr().err == "tool.py: error: scene.parquet: column 'x' missing\n"
+
+
+def test_os_error_names_the_file(capsys):
+    assert run_tool("tool.py", _raise(PermissionError(13, "Permission denied", "/out/scene.ply"))) == 1
+    assert capsys.readouterr().err == "tool.py: error: /out/scene.ply: permission denied\n"
+
+
+def test_unexpected_error_is_one_line_without_traceback(capsys, monkeypatch):
+    monkeypatch.delenv("TAICHI_3DGS_DEBUG", raising=False)
+    assert run_tool("tool.py", _raise(TypeError("bad operand"))) == 1
+    err = capsys.readouterr().err
+    assert err == "tool.py: error: unexpected TypeError: bad operand (rerun with --debug for the traceback)\n"
+
+
+@pytest.mark.parametrize("flag, env", [(True, ""), (False, "1")], ids=["--debug", "TAICHI_3DGS_DEBUG=1"])
+def test_debug_shows_the_traceback(capsys, monkeypatch, flag, env):
+    monkeypatch.setenv("TAICHI_3DGS_DEBUG", env)
+    assert run_tool("tool.py", _raise(TypeError("bad operand")), debug=flag) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "TypeError: bad operand" in err
+    assert err.endswith("tool.py: error: unexpected TypeError: bad operand\n")
+
+
+def test_ctrl_c_is_one_line_with_exit_130(capsys):
+    assert run_tool("tool.py", _raise(KeyboardInterrupt())) == 130
+    assert capsys.readouterr().err == "tool.py: interrupted\n"
+
+
+def test_warnings_print_with_the_tool_name(capsys):
+    import warnings
+
+    def work():
+        warnings.warn("17 frames have no image")
+        return 0
+
+    assert run_tool("tool.py", work) == 0
+    assert capsys.readouterr().err == "tool.py: warning: 17 frames have no image\n"
