@@ -8,10 +8,10 @@ from typing import Optional, Sequence
 
 import torch
 
-from taichi_3dgs import RasterizerConfig, rasterize
-from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.data.views import View
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
+from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
+from taichi_3dgs.scene.model import GaussianModel
 
 
 def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
