@@ -1,0 +1,156 @@
+"""The GPU blending layout "per_pixel" (CUDA, Vulkan): one thread per pixel, one block per tile.
+
+As in the official rasterizer: the tile's pairs pass through block shared memory in batches of one
+pair per thread (each thread stages one, then every thread reads the whole batch), front to back in
+the forward, back to front from the tile's last contributor in the backward; the block stops when
+all its pixels are saturated (a shared counter read between barriers, so every thread leaves
+together); the backward adds each pixel's contribution to the Gaussian's gradient atomically.
+Every thread walks the whole batch and masks its finished pixel instead of leaving the batch loop
+early: a data-dependent exit from that loop miscomputed pixels on lavapipe (Mesa 22.3). Tested on
+Taichi's Vulkan backend, which Mesa's lavapipe runs on the CPU. Math: `taichi_3dgs.rasterizer.blending`.
+"""
+
+import taichi as ti
+
+from taichi_3dgs.rasterizer.blending_payload import (
+    DEPTH, OPACITY, PAIR_SIZE, gaussian_at, load_pair, pair_color, pair_gradient, tile_bounds,
+)
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
+
+
+@ti.func
+def pixel_of_thread(p: ti.i32, tiles_x: ti.i32, tile_size: ti.template()):
+    """(tile, x, y) of thread p when each tile gets tile_size^2 consecutive threads (one block)."""
+    t = p // (tile_size * tile_size)
+    return t, (t % tiles_x) * tile_size + p % tile_size, (t // tiles_x) * tile_size + (p // tile_size) % tile_size
+
+
+@ti.kernel
+def forward_per_pixel(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance_threshold: ti.f32,
+    image: F32_3D, transmittance: F32_2D, depth: F32_2D, last: I32_2D,
+):
+    """Blend the pairs of every tile front to back with one thread per pixel, one block per tile;
+    arguments and outputs as `blending_per_tile.forward_per_tile` (the same kernel interface)."""
+    block = ti.static(tile_size * tile_size)
+    ti.loop_config(block_dim=block)
+    for p in range(tile_ranges.shape[0] * block):
+        # The tile's pairs pass through shared memory a batch (one pair per thread) at a time.
+        staged = ti.simt.block.SharedArray((block, PAIR_SIZE), ti.f32)
+        finished = ti.simt.block.SharedArray((1,), ti.i32)  # pixels of the tile that stopped
+        t, x, y = pixel_of_thread(p, tiles_x, tile_size)
+        thread = p % block
+        x0, x1, y0, y1 = tile_bounds(t, tiles_x, tile_size, width, height)
+        pixels = (x1 - x0) * (y1 - y0)
+        inside = x < width and y < height
+        done = not inside  # threads past the image edge only stage pairs
+        if thread == 0:
+            finished[0] = 0
+        T = 1.0
+        color = ti.math.vec3(0.0)
+        z = 0.0
+        last_j = 0
+        start, end = tile_ranges[t, 0], tile_ranges[t, 1]
+        going = True
+        while going:
+            ti.simt.block.sync()  # the last batch is consumed and `finished` settled
+            going = start < end and finished[0] < pixels  # the same for the whole block
+            if going:
+                if start + thread < end:
+                    for k in ti.static(range(PAIR_SIZE)):
+                        staged[thread, k] = payload[start + thread, k]
+                ti.simt.block.sync()
+                for b in range(ti.min(block, end - start)):
+                    if not done:
+                        pair = load_pair(staged, b)
+                        g, _, _ = gaussian_at(pair, x, y)
+                        alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                        if alpha >= alpha_threshold:
+                            next_T = T * (1.0 - alpha)
+                            if next_T < transmittance_threshold:
+                                done = True
+                                ti.atomic_add(finished[0], 1)
+                            else:
+                                w = alpha * T
+                                color += w * pair_color(pair)
+                                z += w * pair[DEPTH]
+                                T = next_T
+                                last_j = start + b + 1
+                start += block
+        # A block runs several tiles when they outnumber the blocks launched (grid-stride loop):
+        # every thread must have read `finished` before thread 0 resets it for the next tile.
+        ti.simt.block.sync()
+        if inside:
+            for ch in ti.static(range(3)):
+                image[y, x, ch] = color[ch] + T * background[ch]
+            transmittance[y, x] = T
+            depth[y, x] = z / (1.0 - T) if T < 1.0 else 0.0
+            last[y, x] = last_j
+
+
+@ti.kernel
+def backward_per_pixel(
+    payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
+    tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
+    grads: F32_2D,
+):
+    """Replay every pixel back to front with one thread per pixel, one block per tile; arguments as
+    `blending_per_tile.backward_per_tile`, but each pixel's gradient of pair j is added atomically
+    to grads[ids[j]] ([N, GRAD_SIZE], zeroed by the caller) instead of a row per pair."""
+    block = ti.static(tile_size * tile_size)
+    ti.loop_config(block_dim=block)
+    for p in range(tile_ranges.shape[0] * block):
+        # Back to front, a batch of pairs (one per thread) at a time through shared memory.
+        staged = ti.simt.block.SharedArray((block, PAIR_SIZE), ti.f32)
+        staged_ids = ti.simt.block.SharedArray((block,), ti.i32)
+        tile_end = ti.simt.block.SharedArray((1,), ti.i32)  # one past the tile's last contributor
+        t, x, y = pixel_of_thread(p, tiles_x, tile_size)
+        thread = p % block
+        inside = x < width and y < height
+        start = tile_ranges[t, 0]
+        if thread == 0:
+            tile_end[0] = start
+        T_final, last_j, v_alpha_pixel = 1.0, 0, 0.0
+        v_c = ti.math.vec3(0.0)
+        if inside:
+            T_final, last_j, v_alpha_pixel = transmittance[y, x], last[y, x], v_alpha_out[y, x]
+            v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
+        ti.simt.block.sync()
+        ti.atomic_max(tile_end[0], last_j)
+        ti.simt.block.sync()
+        top = tile_end[0]  # the same for the whole block
+        T = T_final
+        behind = ti.math.vec3(0.0)
+        bg = ti.math.vec3(background[0], background[1], background[2])
+        while top > start:
+            base = ti.max(start, top - block)
+            if top - 1 - thread >= base:  # thread k stages the k-th pair from the back
+                for k in ti.static(range(PAIR_SIZE)):
+                    staged[thread, k] = payload[top - 1 - thread, k]
+                staged_ids[thread] = ids[top - 1 - thread]
+            ti.simt.block.sync()
+            for b in range(top - base):
+                if top - 1 - b < last_j:
+                    pair = load_pair(staged, b)
+                    g, dx, dy = gaussian_at(pair, x, y)
+                    alpha = ti.min(max_alpha, pair[OPACITY] * g)
+                    if alpha >= alpha_threshold:
+                        one_minus = 1.0 - alpha
+                        T = T / one_minus
+                        color = pair_color(pair)
+                        v_alpha = v_alpha_pixel * T_final / one_minus + v_c.dot(
+                            color * T - (behind + T_final * bg) / one_minus
+                        )
+                        behind += color * alpha * T
+                        grad = pair_gradient(pair, g, dx, dy, v_alpha, max_alpha)
+                        i = staged_ids[b]
+                        for k in ti.static(range(6)):
+                            ti.atomic_add(grads[i, k], grad[k])
+                        for ch in ti.static(range(3)):
+                            ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
+            ti.simt.block.sync()  # the batch is consumed before the next one is staged
+            top = base
+        ti.simt.block.sync()  # `tile_end` is read by all before a next tile of this block resets it
