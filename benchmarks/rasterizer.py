@@ -1,12 +1,12 @@
 """Benchmark the taichi_3dgs rasterizer on gsplat's garden scene (not a test).
 
 Scene (../shared/spec/PERFORMANCE.md): gsplat's test_garden.npz points cropped to [-2, 2]^3
-(111,785 Gaussians), built as gsplat's `load_test_data` does with a fixed seed (scales
-U[1e-4, 0.02], normalised randn quats, opacities U[0, 1]; SH DC from the point colours, higher
-bands 0, sh_degree 3), camera 0 at 648x420. Prints Gaussians, (tile, Gaussian) pairs, forward and
-forward+backward ms (median of --runs after warm-up) on the current device, the time of each stage
-(projection, SH, binning, blending; forward and backward), and the ratio to the pure-JAX peer
-(takah29/3d-gaussian-splatting: 2.3 s forward, 10.3 s forward+backward on the 2-core CPU).
+(111,785 Gaussians), built as gsplat's `load_test_data` does with a fixed seed
+(`benchmarks/garden_scene.py`: SH DC from the point colours, higher bands 0, sh_degree 3), camera 0
+at 648x420. Prints Gaussians, (tile, Gaussian) pairs, forward and forward+backward ms (median of
+--runs after warm-up) on the current device, the time of each stage (projection, SH, binning,
+blending; forward and backward), and the ratio to the pure-JAX peer (takah29/3d-gaussian-splatting:
+2.3 s forward, 10.3 s forward+backward on the 2-core CPU).
 
     python benchmarks/rasterizer.py                       # CPU or CUDA, whatever Taichi picks
     python benchmarks/rasterizer.py --device cuda --tile 5 --width 1920 --height 1080 --gsplat
@@ -22,13 +22,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from benchmarks.garden_scene import load_garden_scene  # noqa: E402
 from taichi_3dgs import init_taichi, rasterize  # noqa: E402
 from taichi_3dgs.backend import torch_device  # noqa: E402
-from taichi_3dgs.color_model import SH_C0  # noqa: E402
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS  # noqa: E402
 from taichi_3dgs.viewer.rendering import save_png, to_uint8  # noqa: E402
 
@@ -39,52 +38,6 @@ DATASETS_DIR = Path(os.environ.get("TAICHI_3DGS_DATASETS", Path(__file__).resolv
 DEFAULT_DATA = DATASETS_DIR / "gsplat_test_garden" / "test_garden.npz"
 # stages of `rasterize`, timed by wrapping these names in taichi_3dgs.rasterizer.pipeline
 STAGES = ("project_gaussians", "evaluate_sh", "bin_tiles", "blend_tiles")
-
-
-def load_garden(path: Path, tile: int, width: int, height: int, seed: int) -> dict:
-    """Gaussians on the garden points, optionally repeated on a tile x tile grid (gsplat's
-    `scene_grid`: copies offset by the crop size 4 along world x and y), and camera 0 rescaled to
-    width x height (focal length scaled by max(width / 648, height / 420), principal point centred
-    when the size changes).
-
-    Returns:
-        dict of CPU float32 tensors means [N,3], quats [N,4], log_scales [N,3], opacity_logits [N],
-        sh_coeffs [N,16,3], viewmat [4,4], K [3,3], and the ints width, height.
-
-    Raises:
-        SystemExit(1): the file is missing or lacks a field.
-    """
-    try:
-        data = np.load(path)
-        points, colors = data["means3d"], data["colors"]
-        viewmat, K = data["viewmats"][0], data["Ks"][0].astype(np.float64)
-        base_width, base_height = int(data["width"]), int(data["height"])
-    except (OSError, KeyError, ValueError) as error:
-        sys.exit(f"error: cannot read the garden scene {path}: {error} "
-                 "(expected gsplat's test_garden.npz with means3d, colors, viewmats, Ks, width, height)")
-    inside = np.all((points >= -2.0) & (points <= 2.0), axis=1)
-    means = torch.from_numpy(points[inside]).float()
-    rgb = torch.from_numpy(colors[inside] / 255.0).float()
-    if tile > 1:
-        offsets = torch.arange(tile) - tile // 2
-        grid = torch.stack(torch.meshgrid(offsets, offsets, indexing="ij"), -1).reshape(-1, 2).float() * 4.0
-        grid = torch.cat([grid, torch.zeros(len(grid), 1)], 1)
-        means = (means[None] + grid[:, None]).reshape(-1, 3)
-        rgb = rgb.repeat(tile * tile, 1)
-    n = len(means)
-    g = torch.Generator().manual_seed(seed)
-    log_scales = torch.log(torch.empty(n, 3).uniform_(1e-4, 0.02, generator=g))
-    quats = torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1)
-    opacity_logits = torch.logit(torch.rand(n, generator=g).clamp(1e-6, 1 - 1e-6))
-    sh_coeffs = torch.zeros(n, 16, 3)
-    sh_coeffs[:, 0] = (rgb - 0.5) / SH_C0
-    if (width, height) != (base_width, base_height):
-        scale = max(width / base_width, height / base_height)
-        K[:2, :2] *= scale
-        K[0, 2], K[1, 2] = 0.5 * width, 0.5 * height
-    tensors = dict(means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits,
-                   sh_coeffs=sh_coeffs, viewmat=torch.from_numpy(viewmat).float(), K=torch.from_numpy(K).float())
-    return {**tensors, "width": width, "height": height}
 
 
 class Timer:
@@ -203,7 +156,11 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.torch_threads is not None:
         torch.set_num_threads(args.torch_threads)
-    scene = load_garden(args.data, args.tile, args.width, args.height, args.seed)
+    try:
+        scene = load_garden_scene(args.data, tile=args.tile, width=args.width, height=args.height,
+                                  seed=args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        sys.exit(f"error: {error}")
     arch = init_taichi(args.device)
     device = torch_device()
     timer = Timer(cuda=arch == "cuda")

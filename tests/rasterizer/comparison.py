@@ -52,7 +52,7 @@ def _loss_weights(height, width, seed):
 
 
 def render_pair(scene, sh_degree=3, background=None, config=RasterizerConfig(), seed=0) -> RenderPair:
-    """Run both renderers on `scene` (a dict from reference.random_scene / garden_scene)."""
+    """Run both renderers on `scene` (a dict from reference.random_scene or benchmarks.garden_scene)."""
     w_image, w_alpha = _loss_weights(scene["height"], scene["width"], seed)
 
     params = {name: scene[name].clone().requires_grad_(True) for name in PARAMETER_NAMES}

@@ -38,8 +38,6 @@ from gsplat.cuda._torch_impl import _quat_scale_to_covar_preci, _spherical_harmo
 # Taichi kernels keep their own thread pool, so only the torch ops of the test process run on one thread.
 torch.set_num_threads(1)
 
-SH_C0 = 0.28209479177387814  # Y_0^0, the DC basis function of the official code
-
 
 @dataclass
 class ReferenceProjection:
@@ -290,41 +288,6 @@ def random_scene(n, width, height, seed, fx_over_width=0.9, depth_range=(2.0, 6.
                 sh_coeffs=sh_coeffs, viewmat=viewmat, K=K, width=width, height=height)
 
 
-def garden_scene(npz_path, n_points, seed, downscale=4, camera=0, sh_rest_std=0.0):
-    """Gaussians on gsplat's garden points (test_garden.npz), seeded like gsplat's tests.
-
-    gsplat's `load_test_data`: crop means to [-2, 2]^3, colours / 255; scales uniform (here
-    U[1e-4, 0.02] -> log), quats = normalised randn, opacities U[0, 1] -> logit; the SH DC term
-    reproduces the point colour ((rgb - 0.5) / C0), higher bands N(0, sh_rest_std). `n_points`
-    random points of the crop are kept (all when None); the camera's K is divided by `downscale`
-    (648x420 / 4 = 162x105).
-
-    Returns the same dict as `random_scene` (float32).
-    """
-    data = np.load(npz_path)
-    means = torch.from_numpy(data["means3d"]).float()
-    colors = torch.from_numpy(data["colors"] / 255.0).float()
-    inside = ((means >= -2.0) & (means <= 2.0)).all(dim=-1)
-    means, colors = means[inside], colors[inside]
-    g = torch.Generator().manual_seed(seed)
-    if n_points is not None and n_points < len(means):
-        keep = torch.randperm(len(means), generator=g)[:n_points]
-        means, colors = means[keep], colors[keep]
-    n = len(means)
-    log_scales = torch.log(torch.empty(n, 3).uniform_(1e-4, 0.02, generator=g))
-    quats = torch.nn.functional.normalize(torch.randn(n, 4, generator=g), dim=-1)
-    opacity_logits = torch.logit(torch.rand(n, generator=g).clamp(1e-4, 1 - 1e-4))
-    sh_coeffs = torch.randn(n, 16, 3, generator=g) * sh_rest_std
-    sh_coeffs[:, 0] = (colors - 0.5) / SH_C0
-    K = torch.from_numpy(data["Ks"][camera]).float().clone()
-    K[:2] /= downscale
-    width = int(data["width"]) // downscale
-    height = int(data["height"]) // downscale
-    viewmat = torch.from_numpy(data["viewmats"][camera]).float()
-    return dict(means=means, quats=quats, log_scales=log_scales, opacity_logits=opacity_logits,
-                sh_coeffs=sh_coeffs, viewmat=viewmat, K=K, width=width, height=height)
-
-
 def scene_args(scene):
     """The positional arguments of `rasterize` / `rasterize_reference` for a scene dict."""
     return (scene["means"], scene["quats"], scene["log_scales"], scene["opacity_logits"], scene["sh_coeffs"],
@@ -336,5 +299,5 @@ PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs"
 __all__ = [
     "ReferenceProjection", "ReferenceOutput", "camera_center", "centred", "project_reference", "sh_reference",
     "tile_ranges", "rasterize_reference", "look_at_viewmat", "random_scene",
-    "garden_scene", "scene_args", "PARAMETER_NAMES", "SH_C0",
+    "scene_args", "PARAMETER_NAMES",
 ]

@@ -13,8 +13,9 @@ import pytest
 import torch
 from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
 
+from benchmarks.garden_scene import load_garden_scene
 from conftest import dataset_path
-from reference import centred, garden_scene, project_reference, random_scene
+from reference import centred, project_reference, random_scene
 from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.rasterizer import project_gaussians
 
@@ -27,7 +28,7 @@ def _random():
 
 def _garden():
     path = dataset_path("gsplat_test_garden") / "test_garden.npz"
-    return centred(garden_scene(path, n_points=20000, seed=0, downscale=1))
+    return centred(load_garden_scene(path, n_points=20000))
 
 
 SCENES = {"random": _random, "garden": _garden}

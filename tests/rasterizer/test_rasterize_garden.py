@@ -10,14 +10,14 @@ from comparison import (
     ACCEPTANCE_GRADIENT_ERROR, ACCEPTANCE_IMAGE_ERROR, GRADIENT_PRECISION, PIXEL_PRECISION, gradient_errors,
     mean_abs_error, pixel_error_quantile, render_pair,
 )
+from benchmarks.garden_scene import load_garden_scene
 from conftest import dataset_path
-from reference import garden_scene
 
 
 @pytest.fixture(scope="module")
 def pair():
     path = dataset_path("gsplat_test_garden") / "test_garden.npz"
-    scene = garden_scene(path, n_points=10000, seed=0, downscale=4, sh_rest_std=0.05)
+    scene = load_garden_scene(path, n_points=10000, width=162, height=105, sh_rest_std=0.05)
     return render_pair(scene, sh_degree=3)
 
 
