@@ -1,7 +1,7 @@
 """Every constant of the rasterizer, in one dataclass.
 
 Defaults follow the official 3DGS rasterizer (graphdeco-inria/diff-gaussian-rasterization) and
-../shared/spec/FORMATS.md "Rasterization semantics".
+docs/FORMATS.md "Rasterization semantics".
 """
 
 from dataclasses import dataclass

@@ -3,7 +3,7 @@
 This is the oracle the rasterizer tests compare against. It shares no code with
 `taichi_3dgs.rasterizer`: the 3D covariance, the world-to-camera transform and the spherical
 harmonics are gsplat's pure-torch functions (`gsplat.cuda._torch_impl`), the perspective Jacobian,
-the radius rule and the compositing are written here from ../shared/spec/FORMATS.md
+the radius rule and the compositing are written here from docs/FORMATS.md
 ("Rasterization semantics"), which follows the official 3DGS rasterizer
 (graphdeco-inria/diff-gaussian-rasterization, forward.cu `computeCov2D`, `preprocessCUDA`,
 `renderCUDA`):
