@@ -4,6 +4,7 @@ Layout (one concept per subpackage):
     backend      -- `init_taichi`: the one place Taichi is initialised (cuda if torch sees a GPU).
     color_model  -- SH constants (bands 0..3) and colour activations, shared by the rasterizer and
                     the Taichi-free subpackages.
+    quaternions  -- quaternion math (w, x, y, z) in torch: rotation matrices, products.
     rasterizer/  -- Taichi kernels + autograd ops: projection, spherical harmonics, tile binning,
                     blending, and the `rasterize` entry point.
     data/        -- cameras (JSON), point clouds (parquet), views (images), dataset converters. No Taichi.

@@ -25,25 +25,10 @@ from typing import Any, Optional, Protocol
 
 import torch
 
+from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.config import DensificationConfig, MCMCConfig
 from taichi_3dgs.training.optimization import append_rows, keep_rows, replace_rows
-
-
-def quaternion_to_rotation_matrix(quats: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices [N, 3, 3] of quaternions [N, 4] (w, x, y, z; normalised here).
-
-    Official `build_rotation` (graphdeco-inria `utils/general_utils.py`).
-    """
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        dim=-1,
-    ).reshape(-1, 3, 3)
 
 
 class Strategy(Protocol):

@@ -1,4 +1,5 @@
-"""Small rigid-body helpers in float64 numpy: rotations, quaternions (w, x, y, z), 4x4 poses.
+"""Small rigid-body helpers in float64 numpy: rotations and 4x4 poses (quaternions:
+`taichi_3dgs.quaternions`).
 
 Poses are 4x4 homogeneous matrices `T_a_b` mapping frame-b coordinates to frame a
 (e.g. `T_world_camera` is camera-to-world, docs/FORMATS.md "Frames and units").
@@ -30,37 +31,6 @@ def axis_angle_to_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
     kx, ky, kz = axis / norm
     cross = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
     return np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross
-
-
-def matrix_to_quat(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternion (w, x, y, z) with w >= 0 of a proper rotation matrix (Shepperd's method,
-    J. Guidance and Control 1978: pivot on the largest of w, x, y, z for stability).
-
-    Args:
-        rotation: [3, 3] rotation matrix.
-
-    Returns:
-        [4] float64 quaternion w, x, y, z whose rotation matrix is `rotation`.
-    """
-    m = np.asarray(rotation, dtype=np.float64)
-    trace = np.trace(m)
-    candidates = np.array([trace, m[0, 0], m[1, 1], m[2, 2]])
-    pivot = int(np.argmax(candidates))
-    if pivot == 0:
-        s = 2.0 * np.sqrt(1.0 + trace)
-        q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-    elif pivot == 1:
-        s = 2.0 * np.sqrt(1.0 + m[0, 0] - m[1, 1] - m[2, 2])
-        q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-    elif pivot == 2:
-        s = 2.0 * np.sqrt(1.0 + m[1, 1] - m[0, 0] - m[2, 2])
-        q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + m[2, 2] - m[0, 0] - m[1, 1])
-        q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return q if q[0] >= 0 else -q
 
 
 def rigid_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:

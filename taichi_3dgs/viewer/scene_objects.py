@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from taichi_3dgs.quaternions import quaternion_multiply, rotation_matrix_to_quaternion
 from taichi_3dgs.scene.color_conversion import sigmoid_to_linear
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS, GaussianScene
 from taichi_3dgs.scene.io import read_scene
-from taichi_3dgs.viewer.geometry import check_rigid, matrix_to_quat
+from taichi_3dgs.viewer.geometry import check_rigid
 from taichi_3dgs.viewer.sh_rotation import rotate_sh
 
 
@@ -89,25 +90,13 @@ def transform_scene(scene: GaussianScene, T_world_object: np.ndarray) -> Gaussia
     device, dtype = scene.means.device, scene.means.dtype
     rotation = torch.from_numpy(pose[:3, :3]).to(device, dtype)
     translation = torch.from_numpy(pose[:3, 3]).to(device, dtype)
-    q = torch.from_numpy(matrix_to_quat(pose[:3, :3])).to(device, dtype)
+    q = rotation_matrix_to_quaternion(torch.from_numpy(pose[:3, :3])).to(device, dtype)
     return replace(
         scene,
         means=scene.means @ rotation.T + translation,
-        quats=_quat_multiply(q, scene.quats),
+        quats=quaternion_multiply(q, scene.quats),
         sh_coeffs=rotate_sh(scene.sh_coeffs, pose[:3, :3], scene.sh_degree),
     )
-
-
-def _quat_multiply(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-    """Hamilton product left * right of wxyz quaternions ([4] with [N, 4] -> [N, 4])."""
-    w1, x1, y1, z1 = left.unbind(-1)
-    w2, x2, y2, z2 = right.unbind(-1)
-    return torch.stack([
-        w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-        w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-        w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-        w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2,
-    ], dim=-1)
 
 
 def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 from viewer_fixtures import trained_ply_path
 
 from taichi_3dgs.rasterizer import rasterize
@@ -68,11 +69,8 @@ def test_transformed_covariances_are_rotated(trained):
     rotation = torch.from_numpy(pose[:3, :3])
 
     def covariances(scene):
-        q = torch.nn.functional.normalize(scene.quats.double(), dim=1)
-        w, x, y, z = q.unbind(1)
-        R = torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], 1).view(-1, 3, 3)
+        # scipy's quaternions are x, y, z, w (and normalised by scipy)
+        R = torch.from_numpy(Rotation.from_quat(scene.quats.double()[:, [1, 2, 3, 0]].numpy()).as_matrix())
         S = torch.diag_embed(scene.log_scales.double().exp())
         return R @ S @ S.transpose(1, 2) @ R.transpose(1, 2)
 
