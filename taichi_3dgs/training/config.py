@@ -22,10 +22,10 @@ from typing import Any, Literal, Optional, Sequence
 
 import yaml
 
-from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.atomic_io import write_text_atomic
+from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
-from taichi_3dgs.scene.spherical_harmonics import MAX_SH_DEGREE
+from taichi_3dgs.rasterizer import RasterizerConfig
 
 
 class ConfigError(ValueError):
