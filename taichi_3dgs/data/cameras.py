@@ -5,6 +5,9 @@ taichi_3d_gaussian_splatting), described in docs/FORMATS.md "Camera JSON": an ar
 `image_path`, `T_pointcloud_camera` (4x4 camera-to-world, OpenCV camera axes: x right, y down,
 z forward), `camera_intrinsics` (3x3 K in pixels), `camera_width`, `camera_height`, `camera_id` and
 an optional `mask_path`.
+
+The checks every camera reader applies live here: `rigid_transform_problem` (poses),
+`pinhole_intrinsics_problem` (K) and `check_resampled_size` (an image against its camera's size).
 """
 from __future__ import annotations
 
@@ -22,6 +25,93 @@ import numpy as np
 from taichi_3dgs.atomic_io import write_text_atomic
 
 REQUIRED_KEYS = ("image_path", "T_pointcloud_camera", "camera_intrinsics", "camera_width", "camera_height")
+
+# Largest |R^T R - I| entry accepted in a pose's rotation block. Poses stored in float32 are about
+# 1e-7 off (the real NeRF and Instant-NGP files of the test data are within 3e-6); a scaled or
+# sheared pose is off by about twice its scale error, so 1e-3 still refuses a 0.1 % scale.
+ROTATION_TOLERANCE = 1e-3
+RIGID_TRANSFORM_EXPECTED = (f"a finite rigid transform [[R, t], [0, 0, 0, 1]] with R a proper rotation "
+                            f"(R^T R = I within {ROTATION_TOLERANCE:g}, det R = +1)")
+PINHOLE_EXPECTED = "finite [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (pixels)"
+# An image resampled to another size has each side rounded to whole pixels (0.5 px each); the
+# short side predicted from the long side's scale is then off by at most 0.5 + 0.5 * short / long.
+ASPECT_TOLERANCE_PX = 1.0
+
+
+def rigid_transform_problem(matrix: np.ndarray) -> str | None:
+    """What keeps `matrix` from being a proper rigid transform, or None when it is one.
+
+    Args:
+        matrix: [4, 4] float array, a camera-to-world or world-to-camera pose.
+
+    Returns:
+        A phrase that completes "<field> ..." (e.g. "has last row [0, 0, 0, 0]"), or None when the
+        entries are finite, the last row is [0, 0, 0, 1] and the rotation block R is orthonormal
+        (max |R^T R - I| <= ROTATION_TOLERANCE) with det R > 0 (no reflection). The inverse of
+        such a transform is one too, so the check serves both directions.
+    """
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if not np.isfinite(matrix).all():
+        return "has a non-finite entry"
+    if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
+        return f"has last row {matrix[3].tolist()}"
+    rotation = matrix[:3, :3]
+    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
+    if error > ROTATION_TOLERANCE:
+        return f"has a rotation block that is not orthonormal (max |R^T R - I| = {error:.3g})"
+    if np.linalg.det(rotation) < 0:
+        return "has a rotation block with det R = -1 (a reflection, not a rotation)"
+    return None
+
+
+def pinhole_intrinsics_problem(K: np.ndarray) -> str | None:
+    """What keeps `K` from being pinhole intrinsics, or None when it is.
+
+    Args:
+        K: [3, 3] float array in pixels.
+
+    Returns:
+        A phrase that completes "<field> ..." (e.g. "has fx = 0"), or None when the entries are
+        finite, fx = K[0, 0] > 0, fy = K[1, 1] > 0, the skew K[0, 1] and K[1, 0] are 0 and the last
+        row is [0, 0, 1] (the principal point cx, cy may lie anywhere, as in a cropped image).
+    """
+    K = np.asarray(K, dtype=np.float64)
+    if not np.isfinite(K).all():
+        return "has a non-finite entry"
+    for name, value in (("fx", K[0, 0]), ("fy", K[1, 1])):
+        if not value > 0:
+            return f"has {name} = {value:g}"
+    if K[0, 1] != 0 or K[1, 0] != 0:
+        return f"has skew entries K[0, 1] = {K[0, 1]:g}, K[1, 0] = {K[1, 0]:g}"
+    if not np.array_equal(K[2], [0.0, 0.0, 1.0]):
+        return f"has last row {K[2].tolist()}"
+    return None
+
+
+def check_resampled_size(image_size: tuple[int, int], camera_size: tuple[int, int], where: str,
+                         camera_name: str = "its camera") -> None:
+    """Check that an image of `image_size` can be its camera's image resampled (same aspect ratio).
+
+    Resampling scales both sides by one factor and rounds each to whole pixels, so the short side
+    predicted from the long side's scale is within ASPECT_TOLERANCE_PX of the image's. Predicting
+    the short side from the long one keeps the rounding error below 1 px for any aspect ratio.
+
+    Args:
+        image_size: (width, height) of the image file, pixels.
+        camera_size: (width, height) the camera's K refers to, pixels.
+        where: how the message names the image (file, and record where there is one).
+        camera_name: how the message names the camera size (e.g. the fields it was read from).
+
+    Raises:
+        ValueError: the aspect ratios differ; the message names `where` and both sizes.
+    """
+    long_axis = 0 if camera_size[0] >= camera_size[1] else 1
+    short_axis = 1 - long_axis
+    predicted = image_size[long_axis] * camera_size[short_axis] / camera_size[long_axis]
+    if abs(predicted - image_size[short_axis]) > ASPECT_TOLERANCE_PX:
+        raise ValueError(f"{where}: image is {image_size[0]}x{image_size[1]} pixels but {camera_name} is "
+                         f"{camera_size[0]}x{camera_size[1]}; expected the same aspect ratio (an image "
+                         f"resampled from {camera_size[0]}x{camera_size[1]}, within {ASPECT_TOLERANCE_PX:g} px)")
 
 
 def _frozen_array(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
@@ -114,7 +204,11 @@ def _record_error(path: Path, index: int, field: str, expected: str, got: Any) -
     shown = repr(got)
     if len(shown) > 80:
         shown = shown[:77] + "..."
-    return ValueError(f"{path}: record {index}: field {field!r} is {shown}; expected {expected}")
+    return _record_problem(path, index, field, f"is {shown}", expected)
+
+
+def _record_problem(path: Path, index: int, field: str, problem: str, expected: str) -> ValueError:
+    return ValueError(f"{path}: record {index}: field {field!r} {problem}; expected {expected}")
 
 
 def _parse_matrix(path: Path, index: int, field: str, value: Any, size: int) -> np.ndarray:
@@ -146,14 +240,14 @@ def _parse_record(path: Path, index: int, raw: Any) -> tuple[CameraRecord, bool]
             raise ValueError(f"{path}: record {index}: missing key {key!r}; expected keys "
                              f"{', '.join(REQUIRED_KEYS)} (camera_id, mask_path optional)")
     T = _parse_matrix(path, index, "T_pointcloud_camera", raw["T_pointcloud_camera"], 4)
-    if not np.allclose(T[3], [0.0, 0.0, 0.0, 1.0]) or abs(np.linalg.det(T[:3, :3])) < 1e-12:
-        raise _record_error(path, index, "T_pointcloud_camera",
-                            "an invertible camera-to-world transform with last row [0, 0, 0, 1]", T.tolist())
+    problem = rigid_transform_problem(T)
+    if problem:
+        raise _record_problem(path, index, "T_pointcloud_camera", problem,
+                              f"{RIGID_TRANSFORM_EXPECTED}, camera-to-world")
     K = _parse_matrix(path, index, "camera_intrinsics", raw["camera_intrinsics"], 3)
-    pinhole = K[0, 0] > 0 and K[1, 1] > 0 and K[0, 1] == 0 and K[1, 0] == 0 and np.array_equal(K[2], [0, 0, 1])
-    if not pinhole:
-        raise _record_error(path, index, "camera_intrinsics",
-                            "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0", K.tolist())
+    problem = pinhole_intrinsics_problem(K)
+    if problem:
+        raise _record_problem(path, index, "camera_intrinsics", problem, PINHOLE_EXPECTED)
     width = _parse_size(path, index, "camera_width", raw["camera_width"])
     height = _parse_size(path, index, "camera_height", raw["camera_height"])
     camera_id = raw.get("camera_id", 0)
@@ -214,9 +308,11 @@ def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
     Raises:
         FileNotFoundError: the file does not exist.
         ValueError: invalid JSON, not a list, a record that is not an object or misses a key, a
-            matrix of the wrong shape or with non-numeric entries, a non-invertible
-            T_pointcloud_camera, a non-pinhole K, or a non-positive width/height; the message
-            names the file, the record index, the field and what was expected.
+            matrix of the wrong shape or with non-numeric or non-finite entries, a
+            T_pointcloud_camera that is not a proper rigid transform (`rigid_transform_problem`),
+            a K that is not pinhole intrinsics with fx, fy > 0 (`pinhole_intrinsics_problem`), or
+            a width/height that is not a positive integer; the message names the file, the record
+            index, the field and what was expected.
     """
     path = Path(path)
     raw = read_json_file(path, "a JSON array of camera records")

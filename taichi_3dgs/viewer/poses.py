@@ -8,6 +8,9 @@ The file is `torch.save` of a dict (loadable with `torch.load(path, weights_only
 | `viewmats` | [F, 4, 4] float64 tensor, world-to-camera (OpenCV camera axes) |
 | `Ks` | [F, 3, 3] float64 tensor, pinhole intrinsics in pixels for `width` x `height` |
 | `width`, `height` | int, image size in pixels |
+
+Every frame is checked on load as camera JSON records are (`taichi_3dgs.data.cameras`): each
+viewmat a proper rigid transform, each K pinhole intrinsics with fx, fy > 0.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import numpy as np
 import torch
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.cameras import (PINHOLE_EXPECTED, RIGID_TRANSFORM_EXPECTED, CameraRecord,
+                                      pinhole_intrinsics_problem, rigid_transform_problem)
 from taichi_3dgs.viewer.camera_paths import ellipse_path
 from taichi_3dgs.viewer.geometry import invert_rigid
 
@@ -63,8 +67,11 @@ def load_camera_path(path: str | os.PathLike) -> CameraPath:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: not a torch file of plain tensors, a missing key, or a value of the wrong
-            shape/type; the message names the file and the key.
+        ValueError: not a torch file of plain tensors, a missing key, a value of the wrong
+            shape/type, no frame, a frame whose viewmat is not a proper rigid transform
+            (`rigid_transform_problem`: e.g. all zeros) or whose K is not pinhole intrinsics with
+            fx, fy > 0 (`pinhole_intrinsics_problem`); the message names the file, the key and,
+            for a bad frame, its index.
     """
     path = Path(path)
     if not path.is_file():
@@ -87,11 +94,20 @@ def load_camera_path(path: str | os.PathLike) -> CameraPath:
     frames = viewmats.shape[0] if isinstance(viewmats, torch.Tensor) and viewmats.ndim == 3 else -1
     for key, value, shape in (("viewmats", viewmats, (4, 4)), ("Ks", Ks, (3, 3))):
         if not isinstance(value, torch.Tensor) or tuple(value.shape) != (frames, *shape) \
-                or not value.is_floating_point() or not bool(torch.isfinite(value).all()):
+                or not value.is_floating_point():
             got = list(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise ValueError(f"{path}: '{key}' is {got}, expected a finite float tensor "
+            raise ValueError(f"{path}: '{key}' is {got}, expected a float tensor "
                              f"[F, {shape[0]}, {shape[1]}] (F = number of viewmats)")
-    return CameraPath(viewmats.double().numpy(), Ks.double().numpy(), data["width"], data["height"])
+    if frames == 0:
+        raise ValueError(f"{path}: 'viewmats' holds no frame; expected at least one camera")
+    camera_path = CameraPath(viewmats.double().numpy(), Ks.double().numpy(), data["width"], data["height"])
+    for frame, (viewmat, K) in enumerate(zip(camera_path.viewmats, camera_path.Ks)):
+        for key, problem, expected in (
+                ("viewmats", rigid_transform_problem(viewmat), f"{RIGID_TRANSFORM_EXPECTED}, world-to-camera"),
+                ("Ks", pinhole_intrinsics_problem(K), PINHOLE_EXPECTED)):
+            if problem:
+                raise ValueError(f"{path}: frame {frame}: '{key}' {problem}; expected {expected}")
+    return camera_path
 
 
 def ellipse_camera_path(cameras: list[CameraRecord], n_frames: int) -> CameraPath:
