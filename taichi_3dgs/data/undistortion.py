@@ -17,7 +17,7 @@ import pycolmap
 from PIL import Image
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.cameras import CameraRecord, check_resampled_size
 
 PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 JPEG_QUALITY = 95
@@ -53,9 +53,7 @@ def _camera_for_size(camera: pycolmap.Camera, width: int, height: int, path: Pat
     """`camera` rescaled to an image stored at another resolution (e.g. COLMAP's images_4)."""
     if (width, height) == (camera.width, camera.height):
         return camera
-    if abs(width * camera.height / camera.width - height) > 1.0:
-        raise ValueError(f"{path}: image is {width}x{height} pixels but its camera is "
-                         f"{camera.width}x{camera.height}; expected the same aspect ratio")
+    check_resampled_size((width, height), (camera.width, camera.height), str(path))
     rescaled = copy.copy(camera)
     rescaled.rescale(width, height)
     return rescaled

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.cameras import CameraRecord, check_resampled_size
 
 # Lanczos for colour (sharp, as ImageMagick's resize that made the official downscaled datasets);
 # nearest for masks, which are labels. Pillow resizes RGBA with premultiplied alpha.
@@ -83,9 +83,10 @@ def _open_image(path: Path, what: str, field: str) -> Image.Image:
         image = Image.open(path)
         image.load()
     except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: {field} {path} not found") from None
-    except OSError as exc:
-        raise ValueError(f"{what}: {field} {path}: cannot decode: {exc}") from None
+        raise FileNotFoundError(f"{what}: {field} {path} not found; expected an image file") from None
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{what}: {field} {path}: cannot decode: {exc}; expected an image file "
+                         "Pillow reads (PNG, JPEG, ...)") from None
     return image
 
 
@@ -98,17 +99,28 @@ def load_view(
 ) -> View:
     """Decode, resize and cache the image (and mask) of one record.
 
+    The image on disk may have another size than record.width x record.height (e.g. a
+    downscaled copy): K is rescaled to it, provided the aspect ratio is the same
+    (`cameras.check_resampled_size`, the check the converters apply). A mask must have the size
+    of the image on disk.
+
     Args:
         record: camera record; K refers to record.width x record.height (rescaled to the image).
         downscale_factor: integer >= 1 dividing the width and height of the image on disk.
         max_long_side: cap on the long side after downscaling, pixels.
-        what: how error messages name the record (e.g. "train.json record 3").
+        what: how error messages name the record (e.g. "train.json: record 3").
 
     Raises:
         FileNotFoundError: the image or mask file is missing.
-        ValueError: a file cannot be decoded.
+        ValueError: a file cannot be decoded, the image's aspect ratio differs from the record's
+            camera_width x camera_height, or the mask's size differs from the image's; the message
+            names `what`, the field, the file and the sizes.
     """
-    image = _open_image(Path(record.image_path), what, "image_path")
+    image_path = Path(record.image_path)
+    image = _open_image(image_path, what, "image_path")
+    disk_size = image.size
+    check_resampled_size(disk_size, (record.width, record.height), f"{what}: image_path {image_path}",
+                         "camera_width x camera_height")
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     image = image.convert("RGBA" if has_alpha else "RGB")
     size = target_size(image.width, image.height, downscale_factor, max_long_side)
@@ -117,6 +129,10 @@ def load_view(
     mask = None
     if record.mask_path is not None:
         mask_image = _open_image(Path(record.mask_path), what, "mask_path").convert("L")
+        if mask_image.size != disk_size:
+            raise ValueError(f"{what}: mask_path {record.mask_path} is {mask_image.width}x{mask_image.height} "
+                             f"pixels but image_path {image_path} is {disk_size[0]}x{disk_size[1]}; "
+                             "expected a mask of the image's size")
         if mask_image.size != size:
             mask_image = mask_image.resize(size, _MASK_RESAMPLE)
         mask = torch.from_numpy(np.asarray(mask_image) > 0).to(device)
@@ -138,8 +154,9 @@ def load_views(
     device: torch.device | str,
     source: str = "cameras",
 ) -> list[View]:
-    """`load_view` for every record; errors name `source` and the record index."""
+    """`load_view` for every record; errors name `source` and the record index
+    ("<source>: record <index>", as `read_cameras_json` names records)."""
     return [
-        load_view(record, downscale_factor, max_long_side, device, f"{source} record {index}")
+        load_view(record, downscale_factor, max_long_side, device, f"{source}: record {index}")
         for index, record in enumerate(records)
     ]
