@@ -21,7 +21,7 @@ import numpy as np
 import pycolmap
 from tqdm import tqdm
 
-from taichi_3dgs.data.cameras import CameraRecord, read_json_file
+from taichi_3dgs.data.cameras import CameraRecord, read_json_file, rigid_transform_problem
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR
 from taichi_3dgs.data.undistortion import camera_record_for_image, image_size
 
@@ -67,9 +67,11 @@ def _transform(where: str, value: Any) -> np.ndarray:
     rows = [[_number(where, "transform_matrix", number) for number in row] for row in value]
     matrix = np.eye(4)
     matrix[:len(rows)] = rows
-    if not np.allclose(matrix[3], [0, 0, 0, 1]) or abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
-        raise ValueError(f"{where}: field 'transform_matrix' is not invertible or its last row is not "
-                         f"[0, 0, 0, 1]; expected {expected}")
+    problem = rigid_transform_problem(matrix)
+    if problem is not None:
+        # The same check as the camera JSON reader's, so a converted dataset always trains.
+        raise ValueError(f"{where}: field 'transform_matrix' {problem}; expected a rigid camera-to-world "
+                         "transform (orthonormal rotation, det +1, last row [0, 0, 0, 1])")
     return matrix
 
 

@@ -151,3 +151,14 @@ def test_default_point_count_depends_on_the_point_source(tmp_path, mesh, expecte
                     "--output_dir", tmp_path / "out", *mesh_args)
     assert code == 0
     assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == expected
+
+
+def test_non_rigid_transform_is_refused_as_the_training_reader_would(tmp_path, capsys):
+    frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:3]
+    frames[1]["transform_matrix"] = (np.asarray(frames[1]["transform_matrix"]) @ np.diag([1.01, 1, 1, 1])).tolist()
+    path = _fox_subset(tmp_path, frames, camera_angle_x=0.7)
+    code = run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--output_dir", tmp_path / "out")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{path}: frame 1: field 'transform_matrix'" in err and "expected a rigid camera-to-world" in err
+    assert os.listdir(tmp_path) == ["transforms.json"]
