@@ -58,10 +58,14 @@ def rasterize(
 ) -> RasterizeOutput:
     """Render N 3D Gaussians into one pinhole camera, differentiably.
 
-    Semantics: ../shared/spec/FORMATS.md "Rasterization semantics" (Kerbl et al. 2023 with the
+    Semantics: docs/FORMATS.md "Rasterization semantics" (Kerbl et al. 2023 with the
     official rasterizer's constants, all in `config`). Gradients reach all five parameter tensors,
     including the paths through the projection Jacobian and the SH view direction to `means` and
-    through quaternion normalisation; culled Gaussians get exactly zero gradient.
+    through quaternion normalisation; culled Gaussians get exactly zero gradient. When `viewmat`
+    requires grad it gets dL/dviewmat too (rows 0..2; 0 for the last row): through each visible
+    Gaussian's camera point R x + T, covariance R Sigma R^T and projection Jacobian, and through
+    the SH view direction normalize(x - c) with the camera centre c = -R^T T (gsplat's `v_viewmats`).
+    Otherwise none of it is computed.
 
     Args:
         means: [N, 3] float32, world-frame centres.
@@ -69,7 +73,8 @@ def rasterize(
         log_scales: [N, 3] float32, log per-axis standard deviation (world units).
         opacity_logits: [N] float32, opacity = sigmoid(logit).
         sh_coeffs: [N, 16, 3] float32, real SH coefficients (official order, DC first).
-        viewmat: [4, 4] float32, world-to-camera (OpenCV axes: x right, y down, z forward).
+        viewmat: [4, 4] float32, world-to-camera [[R, T], [0, 1]] (OpenCV axes: x right, y down,
+            z forward); may require grad (camera pose optimisation).
         K: [3, 3] float32, pinhole intrinsics in pixels.
         width, height: image size in pixels (any size; no cropping to tile multiples).
         sh_degree: SH bands used, 0..3.
@@ -97,9 +102,7 @@ def rasterize(
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
-    with torch.no_grad():
-        rotation, translation = viewmat[:3, :3], viewmat[:3, 3]
-        camera_center = -(rotation.T @ translation)
+    camera_center = -(viewmat[:3, :3].T @ viewmat[:3, 3])  # autograd carries the viewmat's gradient
     colors = activate_colors(evaluate_sh(sh_coeffs, means, camera_center, sh_degree), config.color_activation)
     opacities = torch.sigmoid(opacity_logits)
     if config.antialiased:  # otherwise the compensations are 1 (0 only for culled, unbinned Gaussians)

@@ -5,7 +5,9 @@ Kerbl et al., "3D Gaussian Splatting" (2023), eq. 5-6, with the official code's 
 (graphdeco-inria/diff-gaussian-rasterization, `computeCov2D`): J built from x/z and y/z clamped to
 `fov_clamp` x tan(half FOV), `eps2d` added to the diagonal, radius from the largest eigenvalue.
 The backward is the chain rule through exactly these steps (same structure as gsplat's
-`persp_proj_vjp`, `covar_world_to_cam_vjp`, `quat_scale_to_covar_vjp`).
+`persp_proj_vjp`, `covar_world_to_cam_vjp`, `quat_scale_to_covar_vjp`). The camera gradient, only
+when the viewmat requires grad, is written per Gaussian and summed with torch (no atomics: the sum
+is deterministic), as gsplat's `fully_fused_projection` backward computes `v_viewmats`.
 """
 
 from typing import NamedTuple
@@ -15,7 +17,7 @@ import torch
 
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.rasterizer.config import RasterizerConfig
-from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, I32_1D, check_tensor
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, check_tensor
 
 
 class Projection(NamedTuple):
@@ -179,14 +181,19 @@ def _project_backward(
     width: ti.i32, height: ti.i32, eps2d: ti.f32, fov_clamp: ti.f32, antialiased: ti.i32,
     radii: I32_1D, conics: F32_2D, compensations: F32_1D,
     v_means2d: F32_2D, v_conics: F32_2D, v_depths: F32_1D, v_compensations: F32_1D,
-    v_means: F32_2D, v_quats: F32_2D, v_log_scales: F32_2D,
+    v_means: F32_2D, v_quats: F32_2D, v_log_scales: F32_2D, v_viewmats: F32_3D, with_viewmat: ti.template(),
 ):
+    # with_viewmat is a compile-time switch: without it the kernel is the camera-free one, so the
+    # training path neither pays for the camera gradient nor changes a bit of its results.
     for i in range(means.shape[0]):
         for k in ti.static(range(3)):
             v_means[i, k] = 0.0
             v_log_scales[i, k] = 0.0
         for k in ti.static(range(4)):
             v_quats[i, k] = 0.0
+        if ti.static(with_viewmat):
+            for r, c in ti.static(ti.ndrange(3, 4)):
+                v_viewmats[i, r, c] = 0.0
         if radii[i] > 0:
             W, p = camera_point(means, viewmat, i)
             qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)
@@ -244,6 +251,14 @@ def _project_backward(
                 v_log_scales[i, k] = G_s[k] * s[k]
             for k in ti.static(range(4)):
                 v_quats[i, k] = G_q[k]
+            if ti.static(with_viewmat):
+                # p = W x + T and cov_cam = W Sigma W^T (Sigma = M M^T, G_cov_cam symmetric):
+                # dL/dW = G_p x^T + 2 G_cov_cam W Sigma, dL/dT = G_p (gsplat `covar_world_to_cam_vjp`).
+                G_W = G_p.outer_product(load_vec3(means, i)) + 2.0 * G_cov_cam @ W @ (M @ M.transpose())
+                for r, c in ti.static(ti.ndrange(3, 3)):
+                    v_viewmats[i, r, c] = G_W[r, c]
+                for r in ti.static(range(3)):
+                    v_viewmats[i, r, 3] = G_p[r]
 
 
 def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -254,7 +269,7 @@ class _ProjectGaussians(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means, quats, log_scales, viewmat, K, width, height, config):
         # Taichi inspects .grad of tensors that require grad; the kernels need only the data.
-        means, quats, log_scales = means.detach(), quats.detach(), log_scales.detach()
+        means, quats, log_scales, viewmat = means.detach(), quats.detach(), log_scales.detach(), viewmat.detach()
         n = means.shape[0]
         device = means.device
         means2d = torch.empty((n, 2), dtype=torch.float32, device=device)
@@ -282,15 +297,23 @@ class _ProjectGaussians(torch.autograd.Function):
         v_means = torch.empty_like(means)
         v_quats = torch.empty_like(quats)
         v_log_scales = torch.empty_like(log_scales)
+        with_viewmat = ctx.needs_input_grad[3]
+        # dL/d(rows 0..2 of viewmat) of each Gaussian; an unread one-row placeholder when the camera
+        # needs no gradient (the kernels are never handed empty arrays, see the n > 0 guards).
+        v_viewmats = torch.zeros((means.shape[0] if with_viewmat else 1, 3, 4), dtype=torch.float32,
+                                 device=means.device)
         if means.shape[0] > 0:
             _project_backward(
                 means, quats, log_scales, viewmat, K, width, height, config.eps2d,
                 config.fov_clamp, int(config.antialiased), radii, conics, compensations,
                 _zeros_if_none(v_means2d, means[:, :2]), _zeros_if_none(v_conics, conics),
                 _zeros_if_none(v_depths, compensations), _zeros_if_none(v_compensations, compensations),
-                v_means, v_quats, v_log_scales,
+                v_means, v_quats, v_log_scales, v_viewmats, with_viewmat,
             )
-        return v_means, v_quats, v_log_scales, None, None, None, None, None
+        v_viewmat = None
+        if with_viewmat:  # the last row of a rigid transform is constant: zero gradient
+            v_viewmat = torch.cat([v_viewmats.sum(0), torch.zeros_like(viewmat[3:])])
+        return v_means, v_quats, v_log_scales, v_viewmat, None, None, None, None
 
 
 def project_gaussians(
@@ -303,14 +326,17 @@ def project_gaussians(
     height: int,
     config: RasterizerConfig = RasterizerConfig(),
 ) -> Projection:
-    """Project 3D Gaussians into one pinhole camera (differentiable w.r.t. means, quats, log_scales).
+    """Project 3D Gaussians into one pinhole camera (differentiable w.r.t. means, quats, log_scales
+    and viewmat).
 
     Args:
         means: [N, 3] float32, world-frame centres.
         quats: [N, 4] float32, rotations (w, x, y, z); normalised here, the gradient flows through
             the normalisation.
         log_scales: [N, 3] float32, log of the per-axis standard deviations (world units).
-        viewmat: [4, 4] float32, world-to-camera (OpenCV axes: x right, y down, z forward).
+        viewmat: [4, 4] float32, world-to-camera (OpenCV axes: x right, y down, z forward). When it
+            requires grad, its gradient (rows 0..2; the last row gets 0) is the sum over the visible
+            Gaussians of dL/dW and dL/dT of the camera point W x + T and covariance W Sigma W^T.
         K: [3, 3] float32, pinhole intrinsics in pixels.
         width, height: image size in pixels.
         config: see `RasterizerConfig` (eps2d, near/far planes, fov_clamp, radius_sigmas, antialiased).

@@ -3,7 +3,8 @@
 Basis, order and signs of the official 3DGS code (graphdeco-inria `utils/sh_utils.py` and
 `computeColorFromSH` in `forward.cu`), degree <= 3, 16 coefficients per channel, DC first. The
 direction is normalize(mean - camera_center) in the world frame; its gradient reaches `means`
-through the normalisation (official `computeColorFromSH` backward).
+through the normalisation (official `computeColorFromSH` backward), and `camera_center`, when it
+requires grad, as minus the sum of those per-Gaussian gradients (a torch sum: no atomics).
 """
 
 import taichi as ti
@@ -116,7 +117,8 @@ def _sh_backward(
 class _EvaluateSH(torch.autograd.Function):
     @staticmethod
     def forward(ctx, sh_coeffs, means, camera_center, sh_degree):
-        sh_coeffs, means = sh_coeffs.detach(), means.detach()  # see _ProjectGaussians.forward
+        # see _ProjectGaussians.forward
+        sh_coeffs, means, camera_center = sh_coeffs.detach(), means.detach(), camera_center.detach()
         colors = torch.empty((means.shape[0], 3), dtype=torch.float32, device=means.device)
         num_bases = num_sh_coeffs(sh_degree)
         if means.shape[0] > 0:
@@ -133,7 +135,9 @@ class _EvaluateSH(torch.autograd.Function):
         if means.shape[0] > 0:
             _sh_backward(sh_coeffs, means, camera_center, ctx.num_bases, v_colors.contiguous(),
                          v_sh_coeffs, v_means)
-        return v_sh_coeffs, v_means, None, None
+        # The colour depends on mean - camera_center only.
+        v_camera_center = -v_means.sum(0) if ctx.needs_input_grad[2] else None
+        return v_sh_coeffs, v_means, v_camera_center, None
 
 
 def evaluate_sh(
@@ -142,7 +146,7 @@ def evaluate_sh(
     """Raw SH colour sum_k sh_coeffs[:, k] * Y_k(normalize(means - camera_center)), k < (deg+1)^2.
 
     No +0.5 offset and no activation (the caller applies `color_activation`).
-    Differentiable w.r.t. sh_coeffs and means.
+    Differentiable w.r.t. sh_coeffs, means and camera_center.
 
     Args:
         sh_coeffs: [N, 16, 3] float32, SH coefficients per colour channel, DC first.
