@@ -2,15 +2,22 @@
 
 Every writer in the package writes to a temporary file in the destination folder and renames it
 over the destination only once the content is complete (`os.replace` is atomic on POSIX and
-Windows when both paths are on the same file system).
+Windows when both paths are on the same file system). A process killed mid-write leaves its
+temporary file behind (`.<name>.<8 random characters>.tmp`); `remove_stale_temporaries` clears
+them once nothing else writes into the folder.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+# The names `atomic_path` gives its temporary files: mkstemp's 8 random characters between the
+# prefix `.<name>.` and the suffix `.tmp`.
+_TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 def _current_umask() -> int:
@@ -47,3 +54,24 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that `atomic_path` left in `folder` (not its subfolders) when
+    the writing process died; a missing folder has none.
+
+    Call it only while no other process writes into `folder` (e.g. holding the folder's lock): a
+    live writer's temporary file has the same kind of name.
+
+    Returns:
+        The paths deleted, sorted.
+
+    Raises:
+        OSError: a temporary file cannot be deleted.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = sorted(p for p in folder.iterdir() if _TEMPORARY_NAME.match(p.name) and p.is_file())
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale

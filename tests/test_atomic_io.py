@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
+from taichi_3dgs.atomic_io import atomic_path, remove_stale_temporaries, write_text_atomic
 
 
 def test_written_file_has_the_mode_of_a_plain_open(tmp_path: Path):
@@ -23,3 +23,19 @@ def test_failed_write_leaves_the_destination_and_no_temporary_file(tmp_path: Pat
             raise RuntimeError("writer failed")
     assert target.read_text() == "original"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scene.json"]
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed_and_nothing_else(tmp_path: Path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "scene.parquet") as tmp:
+            name = tmp.name
+            raise RuntimeError("writer failed")
+    # What a killed writer leaves: atomic_path's own temporary name, kept.
+    stale = tmp_path / name
+    stale.write_text("half")
+    keep = ["scene.parquet.tmp", ".hidden", "notes.tmp"]
+    for other in keep:
+        (tmp_path / other).write_text("mine")
+    assert remove_stale_temporaries(tmp_path) == [stale]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
+    assert remove_stale_temporaries(tmp_path / "missing") == []
