@@ -132,13 +132,19 @@ class GaussianModel(nn.Module):
             num_neighbours: neighbours of the isotropic scale estimate.
 
         Raises:
-            ValueError: fewer than 2 points, or non-finite coordinates.
+            ValueError: fewer than 2 points, non-finite coordinates, or all points identical (zero
+                extent: every nearest-neighbour scale would be the 1e-7 floor).
         """
         xyz = np.asarray(cloud.xyz, dtype=np.float32)
-        if xyz.ndim != 2 or xyz.shape[1] != 3 or len(xyz) < 2:
-            raise ValueError(f"point cloud: need at least 2 points of shape [N, 3], got {xyz.shape}")
+        if xyz.ndim != 2 or xyz.shape[1] != 3:
+            raise ValueError(f"point cloud: points have shape {xyz.shape}; expected [N, 3]")
+        if len(xyz) < 2:
+            raise ValueError(f"point cloud: has {len(xyz)} point(s); need at least 2 to initialise Gaussians")
         if not np.isfinite(xyz).all():
             raise ValueError("point cloud: coordinates contain NaN or inf")
+        if not np.ptp(xyz, axis=0).any():
+            raise ValueError(f"point cloud: all {len(xyz)} points are identical ({xyz[0].tolist()}), a scene of "
+                             "zero extent; expected points spread over the scene's surfaces")
         n = len(xyz)
         if cloud.rgb is None:
             rgb = np.random.default_rng(seed).random((n, 3), dtype=np.float32)
@@ -217,13 +223,18 @@ def load_initial_model(
 
     Raises:
         FileNotFoundError: `path` does not exist.
-        ValueError: the file is not a readable scene or point cloud (message names the file).
+        ValueError: the file is not a readable scene or point cloud, or gives no Gaussian to train
+            (a scene without Gaussians; see `GaussianModel.from_point_cloud` for point clouds); the
+            message names the file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: point cloud / scene file not found")
     if path.suffix.lower() == ".ply" or is_trained_scene_parquet(path):
-        return GaussianModel.from_scene(read_scene(path), device)
+        model = GaussianModel.from_scene(read_scene(path), device)
+        if model.num_gaussians == 0:
+            raise ValueError(f"{path}: the scene has no Gaussian; expected a trained scene to continue from")
+        return model
     cloud = read_point_cloud(path)
     try:
         return GaussianModel.from_point_cloud(cloud, initial_opacity, num_neighbours, seed, device)

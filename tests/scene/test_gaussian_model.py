@@ -47,9 +47,15 @@ def test_cloud_without_colours_gets_seeded_random_colours():
 
 
 def test_duplicated_points_get_the_official_minimum_scale():
-    xyz = np.zeros((5, 3), dtype=np.float32)
+    xyz = np.zeros((6, 3), dtype=np.float32)
+    xyz[5] = [1.0, 0.0, 0.0]  # a cloud of only duplicates has zero extent and is refused
     model = GaussianModel.from_point_cloud(PointCloud(xyz=xyz, rgb=None))
-    np.testing.assert_allclose(model.log_scales.detach().numpy(), np.log(np.sqrt(1e-7)), rtol=1e-5)
+    np.testing.assert_allclose(model.log_scales.detach().numpy()[:5], np.log(np.sqrt(1e-7)), rtol=1e-5)
+
+
+def test_a_cloud_of_identical_points_is_refused():
+    with pytest.raises(ValueError, match="all 5 points are identical"):
+        GaussianModel.from_point_cloud(PointCloud(xyz=np.ones((5, 3), dtype=np.float32), rgb=None))
 
 
 def test_plain_point_cloud_parquet_is_initialised(tmp_path):
