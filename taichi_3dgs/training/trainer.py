@@ -9,6 +9,13 @@ Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the
 config, absolute paths), `train.json` / `val.json` (the cameras), `scene_<step>.parquet` at each
 evaluation, `best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply`
 (official PLY) at the end, `metrics.json` (the last evaluation) and `checkpoints/`.
+
+Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
+cloud, and with `--resume` the checkpoint and whether it belongs to this config) is read and checked
+before anything is created, so a run that fails on its input leaves the output and log folders as
+they were. Then the run locks its output folder (`run_folder.RunLock`: one run per folder), deletes
+the temporary files an interrupted run left there, and only then writes. A scene that becomes empty
+or non-finite stops the run with an error naming the step, keeping the last good checkpoint.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ import json
 import math
 import signal
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -26,21 +34,36 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from taichi_3dgs.atomic_io import write_text_atomic
+from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.backend import torch_device
-from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_views
+from taichi_3dgs.rasterizer import RasterizeOutput
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
-from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from taichi_3dgs.training.config import TrainConfig, config_to_yaml, require_paths
+from taichi_3dgs.training.checkpoint import (
+    camera_fingerprint, check_resumable, checkpoint_dir, latest_checkpoint, load_checkpoint, model_from_checkpoint,
+    restoring, save_checkpoint,
+)
+from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, scene_extent
 from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.evaluation import EvaluationResult, evaluate, image_grid, render_view
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
+from taichi_3dgs.training.run_folder import RunLock, check_output_folder
+
+# A first render is suspicious when some Gaussian is larger than this many scene extents.
+ABSURD_SCALE_EXTENTS = 1e6
+
+
+class DegenerateTrainingError(ValueError):
+    """Training made a scene it cannot go on with: every Gaussian pruned, or non-finite values.
+
+    The message names the step and the likely cause; the last checkpoint written before is kept.
+    """
 
 
 @dataclass
@@ -91,13 +114,48 @@ class _StopFlag:
 
 
 def _log_histograms(writer: SummaryWriter, model: GaussianModel, step: int) -> None:
+    """Histograms of the parameters; empty tensors are skipped (TensorBoard refuses them)."""
     with torch.no_grad():
-        writer.add_histogram("params/means", model.means.cpu(), step)
-        writer.add_histogram("params/log_scales", model.log_scales.cpu(), step)
-        writer.add_histogram("params/opacities", torch.sigmoid(model.opacity_logits).cpu(), step)
-        writer.add_histogram("params/quats", model.quats.cpu(), step)
-        writer.add_histogram("params/sh_dc", model.sh_dc.cpu(), step)
-        writer.add_histogram("params/sh_rest", model.sh_rest.cpu(), step)
+        tensors = {"means": model.means, "log_scales": model.log_scales,
+                   "opacities": torch.sigmoid(model.opacity_logits), "quats": model.quats,
+                   "sh_dc": model.sh_dc, "sh_rest": model.sh_rest}
+        for name, tensor in tensors.items():
+            if tensor.numel():
+                writer.add_histogram(f"params/{name}", tensor.cpu(), step)
+
+
+def _read_cameras(config: TrainConfig, source: str) -> tuple[list[CameraRecord], list[CameraRecord]]:
+    """The train and val camera records; raise ConfigError when there is no train camera."""
+    train_records = read_cameras_json(config.train_dataset_json_path)
+    if not train_records:
+        raise ConfigError(f"{source}: key 'train-dataset-json-path' is {config.train_dataset_json_path}, which "
+                          "holds no camera record; expected at least one")
+    val_records = read_cameras_json(config.val_dataset_json_path) if config.val_dataset_json_path else []
+    return train_records, val_records
+
+
+def _warn_about_first_render(model: GaussianModel, out: RasterizeOutput, view_name: str, step: int,
+                             extent: float, alpha_threshold: float) -> bool:
+    """Warn when the first render of a run shows that nothing can be learnt as set up: no Gaussian
+    visible from the camera, every Gaussian transparent, or scales absurdly large. True if warned."""
+    with torch.no_grad():
+        visible = int((out.radii > 0).sum())
+        max_opacity = float(torch.sigmoid(model.opacity_logits).max())
+        max_scale = float(torch.exp(model.log_scales).max())
+    problems = []
+    if visible == 0:
+        problems.append(f"none of the {model.num_gaussians} Gaussians is visible from training view {view_name} "
+                        "(check that the cameras' T_pointcloud_camera, camera-to-world, and the point cloud "
+                        "share one world frame)")
+    if max_opacity < alpha_threshold:
+        problems.append(f"every Gaussian is transparent (largest opacity {max_opacity:.3g}, below the "
+                        f"rasterizer's alpha threshold {alpha_threshold:.3g})")
+    if max_scale > ABSURD_SCALE_EXTENTS * extent:
+        problems.append(f"Gaussians reach a scale of {max_scale:.3g}, more than {ABSURD_SCALE_EXTENTS:g} x "
+                        f"the scene extent {extent:.3g}")
+    for problem in problems:
+        warnings.warn(f"step {step}: {problem}")
+    return bool(problems)
 
 
 def _write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult], num_gaussians: int,
@@ -117,22 +175,33 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     Args:
         config: the validated config (paths absolute, as `load_train_config` gives).
         resume: continue from the newest checkpoint in `<output-model-dir>/checkpoints`; the run
-            then ends with the same result as an uninterrupted one with the same config.
+            then ends with the same result as an uninterrupted one with the same config. The
+            checkpoint must come from this config (`checkpoint.check_resumable`).
         config_source: name of the config file, for error messages.
 
+    Warns:
+        UserWarning: at the first step, when no Gaussian is visible from the first training view,
+            every Gaussian is transparent or scales are absurd; later, once, when a training
+            render is blank; when a stale lock of a dead run is taken over.
+
     Raises:
-        ConfigError: a required path is not set.
+        ConfigError: a required path is not set, an output folder cannot be created or written,
+            or there is no train camera.
         FileNotFoundError / ValueError: missing or invalid cameras, images, point cloud or
-            checkpoint (the message names the file).
+            checkpoint, or a checkpoint written by another config (the message names the file).
+        FolderInUseError: another live run holds the output folder.
+        DegenerateTrainingError: the scene became empty or non-finite (names the step).
     """
+    # Read and check everything first: nothing is created or changed before the lock below.
     require_paths(config, config_source)
-    device = torch_device()
     out_dir = Path(config.output_model_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out_dir, "output-model-dir", config_source)
+    check_output_folder(config.summary_writer_log_dir, "summary-writer-log-dir", config_source)
+    device = torch_device()
     background = torch.tensor(config.background_color, dtype=torch.float32, device=device)
 
-    train_records = read_cameras_json(config.train_dataset_json_path)
-    val_records = read_cameras_json(config.val_dataset_json_path) if config.val_dataset_json_path else []
+    train_records, val_records = _read_cameras(config, config_source)
+    cameras = {"train": camera_fingerprint(train_records), "val": camera_fingerprint(val_records)}
     load = lambda records, source: load_views(  # noqa: E731
         records, config.image_downscale_factor, config.max_image_long_side, device, source
     )
@@ -156,15 +225,10 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         if path is None:
             raise FileNotFoundError(f"--resume: no checkpoint in {checkpoint_dir(out_dir)}")
         checkpoint = load_checkpoint(path, device)
-        start_step = int(checkpoint["step"])
-        tensors = checkpoint["model"]
-        model = GaussianModel(
-            tensors["means"], tensors["quats"], tensors["log_scales"], tensors["opacity_logits"],
-            torch.cat([tensors["sh_dc"], tensors["sh_rest"]], dim=1), checkpoint["color_activation"],
-            checkpoint["active_sh_degree"],
-        ).to(device)
-        initial_sh_degree = int(checkpoint["initial_sh_degree"])
-        tqdm.write(f"resuming from {path} (step {start_step})")
+        check_resumable(checkpoint, path, config, cameras, config_source)
+        model = model_from_checkpoint(checkpoint, path, device)
+        start_step = checkpoint["step"]
+        initial_sh_degree = checkpoint["initial_sh_degree"]
     else:
         model = load_initial_model(
             config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device
@@ -176,125 +240,169 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     white = all(c == 1.0 for c in config.background_color)
     strategy = make_strategy(config.strategy, config.adaptive_controller_config, config.mcmc_config, extent, white)
     if checkpoint is not None:
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        strategy.load_state_dict(checkpoint["strategy"], device)
-        sampler.load_state_dict(checkpoint["sampler"])
-        generator.set_state(checkpoint["generator"])
+        with restoring(path, "optimizer"):
+            optimizer.load_state_dict(checkpoint["optimizer"])
+        with restoring(path, "strategy"):
+            strategy.load_state_dict(checkpoint["strategy"], device)
+        with restoring(path, "sampler"):
+            sampler.load_state_dict(checkpoint["sampler"])
+        with restoring(path, "generator"):
+            generator.set_state(checkpoint["generator"])
         best = dict(checkpoint["best"])
+        tqdm.write(f"resuming from {path} (step {start_step})")
 
     raster_cfg = dataclasses.replace(config.rasterisation_config, color_activation=model.color_activation)
     loss_cfg = config.loss_function_config
     log_cfg = config.logging
     config_yaml = config_to_yaml(config)
-    write_text_atomic(out_dir / "train_config.yaml", config_yaml)
-    write_cameras_json(out_dir / "train.json", train_records)
-    if val_records:
-        write_cameras_json(out_dir / "val.json", val_records)
 
-    writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
-    stop = _StopFlag()
-    evaluation: Optional[EvaluationResult] = None
-    started = time.perf_counter()
+    with RunLock(out_dir):
+        # No other run writes here now: temporary files are leftovers of a killed run.
+        removed = remove_stale_temporaries(out_dir) + remove_stale_temporaries(checkpoint_dir(out_dir))
+        if removed:
+            tqdm.write(f"removed {len(removed)} temporary file(s) of an interrupted write: "
+                       + ", ".join(str(p.relative_to(out_dir)) for p in removed))
+        write_text_atomic(out_dir / "train_config.yaml", config_yaml)
+        write_cameras_json(out_dir / "train.json", train_records)
+        if val_records:
+            write_cameras_json(out_dir / "val.json", val_records)
 
-    def minutes() -> float:
-        return (time.perf_counter() - started) / 60.0
+        writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
+        stop = _StopFlag()
+        evaluation: Optional[EvaluationResult] = None
+        started = time.perf_counter()
 
-    def save(step: int) -> None:
-        save_checkpoint(out_dir, step, {
-            "model": {name: p.detach() for name, p in model.parameter_dict().items()},
-            "color_activation": model.color_activation,
-            "active_sh_degree": model.active_sh_degree,
-            "initial_sh_degree": initial_sh_degree,
-            "optimizer": optimizer.state_dict(),
-            "strategy": strategy.state_dict(),
-            "sampler": sampler.state_dict(),
-            "generator": generator.get_state(),
-            "best": dict(best),
-            "config_yaml": config_yaml,
-        })
+        def minutes() -> float:
+            return (time.perf_counter() - started) / 60.0
 
-    def validate(step: int) -> Optional[EvaluationResult]:
-        result = evaluate(model, val_views, raster_cfg, background, log_cfg.num_log_images,
-                          loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
-        scene = model.to_scene()
-        write_scene_parquet(out_dir / f"scene_{step}.parquet", scene)
-        if result is not None:
-            writer.add_scalar("val/psnr", result.psnr, step)
-            writer.add_scalar("val/ssim", result.ssim, step)
-            for name, prediction, target, depth, alpha in result.renders:
-                writer.add_image(f"val/images/{name}", image_grid(prediction, target, depth, alpha), step,
-                                 dataformats="HWC")
-            if result.psnr > best["psnr"]:
-                best.update(psnr=result.psnr, step=step)
-                write_scene_parquet(out_dir / "best_scene.parquet", scene)
-            tqdm.write(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}, "
-                       f"{model.num_gaussians} Gaussians")
-        _write_metrics(out_dir / "metrics.json", step, result, model.num_gaussians, minutes())
-        return result
+        def degenerate(step: int, what: str) -> DegenerateTrainingError:
+            last = latest_checkpoint(out_dir)
+            kept = f"the last checkpoint, {last}, is kept" if last else "no checkpoint was written"
+            return DegenerateTrainingError(f"step {step}: {what}; {kept}")
 
-    step = start_step
-    bar = tqdm(total=config.num_iterations, initial=start_step, disable=not log_cfg.progress_bar,
-               dynamic_ncols=True, desc="training")
-    try:
-        with stop.installed():
-            for step in range(start_step + 1, config.num_iterations + 1):
-                step_started = time.perf_counter()
-                model.active_sh_degree = max(
-                    initial_sh_degree, min(scene_cfg.max_sh_degree, step // config.increase_color_max_sh_band_interval)
-                )
-                means_lr = means_learning_rate(step, rates, extent, config.num_iterations)
-                set_learning_rate(optimizer, "means", means_lr)
-                view = train_views[sampler.next(generator)]
-                step_background = torch.rand(3, generator=generator).to(device) if config.random_background else background
-                target = view.target(step_background)
-                mask = view.mask
+        def save(step: int) -> None:
+            finite = torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()
+            if not bool(finite):  # a diverged scene must not replace the last good checkpoint
+                raise degenerate(step, "parameters became NaN or infinite: training diverged (learning rates "
+                                       "too high?)")
+            save_checkpoint(out_dir, step, {
+                "model": {name: p.detach() for name, p in model.parameter_dict().items()},
+                "color_activation": model.color_activation,
+                "active_sh_degree": model.active_sh_degree,
+                "initial_sh_degree": initial_sh_degree,
+                "optimizer": optimizer.state_dict(),
+                "strategy": strategy.state_dict(),
+                "sampler": sampler.state_dict(),
+                "generator": generator.get_state(),
+                "best": dict(best),
+                "config_yaml": config_yaml,
+                "cameras": cameras,
+            })
 
-                out = render_view(model, view, raster_cfg, step_background)
-                l1 = l1_loss(out.image, target, mask)
-                ssim_value = ssim(out.image, target, mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
-                loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
-                loss = loss + strategy.regularization_loss(model)
-                loss.backward()
-                strategy.step_post_backward(step, out, view.width, view.height)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
+        def validate(step: int) -> Optional[EvaluationResult]:
+            result = evaluate(model, val_views, raster_cfg, background, log_cfg.num_log_images,
+                              loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+            scene = model.to_scene()
+            write_scene_parquet(out_dir / f"scene_{step}.parquet", scene)
+            if result is not None:
+                writer.add_scalar("val/psnr", result.psnr, step)
+                writer.add_scalar("val/ssim", result.ssim, step)
+                for name, prediction, target, depth, alpha in result.renders:
+                    writer.add_image(f"val/images/{name}", image_grid(prediction, target, depth, alpha), step,
+                                     dataformats="HWC")
+                if result.psnr > best["psnr"]:
+                    best.update(psnr=result.psnr, step=step)
+                    write_scene_parquet(out_dir / "best_scene.parquet", scene)
+                tqdm.write(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}, "
+                           f"{model.num_gaussians} Gaussians")
+            _write_metrics(out_dir / "metrics.json", step, result, model.num_gaussians, minutes())
+            return result
 
-                if step % log_cfg.log_loss_interval == 0:
-                    train_psnr = float(psnr(out.image.detach().clamp(0.0, 1.0), target, mask))
-                    writer.add_scalar("train/loss", loss.item(), step)
-                    writer.add_scalar("train/l1 loss", l1.item(), step)
-                    writer.add_scalar("train/ssim loss", 1.0 - ssim_value.item(), step)
-                    writer.add_scalar("train/psnr", train_psnr, step)
-                    writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
-                    writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started), step)
-                    bar.set_postfix(loss=f"{loss.item():.4f}", psnr=f"{train_psnr:.2f}", gaussians=model.num_gaussians,
-                                    refresh=False)
-                bar.update(1)
-                # Evaluate before densifying, as the official training_report: fresh clones and
-                # splits need a few steps to settle. Nothing trains after the last step, so the
-                # strategy does not run there.
-                if step % config.val_interval == 0 or step == config.num_iterations:
-                    evaluation = validate(step)
-                if step < config.num_iterations:
-                    refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
-                    if refined and log_cfg.log_histograms:
-                        _log_histograms(writer, model, step)
-                if stop.requested:
-                    save(step)
-                    tqdm.write(f"stopped at step {step}; continue with --resume")
-                    return TrainResult(step, True, model.num_gaussians, evaluation, minutes())
-                if step % config.checkpoint_interval == 0 or step == config.num_iterations:
-                    save(step)
-    finally:
-        bar.close()
-        writer.close()
+        step = start_step
+        warned_blank = False
+        bar = tqdm(total=config.num_iterations, initial=start_step, disable=not log_cfg.progress_bar,
+                   dynamic_ncols=True, desc="training")
+        try:
+            with stop.installed():
+                for step in range(start_step + 1, config.num_iterations + 1):
+                    step_started = time.perf_counter()
+                    model.active_sh_degree = max(
+                        initial_sh_degree, min(scene_cfg.max_sh_degree, step // config.increase_color_max_sh_band_interval)
+                    )
+                    means_lr = means_learning_rate(step, rates, extent, config.num_iterations)
+                    set_learning_rate(optimizer, "means", means_lr)
+                    view = train_views[sampler.next(generator)]
+                    step_background = torch.rand(3, generator=generator).to(device) if config.random_background else background
+                    target = view.target(step_background)
+                    mask = view.mask
 
-    if resume and start_step >= config.num_iterations:
-        tqdm.write(f"the checkpoint is at step {start_step} >= num-iterations; writing the final outputs")
-        evaluation = validate(start_step)
-    final = model.to_scene()
-    write_scene_parquet(out_dir / "final_scene.parquet", final)
-    write_ply(out_dir / "point_cloud.ply", final)
+                    out = render_view(model, view, raster_cfg, step_background)
+                    if step == start_step + 1:
+                        warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
+                                                                raster_cfg.alpha_threshold)
+                    l1 = l1_loss(out.image, target, mask)
+                    ssim_value = ssim(out.image, target, mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+                    loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
+                    loss = loss + strategy.regularization_loss(model)
+                    loss.backward()
+                    strategy.step_post_backward(step, out, view.width, view.height)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+
+                    if step % log_cfg.log_loss_interval == 0:
+                        loss_value = loss.item()
+                        if not math.isfinite(loss_value):
+                            raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
+                                                   "too high?)")
+                        train_psnr = float(psnr(out.image.detach().clamp(0.0, 1.0), target, mask))
+                        if not warned_blank and float(out.alpha.detach().max()) < raster_cfg.alpha_threshold:
+                            warned_blank = True
+                            warnings.warn(f"step {step}: the render of training view {view.name} is blank (train "
+                                          f"PSNR {train_psnr:.2f} dB is that of the background alone): every "
+                                          "Gaussian is transparent or out of its view")
+                        writer.add_scalar("train/loss", loss_value, step)
+                        writer.add_scalar("train/l1 loss", l1.item(), step)
+                        writer.add_scalar("train/ssim loss", 1.0 - ssim_value.item(), step)
+                        writer.add_scalar("train/psnr", train_psnr, step)
+                        writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
+                        writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started), step)
+                        bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}",
+                                        gaussians=model.num_gaussians, refresh=False)
+                    bar.update(1)
+                    # Evaluate before densifying, as the official training_report: fresh clones and
+                    # splits need a few steps to settle. Nothing trains after the last step, so the
+                    # strategy does not run there.
+                    if step % config.val_interval == 0 or step == config.num_iterations:
+                        evaluation = validate(step)
+                    if step < config.num_iterations:
+                        refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
+                        if model.num_gaussians == 0:
+                            cfg = config.adaptive_controller_config
+                            raise degenerate(step, (
+                                "densification pruned every Gaussian, the scene is empty; likely causes: "
+                                "opacities below adaptive-controller-config.transparent-opacity-threshold "
+                                f"({cfg.transparent_opacity_threshold:g}), e.g. from a too high "
+                                f"learning-rates.opacity ({rates.opacity:g}), or Gaussians beyond max-screen-radius "
+                                f"({cfg.max_screen_radius:g} px) / max-world-size-ratio ({cfg.max_world_size_ratio:g})"
+                            ))
+                        if refined and log_cfg.log_histograms:
+                            _log_histograms(writer, model, step)
+                    if stop.requested:
+                        save(step)
+                        tqdm.write(f"stopped at step {step}; continue with --resume")
+                        return TrainResult(step, True, model.num_gaussians, evaluation, minutes())
+                    if step % config.checkpoint_interval == 0 or step == config.num_iterations:
+                        save(step)
+        finally:
+            bar.close()
+            writer.close()
+
+        if resume and start_step >= config.num_iterations:
+            tqdm.write(f"the checkpoint is at step {start_step} >= num-iterations; writing the final outputs")
+            evaluation = validate(start_step)
+        final = model.to_scene()
+        write_scene_parquet(out_dir / "final_scene.parquet", final)
+        write_ply(out_dir / "point_cloud.ply", final)
     result = TrainResult(step, False, model.num_gaussians, evaluation, minutes())
     tqdm.write(
         f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
@@ -302,4 +410,3 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         + f"; outputs in {out_dir}"
     )
     return result
-
