@@ -23,7 +23,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Parse arguments, then train, or write the config template; return the exit code.
 
     Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 130 stopped by Ctrl-C
-    after saving a checkpoint.
+    (after saving a checkpoint; a second Ctrl-C aborts without one).
     """
     parser = ToolParser(PROG, "Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
                         EPILOG)
