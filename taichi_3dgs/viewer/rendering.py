@@ -1,10 +1,13 @@
 """Forward-only rendering of a Gaussian scene into one camera, and 8-bit image output.
 
-The one place the viewer, the headless orbit and `gaussian_point_render.py` call the rasterizer.
+The one place the viewer (window and web), the headless orbit and `gaussian_point_render.py` call
+the rasterizer.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -15,19 +18,68 @@ from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.gaussians import GaussianScene
 
 
+class RenderedView(NamedTuple):
+    """What `render_view` returns (all on the scene's device).
+
+    Attributes:
+        image: [H, W, 3] float32 RGB, background composited, values >= 0 (not clamped).
+        alpha: [H, W] float32 in [0, 1], 1 - final transmittance (0 where nothing is drawn).
+        depth: [H, W] float32, alpha-weighted camera z in world units divided by alpha; 0 where
+            alpha is 0.
+    """
+
+    image: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+
+
 @torch.no_grad()
-def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
-                 height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-                 ) -> torch.Tensor:
-    """Render `scene` from one pinhole camera (rasterizer defaults, the scene's colour model).
+def render_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
+                height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                sh_degree: int | None = None, near_plane: float | None = None) -> RenderedView:
+    """Render `scene` from one pinhole camera (rasterizer defaults, the scene's colour model):
+    colour, alpha and depth.
 
     Args:
         scene: Gaussians in the world frame, on the Taichi device (`backend.torch_device()`),
-            or None for an empty scene (the background).
+            or None for an empty scene (the background, alpha and depth 0).
         viewmat: [4, 4] world-to-camera (OpenCV axes), any float dtype.
         K: [3, 3] pinhole intrinsics in pixels for `width` x `height`.
         width, height: image size in pixels.
         background: RGB in [0, 1] behind the Gaussians.
+        sh_degree: SH bands to use, 0..3 (default: the scene's `sh_degree`).
+        near_plane: camera-z in world units at or below which Gaussians are culled (default:
+            `RasterizerConfig.near_plane`).
+
+    Returns:
+        `RenderedView` (image, alpha, depth).
+
+    Raises:
+        ValueError: from `rasterize` / `RasterizerConfig` (bad shapes, non-positive size,
+            sh_degree outside 0..3, near_plane <= 0).
+    """
+    device = scene.means.device if scene is not None else torch.device("cpu")
+    background_tensor = torch.tensor(background, dtype=torch.float32, device=device)
+    if scene is None:
+        empty = torch.zeros(height, width, dtype=torch.float32, device=device)
+        return RenderedView(background_tensor.expand(height, width, 3).clone(), empty, empty.clone())
+    config = RasterizerConfig(color_activation=scene.color_activation)
+    if near_plane is not None:
+        config = replace(config, near_plane=near_plane)
+    out = rasterize(
+        scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_coeffs,
+        viewmat=torch.tensor(np.asarray(viewmat), dtype=torch.float32, device=device),
+        K=torch.tensor(np.asarray(K), dtype=torch.float32, device=device),
+        width=width, height=height, sh_degree=scene.sh_degree if sh_degree is None else sh_degree,
+        background=background_tensor, config=config,
+    )
+    return RenderedView(out.image, out.alpha, out.depth)
+
+
+def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
+                 height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0)
+                 ) -> torch.Tensor:
+    """The colour of `render_view` (same arguments, the scene's SH degree).
 
     Returns:
         [height, width, 3] float32 RGB tensor on the scene's device, values >= 0 (not clamped).
@@ -35,17 +87,7 @@ def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray
     Raises:
         ValueError: from `rasterize` (bad shapes, non-positive size).
     """
-    device = scene.means.device if scene is not None else torch.device("cpu")
-    background_tensor = torch.tensor(background, dtype=torch.float32, device=device)
-    if scene is None:
-        return background_tensor.expand(height, width, 3).clone()
-    return rasterize(
-        scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh_coeffs,
-        viewmat=torch.tensor(np.asarray(viewmat), dtype=torch.float32, device=device),
-        K=torch.tensor(np.asarray(K), dtype=torch.float32, device=device),
-        width=width, height=height, sh_degree=scene.sh_degree, background=background_tensor,
-        config=RasterizerConfig(color_activation=scene.color_activation),
-    ).image
+    return render_view(scene, viewmat, K, width, height, background).image
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
