@@ -1,0 +1,636 @@
+"""The web viewer: trained scenes rendered by the package's rasterizer and streamed to a browser.
+
+The page is served with viser (https://viser.studio), as gsplat's nerfview and nerfstudio do: the
+browser owns an orbit camera (drag to orbit, right-drag or shift-drag to pan, wheel to zoom) and
+sends its pose on every change; the server renders that view with `render_view` and sends the
+frame back as a JPEG that the page shows as its background. The Gaussians never leave the server,
+so the page works over an SSH tunnel to a headless GPU machine.
+
+Cameras. viser reports a client camera as `wxyz` (the rotation R_world_camera as a unit
+quaternion w, x, y, z) and `position` (the camera centre in the world frame), with OpenCV camera
+axes (+x right, +y down, +z forward: the same axes as our camera JSON), plus the vertical field of
+view `fov` (radians) and the canvas size. `viewer_view` turns that into our world-to-camera
+`viewmat` = inverse([[R, t], [0, 1]]) and a centred pinhole K with square pixels for the render
+size (the canvas' aspect, its long side at most the page's resolution setting). A dataset camera
+is shown through its vertical field of view 2 atan(H / (2 fy)) about the image centre: a
+principal point off the centre or fx != fy are not reproduced.
+
+Threads. viser calls the GUI and camera callbacks on its own threads; they only record what
+changed. All rendering (Taichi and torch) happens in the one thread that calls
+`WebViewer.serve_forever` or `WebViewer.update`, so Taichi is never entered from two threads.
+
+Only this module imports viser (optional at package import: `taichi_3dgs.viewer` does not import
+this module).
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import threading
+import time
+
+import numpy as np
+import torch
+import viser
+import viser.transforms as vtf
+
+from taichi_3dgs.backend import torch_device
+from taichi_3dgs.color_model import MAX_SH_DEGREE
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
+from taichi_3dgs.rasterizer import RasterizerConfig
+from taichi_3dgs.scene.gaussians import GaussianScene
+from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, mean_up, overview_camera, scene_bounds,
+                                             scene_up)
+from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
+from taichi_3dgs.viewer.rendering import RenderedView, render_view, to_uint8
+from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
+
+DEFAULT_HOST = "127.0.0.1"
+"""Only this machine can open the page by default; reach it from elsewhere by SSH port forwarding
+(README), or pass --host 0.0.0.0 to serve every network interface."""
+
+DEFAULT_PORT = 8080
+
+DEFAULT_MAX_SIDE = {"cuda": 1280, "cpu": 480}
+"""Initial render resolution (the long side of the rendered frame in pixels; a GUI slider) by the
+torch device type of the Taichi backend. On the 2-core CPU machine (busy with other work) a frame
+of 480 px took 0.7-1.0 s for the 9,080-Gaussian 3dgs_trained_ply scene and the 111,785-Gaussian
+garden; no GPU was measured yet (BENCHMARKS.md), 1280 px assumes one."""
+
+MAX_SIDE_RANGE = (64, 4096)
+"""Range of the render-resolution slider, pixels."""
+
+JPEG_QUALITY = 90
+"""Frames travel as JPEG: at this quality the two scenes above at 480 px took 5.5-6x fewer bytes
+than PNG, at 42-50 dB PSNR against the exact 8-bit frame."""
+
+RENDER_MODES = ("RGB", "depth", "alpha")
+
+MIN_NEAR_PLANE = 1e-6
+"""The near-plane box accepts nothing smaller (world units; the rasterizer needs > 0)."""
+
+DEPTH_PERCENTILES = (1.0, 99.0)
+"""The depth view maps this percentile range of the drawn pixels' depths (alpha > 0.5) to white
+(near) .. dark grey (far), so a few floaters do not flatten the contrast."""
+
+FRUSTUM_SIZE_FRACTION = 0.05
+"""Dataset camera frustums are drawn this fraction of the scene radius deep."""
+
+FRUSTUM_LINE_PX = 2.0
+"""Frustum line width in screen pixels (world-unit lines grow thick when seen from the camera)."""
+
+GIZMO_SIZE_FRACTION = 0.3
+"""An object's move gizmo is this fraction of the scene radius large."""
+
+TRAINING_RENDER_FRACTION = 0.1
+"""`WebViewer.update` re-renders for a changed scene only so often that these renders take at most
+this fraction of the wall time (a camera change is rendered at once)."""
+
+NOMINAL_CANVAS = (1280, 720)
+"""Canvas size (pixels) assumed for the start view of tabs not yet connected (viser's initial
+camera); each tab is then moved to the start view for its own canvas."""
+
+_POLL_S = 0.1  # how often a blocked serve_forever / paused update looks at the stop flag
+_QUANTILE_SAMPLES = 1 << 20
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise if a TCP server could not listen on `host`:`port` now.
+
+    viser itself silently moves on to the next free port when the requested one is taken, so the
+    port is tried here first. SO_REUSEADDR is set as servers set it, so a port still in TIME_WAIT
+    after a previous viewer stopped counts as free.
+
+    Args:
+        host: address or host name to bind ("127.0.0.1", "0.0.0.0", "localhost", ...).
+        port: TCP port, 0..65535 (0: the system picks a free port; always free).
+
+    Raises:
+        ValueError: the port is out of range, the host cannot be resolved, or the port is in use
+            (the message names host and port).
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port: expected a TCP port in 0..65535, got {port}")
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ValueError(f"--host {host}: cannot resolve this address ({error.strerror})") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise ValueError(f"port {port} on {host} is not available ({error.strerror}); another "
+                                 f"program (or viewer) uses it: choose another --port") from None
+
+
+def render_size(aspect: float, max_side: int) -> tuple[int, int]:
+    """(width, height) in pixels of a frame with `aspect` = width / height whose long side is
+    `max_side` (each side at least 1)."""
+    if aspect >= 1.0:
+        return max_side, max(1, round(max_side / aspect))
+    return max(1, round(max_side * aspect)), max_side
+
+
+def viewer_view(wxyz: np.ndarray, position: np.ndarray, fov_y: float, aspect: float, max_side: int
+                ) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Our camera for a viser client camera (module docstring: conventions).
+
+    The image spans the canvas: vertical field of view `fov_y`, horizontal 2 atan(aspect
+    tan(fov_y / 2)), principal point at the centre; fx and fy are set from the two fields of view
+    separately, so a rounded render size still maps exactly onto the canvas.
+
+    Args:
+        wxyz: [4] unit quaternion (w, x, y, z) of R_world_camera (OpenCV camera axes).
+        position: [3] camera centre, world frame.
+        fov_y: vertical field of view in radians, in (0, pi).
+        aspect: canvas width / height.
+        max_side: long side of the rendered frame in pixels.
+
+    Returns:
+        (viewmat [4, 4] float64 world-to-camera, K [3, 3] float64 pixels, width, height).
+
+    Raises:
+        ValueError: fov_y outside (0, pi), aspect <= 0 or max_side < 1.
+    """
+    if not 0.0 < fov_y < math.pi or not aspect > 0.0 or max_side < 1:
+        raise ValueError(f"viewer camera: expected 0 < fov_y < pi, aspect > 0, max_side >= 1; got "
+                         f"fov_y={fov_y}, aspect={aspect}, max_side={max_side}")
+    width, height = render_size(aspect, max_side)
+    tan_half_y = math.tan(fov_y / 2.0)
+    K = np.array([[width / (2.0 * aspect * tan_half_y), 0.0, width / 2.0],
+                  [0.0, height / (2.0 * tan_half_y), height / 2.0],
+                  [0.0, 0.0, 1.0]])
+    T_world_camera = rigid_transform(vtf.SO3(np.asarray(wxyz, dtype=np.float64)).as_matrix(),
+                                     np.asarray(position, dtype=np.float64))
+    return invert_rigid(T_world_camera), K, width, height
+
+
+def vertical_fov(K: np.ndarray, height: int) -> float:
+    """Vertical field of view 2 atan(height / (2 fy)) in radians of pinhole intrinsics K [3, 3]."""
+    return 2.0 * math.atan(height / (2.0 * float(K[1, 1])))
+
+
+def colorize(view: RenderedView, mode: str) -> np.ndarray:
+    """The frame to show for a render mode, [H, W, 3] uint8.
+
+    "RGB": the colour (clamped to [0, 1]); "alpha": the accumulated opacity as grey; "depth": grey
+    from white (near) to dark grey (far) over the `DEPTH_PERCENTILES` range of the depths where
+    alpha > 0.5, black where nothing is drawn.
+
+    Raises:
+        ValueError: an unknown mode.
+    """
+    if mode == "RGB":
+        return to_uint8(view.image)
+    if mode == "alpha":
+        return to_uint8(view.alpha[..., None].expand(*view.alpha.shape, 3))
+    if mode != "depth":
+        raise ValueError(f"render mode {mode!r}; expected one of {RENDER_MODES}")
+    solid = view.alpha > 0.5
+    grey = torch.zeros_like(view.depth)
+    if bool(solid.any()):
+        depths = view.depth[solid]
+        depths = depths[::max(1, len(depths) // _QUANTILE_SAMPLES)]  # torch.quantile takes < 2^24 values
+        low, high = torch.quantile(depths, torch.tensor(DEPTH_PERCENTILES, device=depths.device) / 100.0)
+        nearness = 1.0 - ((view.depth - low) / (high - low).clamp_min(1e-12)).clamp(0.0, 1.0)
+        grey = torch.where(solid, 0.2 + 0.8 * nearness, grey)
+    return to_uint8(grey[..., None].expand(*grey.shape, 3))
+
+
+class WebViewer:
+    """A viser server that shows scenes, rendered by our rasterizer, in the browser.
+
+    Construct it to start the server (`url` is where the page is); it stops on `stop()` or on
+    leaving a `with` block. Every browser tab is a client with its own camera; the page's
+    controls (render resolution, SH degree, background, near plane, render mode, dataset
+    cameras, objects) are shared by all tabs.
+
+    Viewing trained scenes (`visualizer.py --web`):
+
+        with WebViewer(load_scene_objects(paths, torch_device()), cameras) as viewer:
+            print(viewer.url)
+            viewer.serve_forever()          # renders until Ctrl-C (KeyboardInterrupt) or stop()
+
+    Watching training (the trainer's loop; the pause button blocks it inside `update`):
+
+        viewer = WebViewer(cameras=train_cameras, port=8080)
+        viewer.set_scene(model.scene)       # once, and again whenever the tensors are replaced
+        for step in ...:
+            ...optimizer step...
+            viewer.update(step, loss=loss.item(), num_gaussians=n, steps_per_second=rate)
+        viewer.stop()
+
+    `update` renders in the caller's thread: at once for a client whose camera moved, and for a
+    changed scene only so often that rendering takes at most `render_fraction` of the wall time.
+    While the page's pause button is down, `update` keeps serving camera changes and returns only
+    on resume or `stop()`. `paused` reads (and sets) that state.
+
+    Args:
+        objects: scenes placed in the world (`load_scene_objects`); each gets a visible checkbox,
+            a move gizmo (translate/rotate about its pivot) and a reset button. May be empty when
+            `set_scene` provides the scene.
+        cameras: dataset cameras: a "go to camera k" control and their frustums. With cameras a
+            new tab starts at camera 0, otherwise at the `overview_camera` of the Gaussians.
+        host, port: where to listen (port 0: any free port; `port` then tells which).
+        max_side: initial render resolution, the frame's long side in pixels (default:
+            `DEFAULT_MAX_SIDE` for the device of `backend.torch_device()`).
+        render_fraction: see above (`TRAINING_RENDER_FRACTION`).
+
+    Raises:
+        ValueError: the port is in use or out of range, the host cannot be resolved
+            (`check_port_free`), or viser ended up on another port (taken meanwhile).
+    """
+
+    def __init__(self, objects: list[SceneObject] | None = None, cameras: list[CameraRecord] | None = None,
+                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_side: int | None = None,
+                 render_fraction: float = TRAINING_RENDER_FRACTION) -> None:
+        check_port_free(host, port)
+        if max_side is None:
+            max_side = DEFAULT_MAX_SIDE["cuda" if torch_device().type == "cuda" else "cpu"]
+        if not MAX_SIDE_RANGE[0] <= max_side <= MAX_SIDE_RANGE[1]:
+            raise ValueError(f"max_side: expected {MAX_SIDE_RANGE[0]}..{MAX_SIDE_RANGE[1]} pixels, "
+                             f"got {max_side}")
+        self.objects = list(objects or [])
+        self.cameras = list(cameras or [])
+        self.render_fraction = render_fraction
+        self._live_scene: GaussianScene | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._pending: set[int] = set()  # client ids whose frame is out of date
+        self._clients: dict[int, viser.ClientHandle] = {}
+        self._next_scene_render = 0.0
+        self._training_gui: dict[str, viser.GuiInputHandle] | None = None
+        self._paused = False
+
+        self._server = viser.ViserServer(host=host, port=port, label="taichi_3dgs", verbose=False)
+        if port != 0 and self._server.get_port() != port:
+            taken = self._server.get_port()
+            self._server.stop()
+            raise ValueError(f"port {port} on {host} was taken while the viewer started (viser moved "
+                             f"to {taken}); choose another --port")
+        self.host, self.port = host, self._server.get_port()
+        try:
+            self._server.gui.configure_theme(show_share_button=False)
+            self._set_scene_frame()
+            self._build_view_gui(max_side)
+            if self.cameras:
+                self._build_camera_gui()
+            for index, obj in enumerate(self.objects):
+                self._build_object_gui(index, obj)
+        except BaseException:
+            self._server.stop()
+            raise
+        self._server.on_client_connect(self._on_connect)
+        self._server.on_client_disconnect(self._on_disconnect)
+
+    # -- public API -------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """http://host:port of the page (localhost for a wildcard host)."""
+        host = "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def paused(self) -> bool:
+        """True while the page's pause button is down (training waits in `update`)."""
+        return self._paused
+
+    @paused.setter
+    def paused(self, value: bool) -> None:
+        self._paused = bool(value)
+        if self._training_gui is not None:
+            self._training_gui["pause"].label = "resume" if self._paused else "pause"
+        self._wake.set()
+
+    def set_scene(self, scene: GaussianScene | None) -> None:
+        """Show `scene` (world frame, on the Taichi device) instead of the objects; None shows the
+        objects again. The scene is not copied: every frame renders its tensors as they are then,
+        so pass a trainer's live scene once (again only when its tensors are replaced)."""
+        self._live_scene = scene
+        if scene is not None and not self.objects:
+            self._set_scene_frame()
+        self._request_render()
+
+    def update(self, step: int, loss: float | None = None, num_gaussians: int | None = None,
+               steps_per_second: float | None = None) -> None:
+        """Report training progress, show it on the page and render what is owed (class
+        docstring); blocks while paused.
+
+        Args:
+            step: training step (iteration) just done.
+            loss: its loss, or None.
+            num_gaussians: current number of Gaussians, or None.
+            steps_per_second: current training speed, or None.
+        """
+        self._show_status(step, loss, num_gaussians, steps_per_second)
+        now = time.perf_counter()
+        if now >= self._next_scene_render:
+            start = now
+            self._request_render()
+            self.render_pending()
+            spent = time.perf_counter() - start
+            self._next_scene_render = start + spent / max(self.render_fraction, 1e-6)
+        else:
+            self.render_pending()
+        while self._paused and not self._stopped.is_set():
+            self.render_pending(timeout=_POLL_S)
+
+    def render_pending(self, timeout: float = 0.0) -> int:
+        """Render and send a frame to every client whose view is out of date, waiting up to
+        `timeout` seconds for one to become so. Call only from one thread.
+
+        Returns:
+            The number of frames sent.
+        """
+        if not self._wake.wait(timeout):
+            return 0
+        self._wake.clear()
+        with self._lock:
+            pending, self._pending = self._pending, set()
+            clients = [self._clients[client_id] for client_id in pending if client_id in self._clients]
+        for client in clients:
+            self._render_client(client)
+        return len(clients)
+
+    def serve_forever(self) -> None:
+        """Render frames as clients ask for them until `stop()` (or Ctrl-C: KeyboardInterrupt)."""
+        while not self._stopped.is_set():
+            self.render_pending(timeout=_POLL_S)
+
+    def stop(self) -> None:
+        """Stop the server (idempotent); a blocked `serve_forever` or `update` returns."""
+        if not self._stopped.is_set():
+            self._stopped.set()
+            self._wake.set()
+            self._server.stop()
+
+    def __enter__(self) -> WebViewer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- scene and cameras ------------------------------------------------------------------------
+
+    def _current_scene(self) -> GaussianScene | None:
+        return self._live_scene if self._live_scene is not None else compose_objects(self.objects)
+
+    def _all_means(self) -> torch.Tensor | None:
+        parts = [obj.world_scene().means for obj in self.objects]
+        if self._live_scene is not None:
+            parts.append(self._live_scene.means.detach())
+        parts = [part for part in parts if len(part)]
+        return torch.cat(parts) if parts else None
+
+    def _set_scene_frame(self) -> None:
+        """Set the centre [3], radius and unit up [3] that orbiting, frustum and gizmo sizes use:
+        the Gaussians' `scene_bounds`, else the cameras' centres; up: the cameras' `mean_up`, else
+        `scene_up`."""
+        means = self._all_means()
+        centres = np.stack([camera.camera_center for camera in self.cameras]) if self.cameras else None
+        if means is not None:
+            center, radius = scene_bounds(means)
+        elif centres is not None:
+            center = centres.mean(axis=0)
+            radius = float(np.linalg.norm(centres - center, axis=1).max()) or 1.0
+        else:
+            center, radius = np.zeros(3), 1.0
+        up = None
+        if centres is not None:
+            try:
+                up = mean_up(np.stack([camera.T_pointcloud_camera for camera in self.cameras]))
+            except ValueError:  # the cameras' ups cancel out: ask the points
+                up = None
+        if up is None:
+            up = scene_up(means) if means is not None else FALLBACK_UP.copy()
+        self._center, self._radius, self._up = np.asarray(center, dtype=np.float64), float(radius), up
+        self._server.scene.set_up_direction(tuple(up))
+        self._set_initial_camera()
+
+    def _start_view(self, width: int, height: int) -> tuple[np.ndarray, float] | None:
+        """(T_world_camera, vertical fov) a tab with a `width` x `height` canvas starts at:
+        dataset camera 0, else the overview camera of the Gaussians; None without either."""
+        if self.cameras:
+            camera = self.cameras[0]
+            return camera.T_pointcloud_camera, vertical_fov(camera.K, camera.height)
+        means = self._all_means()
+        if means is None:
+            return None
+        T_world_camera, K, _, _ = overview_camera(means, max(width, 1), max(height, 1))
+        return T_world_camera, vertical_fov(K, height)
+
+    def _orbit_point(self, T_world_camera: np.ndarray) -> np.ndarray:
+        """[3] the point a camera orbits about: on its optical axis, nearest the scene centre (a
+        scene radius ahead when the centre is behind it)."""
+        forward, position = T_world_camera[:3, 2], T_world_camera[:3, 3]
+        distance = float((self._center - position) @ forward)
+        if distance <= 1e-3 * self._radius:
+            distance = self._radius
+        return position + distance * forward
+
+    def _set_initial_camera(self) -> None:
+        """Give new tabs the start view (for a `NOMINAL_CANVAS` canvas) from their first frame
+        on, so no frame of viser's default view is rendered before `_on_connect` moves them
+        (exactly, for their canvas)."""
+        view = self._start_view(*NOMINAL_CANVAS)
+        if view is not None:
+            T_world_camera, fov_y = view
+            initial = self._server.initial_camera
+            initial.fov = fov_y
+            initial.up = tuple(self._up)
+            initial.position = tuple(T_world_camera[:3, 3])
+            initial.look_at = tuple(self._orbit_point(T_world_camera))
+
+    def _move_client_camera(self, client: viser.ClientHandle, T_world_camera: np.ndarray,
+                            fov_y: float) -> None:
+        """Put a tab's camera at a pose, orbiting about `_orbit_point`, with the scene's up (roll
+        kept: viser keeps the up direction in the plane of the camera's up and forward axes)."""
+        with client.atomic():
+            client.camera.fov = fov_y
+            client.camera.up_direction = tuple(self._up)
+            client.camera.position = tuple(T_world_camera[:3, 3])
+            client.camera.look_at = tuple(self._orbit_point(T_world_camera))
+            client.camera.wxyz = vtf.SO3.from_matrix(T_world_camera[:3, :3]).wxyz
+        self._request_render(client.client_id)
+
+    def _go_to_camera(self, index: int, client: viser.ClientHandle | None) -> None:
+        """Move one tab (or all tabs when `client` is None) to dataset camera `index`."""
+        camera = self.cameras[index]
+        targets = [client] if client is not None else list(self._clients.values())
+        for target in targets:
+            self._move_client_camera(target, camera.T_pointcloud_camera,
+                                     vertical_fov(camera.K, camera.height))
+
+    # -- rendering --------------------------------------------------------------------------------
+
+    def _request_render(self, client_id: int | None = None) -> None:
+        """Mark one client's (or every client's) frame out of date and wake the render loop."""
+        with self._lock:
+            self._pending.update([client_id] if client_id is not None else self._clients)
+        self._wake.set()
+
+    def _render_client(self, client: viser.ClientHandle) -> None:
+        """Render the client's current camera with the GUI's settings and send it the frame."""
+        camera = client.camera
+        if camera.image_width <= 0 or camera.image_height <= 0:
+            return
+        max_side = min(int(self._gui["max_side"].value), max(camera.image_width, camera.image_height))
+        viewmat, K, width, height = viewer_view(camera.wxyz, camera.position, camera.fov, camera.aspect,
+                                                max_side)
+        background = tuple(channel / 255.0 for channel in self._gui["background"].value)
+        start = time.perf_counter()
+        view = render_view(self._current_scene(), viewmat, K, width, height, background,
+                           sh_degree=int(self._gui["sh_degree"].value),
+                           near_plane=max(float(self._gui["near_plane"].value), MIN_NEAR_PLANE))
+        pixels = colorize(view, self._gui["mode"].value)  # copies to the host: the GPU work is done
+        elapsed = time.perf_counter() - start
+        if client.client_id not in self._clients:  # the tab closed while its frame was rendered
+            return
+        client.scene.set_background_image(pixels, format="jpeg", jpeg_quality=JPEG_QUALITY)
+        self._gui["frame_time"].value = f"{elapsed * 1000.0:.0f} ms, {width} x {height} px"
+
+    # -- clients ----------------------------------------------------------------------------------
+
+    def _on_connect(self, client: viser.ClientHandle) -> None:
+        with self._lock:
+            self._clients[client.client_id] = client
+        view = self._start_view(client.camera.image_width, client.camera.image_height)
+        if view is not None:
+            self._move_client_camera(client, *view)
+        else:
+            self._request_render(client.client_id)
+        client.camera.on_update(lambda camera: self._request_render(camera.client.client_id))
+
+    def _on_disconnect(self, client: viser.ClientHandle) -> None:
+        with self._lock:
+            self._clients.pop(client.client_id, None)
+            self._pending.discard(client.client_id)
+
+    # -- GUI --------------------------------------------------------------------------------------
+
+    def _build_view_gui(self, max_side: int) -> None:
+        gui = self._server.gui
+        max_degree = max((obj.scene.sh_degree for obj in self.objects), default=MAX_SH_DEGREE)
+        with gui.add_folder("View"):
+            self._gui: dict[str, viser.GuiInputHandle] = {
+                "max_side": gui.add_slider("resolution (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
+                                           step=16, initial_value=max_side,
+                                           hint="long side of the rendered frame, at most the page's"),
+                # a slider needs min < max: degree 1 of a degree-0 scene renders as degree 0
+                "sh_degree": gui.add_slider("SH degree", min=0, max=max(max_degree, 1), step=1,
+                                            initial_value=max_degree),
+                "background": gui.add_rgb("background", (0, 0, 0)),
+                "near_plane": gui.add_number("near plane", RasterizerConfig.near_plane, min=MIN_NEAR_PLANE,
+                                             step=1e-3,
+                                             hint="Gaussians nearer than this (world units) are culled"),
+                "mode": gui.add_dropdown("render mode", RENDER_MODES, initial_value="RGB"),
+                "frame_time": gui.add_text("frame time", "", disabled=True),
+            }
+        for name in ("max_side", "sh_degree", "background", "near_plane", "mode"):
+            self._gui[name].on_update(lambda _: self._request_render())
+
+    def _build_camera_gui(self) -> None:
+        gui, scene = self._server.gui, self._server.scene
+        with gui.add_folder("Dataset cameras"):
+            index = gui.add_slider("camera", min=0, max=max(len(self.cameras) - 1, 1), step=1,
+                                   initial_value=0, disabled=len(self.cameras) == 1)
+            go = gui.add_button("go to camera")
+            show = gui.add_checkbox("show frustums", True)
+
+        def chosen(event: viser.GuiEvent) -> None:
+            if event.client is not None:  # None: set by a frustum click, which moved the camera
+                self._go_to_camera(int(index.value), event.client)
+
+        index.on_update(chosen)
+        go.on_click(lambda event: self._go_to_camera(int(index.value), event.client))
+        frustums = []
+        for k, camera in enumerate(self.cameras):
+            frustum = scene.add_camera_frustum(
+                f"/cameras/{k}", fov=vertical_fov(camera.K, camera.height),
+                aspect=camera.width / camera.height, scale=FRUSTUM_SIZE_FRACTION * self._radius,
+                thickness=FRUSTUM_LINE_PX, thickness_units="screen", color=(255, 160, 0), wxyz=vtf.SO3.from_matrix(camera.T_pointcloud_camera[:3, :3]).wxyz,
+                position=camera.camera_center)
+
+            def clicked(event: viser.SceneNodePointerEvent, k: int = k) -> None:
+                index.value = k
+                self._go_to_camera(k, event.client)
+
+            frustum.on_click(clicked)
+            frustums.append(frustum)
+
+        def toggle(_: object) -> None:
+            for frustum in frustums:
+                frustum.visible = show.value
+
+        show.on_update(toggle)
+
+    def _build_object_gui(self, index: int, obj: SceneObject) -> None:
+        """A folder with visible / move / reset for one object, and its gizmo (hidden until
+        "move"): object pose = gizmo pose * inverse(start gizmo pose) * start object pose, so the
+        rings turn the object about its pivot (`SceneObject.center`) and the arrows move it."""
+        gui = self._server.gui
+        start_gizmo = rigid_transform(np.eye(3), obj.world_center)
+        start_pose = obj.T_world_object.copy()
+        gizmo = self._server.scene.add_transform_controls(
+            f"/objects/{index}", scale=GIZMO_SIZE_FRACTION * self._radius, position=obj.world_center,
+            visible=False)
+        with gui.add_folder(f"{index + 1}: {obj.name}"):
+            visible = gui.add_checkbox("visible", obj.visible)
+            move = gui.add_checkbox("move", False, hint="show a gizmo: drag its arrows and rings")
+            reset = gui.add_button("reset pose")
+
+        def set_visible(_: object) -> None:
+            obj.visible = visible.value
+            self._request_render()
+
+        def moved(_: object) -> None:
+            gizmo_pose = rigid_transform(vtf.SO3(gizmo.wxyz).as_matrix(), gizmo.position)
+            obj.T_world_object = gizmo_pose @ invert_rigid(start_gizmo) @ start_pose
+            self._request_render()
+
+        def reset_pose(_: object) -> None:
+            gizmo.wxyz, gizmo.position = (1.0, 0.0, 0.0, 0.0), tuple(start_gizmo[:3, 3])
+            obj.T_world_object = start_pose.copy()
+            self._request_render()
+
+        visible.on_update(set_visible)
+        move.on_update(lambda _: setattr(gizmo, "visible", move.value))
+        gizmo.on_update(moved)
+        reset.on_click(reset_pose)
+
+    def _show_status(self, step: int, loss: float | None, num_gaussians: int | None,
+                     steps_per_second: float | None) -> None:
+        """Create the training panel on the first `update`, then write the status (`update`)."""
+        if self._training_gui is None:
+            gui = self._server.gui
+            with gui.add_folder("Training"):
+                self._training_gui = {name: gui.add_text(name, "", disabled=True)
+                                      for name in ("step", "loss", "Gaussians", "steps/s")}
+                self._training_gui["pause"] = gui.add_button("resume" if self._paused else "pause")
+            self._training_gui["pause"].on_click(lambda _: setattr(self, "paused", not self._paused))
+        values = {"step": f"{step:,}",
+                  "loss": "" if loss is None else f"{loss:.5f}",
+                  "Gaussians": "" if num_gaussians is None else f"{num_gaussians:,}",
+                  "steps/s": "" if steps_per_second is None else f"{steps_per_second:.2f}"}
+        for name, value in values.items():
+            self._training_gui[name].value = value
+
+
+def start_web_viewer(scene_paths: list[str | os.PathLike], cameras_path: str | os.PathLike | None = None,
+                     host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> WebViewer:
+    """Check the port, read the cameras and scenes, then start a `WebViewer` on them
+    (`visualizer.py --web`); nothing is served when an input is bad.
+
+    Raises:
+        ValueError: the port is in use (naming it) or out of range, the host is unknown.
+        FileNotFoundError, ValueError: an unreadable scene or camera file (naming the file).
+    """
+    check_port_free(host, port)
+    cameras = read_cameras_json(cameras_path) if cameras_path is not None else []
+    objects = load_scene_objects(scene_paths, torch_device())
+    return WebViewer(objects, cameras, host, port)
