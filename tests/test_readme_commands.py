@@ -3,7 +3,7 @@
 The commands run in a scratch copy of the repository's layout (scripts and tools linked, config/
 copied, `../shared` linked beside it), so data/, output/ and logs/ land in the scratch folder. To
 keep the suite short, trainings run 2 steps (`--num-iterations 2`, evaluating and checkpointing at
-step 2), paths and frame counts shrink (`--n_frames 3`) and the window viewer runs `--headless`;
+step 2), frame counts shrink (`--n_frames 3`) and the window and web viewers run `--headless`;
 every path and flag is the README's own, so a wrong one fails here.
 """
 from __future__ import annotations
@@ -63,6 +63,11 @@ def runnable(command: str) -> list[str]:
             _set_option(args, name, value)
     if "--n_frames" in args:
         _set_option(args, "--n_frames", "3")
+    if script == "visualizer.py" and "--web" in args:  # the server runs until Ctrl-C: check its inputs headless
+        args.remove("--web")
+        for option in ("--port", "--host"):
+            if option in args:
+                del args[args.index(option):args.index(option) + 2]
     if script == "visualizer.py" and "--headless" not in args:
         args += ["--headless", "--output_dir", "output/readme_window_check", "--n_frames", "3"]
     return args
