@@ -62,7 +62,9 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
     """Read a trained-scene parquet file into a `GaussianScene` on the CPU.
 
     Columns beyond the trained-scene ones are ignored; numeric columns of another dtype are cast
-    to float32. Quaternions are returned as stored (w, x, y, z order, not normalised).
+    to float32. Quaternions are returned as stored (w, x, y, z order, not normalised). A file with
+    zero rows is an empty scene (N = 0), also when its columns have no type (Arrow `null`, as
+    pandas writes an empty frame).
 
     Args:
         path: a parquet file written by `write_scene_parquet` or by the original Taichi project.
@@ -92,7 +94,7 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
         table = parquet_file.read(columns=TRAINED_SCENE_COLUMNS)
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"{path}: cannot read the parquet data ({error})") from error
-    columns = [checked_float32(table.column(name).to_numpy(), str(path), f"column '{name}'")
+    columns = [checked_float32(_column_values(table, name), str(path), f"column '{name}'")
                for name in TRAINED_SCENE_COLUMNS]
     # [N, 59] in TRAINED_SCENE_COLUMNS order: 0:3 means, 3:7 quaternion x, y, z, w,
     # 7:10 log-scales, 10 opacity logit, 11: SH channel-major (16 R, 16 G, 16 B).
@@ -155,6 +157,15 @@ def _open_parquet(path: Path) -> pq.ParquetFile:
         return pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as error:
         raise ValueError(f"{path}: not a readable parquet file ({error})") from error
+
+
+def _column_values(table: pa.Table, name: str) -> np.ndarray:
+    """Column `name` as a numpy array; a zero-row column of Arrow type null as float32, the type
+    of a column that held nothing to infer one from (pandas writes `DataFrame(columns=...)` so)."""
+    column = table.column(name)
+    if table.num_rows == 0 and pa.types.is_null(column.type):
+        return np.zeros(0, dtype=np.float32)
+    return column.to_numpy()
 
 
 def _read_metadata(path: Path, metadata: dict[bytes, bytes]) -> tuple[str, int]:

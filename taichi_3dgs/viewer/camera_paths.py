@@ -43,6 +43,11 @@ SYMMETRY_TOLERANCE = 0.05
 the two tails (10th to 50th and 50th to 90th percentile) differ by at most this fraction of the
 10-90 percentile range."""
 
+EMPTY_SCENE_BOUNDS = (np.zeros(3), 1.0)
+"""(center, radius) that `scene_bounds` gives a scene without Gaussians: the unit sphere about the
+world origin (world units). Nothing is there to frame, so any sphere serves the overview camera and
+the viewer's movement step, as long as it is not degenerate."""
+
 _ARC_SAMPLES = 4096  # dense samples of the ellipse for its arc length (constant-speed frames)
 
 
@@ -85,16 +90,20 @@ def scene_bounds(means: torch.Tensor) -> tuple[np.ndarray, float]:
     """Robust centre and radius of a set of Gaussian means.
 
     Args:
-        means: [N, 3] float tensor, world frame, N >= 1.
+        means: [N, 3] float tensor, world frame; N may be 0.
 
     Returns:
         (center [3] float64 = per-axis median, radius = `BOUNDS_PERCENTILE` percentile of the
-        distances to the centre, at least 1e-6).
+        distances to the centre, at least 1e-6). An empty scene (N = 0) has no extent to measure:
+        it gets `EMPTY_SCENE_BOUNDS`, so cameras fitted to it look at the world origin from a few
+        units away and show the background instead of failing.
     """
     points = means.detach().double().cpu()
+    if len(points) == 0:
+        return EMPTY_SCENE_BOUNDS[0].copy(), EMPTY_SCENE_BOUNDS[1]
     center = points.median(dim=0).values
     distances = torch.linalg.norm(points - center, dim=1)
-    radius = float(torch.quantile(distances, BOUNDS_PERCENTILE / 100.0)) if len(points) else 0.0
+    radius = float(torch.quantile(distances, BOUNDS_PERCENTILE / 100.0))
     return center.numpy(), max(radius, 1e-6)
 
 
@@ -119,12 +128,14 @@ def scene_up(means: torch.Tensor) -> np.ndarray:
     upside down. Dataset cameras (`mean_up`) are the better source when they exist.
 
     Args:
-        means: [N, 3] float tensor of Gaussian centres, world frame, N >= 1.
+        means: [N, 3] float tensor of Gaussian centres, world frame; for N = 0, `FALLBACK_UP`.
 
     Returns:
         [3] float64 unit vector in world coordinates.
     """
     points = means.detach().double().cpu().numpy()
+    if len(points) == 0:
+        return FALLBACK_UP.copy()
     center, radius = scene_bounds(means)
     core = points[np.linalg.norm(points - center, axis=1) <= radius]
     deviations = core - core.mean(axis=0)
@@ -194,7 +205,8 @@ def overview_camera(means: torch.Tensor, width: int, height: int
     `ORBIT_ELEVATION_DEGREES` above the scene's horizontal plane.
 
     Args:
-        means: [N, 3] float tensor of Gaussian centres, world frame, N >= 1.
+        means: [N, 3] float tensor of Gaussian centres, world frame; N = 0 gives the camera of
+            `EMPTY_SCENE_BOUNDS` and `FALLBACK_UP`.
         width, height: image size in pixels.
 
     Returns:

@@ -26,6 +26,7 @@ from taichi_3dgs.quaternions import quaternion_multiply, rotation_matrix_to_quat
 from taichi_3dgs.scene.color_conversion import sigmoid_to_linear
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS, GaussianScene
 from taichi_3dgs.scene.io import read_scene
+from taichi_3dgs.viewer.camera_paths import scene_bounds
 from taichi_3dgs.viewer.geometry import check_rigid
 from taichi_3dgs.viewer.sh_rotation import rotate_sh
 
@@ -39,8 +40,9 @@ class SceneObject:
         scene: the Gaussians in the object frame (the frame of the file).
         T_world_object: [4, 4] float64 rigid pose, object -> world; identity = as in the file.
         visible: hidden objects are left out of the merged scene.
-        center: [3] float64 pivot in the object frame for rotations (default: the per-axis median
-            of the means, which ignores the far-away floaters trained scenes carry).
+        center: [3] float64 pivot in the object frame for rotations (default: the `scene_bounds`
+            centre, the per-axis median of the means, which ignores the far-away floaters trained
+            scenes carry; the origin for an empty scene).
     """
 
     name: str
@@ -53,7 +55,7 @@ class SceneObject:
     def __post_init__(self) -> None:
         self.T_world_object = check_rigid(self.T_world_object, f"{self.name}: T_world_object").copy()
         if self.center is None:
-            self.center = self.scene.means.detach().median(dim=0).values.double().cpu().numpy()
+            self.center = scene_bounds(self.scene.means)[0]
 
     def world_scene(self) -> GaussianScene:
         """The Gaussians moved into the world frame by `T_world_object` (`transform_scene`).

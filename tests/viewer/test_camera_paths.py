@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from taichi_3dgs.viewer.camera_paths import (ellipse_path, fit_camera_to_bounds, focus_point, look_at,
-                                             mean_up, orbit_path, scene_bounds)
+from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, ellipse_path, fit_camera_to_bounds, focus_point,
+                                             look_at, mean_up, orbit_path, overview_camera, scene_bounds,
+                                             scene_up)
 from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
 
 FOCUS = np.array([0.5, -1.0, 2.0])
@@ -139,6 +140,22 @@ def test_fitted_camera_rejects_a_zero_up_and_a_vertical_elevation():
         fit_camera_to_bounds(np.zeros(3), 1.0, 16, 9, up=np.zeros(3))
     with pytest.raises(ValueError, match="elevation"):
         fit_camera_to_bounds(np.zeros(3), 1.0, 16, 9, elevation_degrees=90.0)
+
+
+def test_empty_scene_is_framed_as_the_unit_sphere_at_the_origin_upright_for_the_fallback_up():
+    empty = torch.zeros(0, 3)
+    center, radius = scene_bounds(empty)
+    np.testing.assert_array_equal(center, np.zeros(3))
+    assert radius == 1.0
+    np.testing.assert_array_equal(scene_up(empty), FALLBACK_UP)
+    T_world_camera, K, center, up = overview_camera(empty, 40, 30)
+    np.testing.assert_array_equal(up, FALLBACK_UP)
+    # The origin projects to the image centre, and the unit sphere touches the nearer (top and
+    # bottom) borders: distance 1 / sin(half the vertical field of view).
+    in_camera = np.linalg.inv(T_world_camera) @ np.array([0.0, 0.0, 0.0, 1.0])
+    np.testing.assert_allclose((K @ in_camera[:3])[:2] / in_camera[2], [20.0, 15.0], atol=1e-9)
+    half_fov_y = math.atan(15.0 / K[1, 1])
+    assert np.linalg.norm(T_world_camera[:3, 3]) == pytest.approx(1.0 / math.sin(half_fov_y))
 
 
 def test_scene_bounds_ignore_far_floaters():
