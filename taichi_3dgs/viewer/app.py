@@ -2,6 +2,7 @@
 render an orbit to PNG files (headless)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -14,7 +15,8 @@ from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
 from taichi_3dgs.viewer.camera_paths import ellipse_path, orbit_path, overview_camera, scene_bounds
 from taichi_3dgs.viewer.controller import Controller
 from taichi_3dgs.viewer.geometry import invert_rigid
-from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
+from taichi_3dgs.viewer.render_warnings import is_blind, warn_blind_views, warn_degenerate_scene
+from taichi_3dgs.viewer.rendering import render_view, save_png, to_uint8
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
 
 DEFAULT_SIZE = (960, 540)
@@ -114,11 +116,18 @@ def render_orbit(scene_paths: list[str | os.PathLike], output_dir: str | os.Path
     """Render `n_frames` of an orbit (`orbit_poses`) around the merged scenes to
     `output_dir/frame_NNNN.png`, without a window.
 
+    Every input (frame count, cameras, image size, scenes, the orbit itself) is read and checked
+    before anything is written; should a frame still fail to render or write, the frames written
+    so far and the folders this call created are removed again. An empty scene renders the
+    background: the warnings of `render_warnings` name empty or degenerate scenes and the frames
+    that show only the background.
+
     Returns:
         The written PNG paths, in frame order.
 
     Raises:
-        FileNotFoundError, ValueError: unreadable inputs, n_frames < 1.
+        FileNotFoundError, ValueError: unreadable inputs, n_frames < 1, a non-positive size.
+        OSError: a frame cannot be written (nothing of this call is left behind).
     """
     if n_frames < 1:
         raise ValueError(f"--n_frames: expected >= 1, got {n_frames}")
@@ -126,10 +135,36 @@ def render_orbit(scene_paths: list[str | os.PathLike], output_dir: str | os.Path
     width, height = window_size(width, height, cameras)
     objects = load_scene_objects(scene_paths, torch_device())
     poses, K = orbit_poses(objects, n_frames, width, height, cameras)
+    viewmats = [invert_rigid(pose) for pose in poses]
+    for path, obj in zip(scene_paths, objects):
+        warn_degenerate_scene(obj.scene, str(path), viewmats)
     scene = compose_objects(objects)
-    written = []
-    for index, pose in enumerate(poses):
-        path = Path(output_dir) / f"frame_{index:04d}.png"
-        save_png(path, to_uint8(render_image(scene, invert_rigid(pose), K, width, height)))
-        written.append(path)
+    output_dir = Path(output_dir)
+    created = _missing_folders(output_dir)
+    written, blind = [], []
+    try:
+        for index, viewmat in enumerate(viewmats):
+            view = render_view(scene, viewmat, K, width, height)
+            if scene is not None and scene.num_gaussians and is_blind(view.alpha):
+                blind.append(index)
+            path = output_dir / f"frame_{index:04d}.png"
+            save_png(path, to_uint8(view.image))
+            written.append(path)
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        for folder in created:
+            with contextlib.suppress(OSError):  # not empty: someone else writes there too
+                folder.rmdir()
+        raise
+    warn_blind_views(blind, "frame", "the orbit")
     return written
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing

@@ -35,7 +35,8 @@ from taichi_3dgs.data.views import View, load_view
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.viewer.poses import load_camera_path
-from taichi_3dgs.viewer.rendering import render_image, save_png, to_uint8
+from taichi_3dgs.viewer.render_warnings import is_blind, warn_blind_views, warn_degenerate_scene
+from taichi_3dgs.viewer.rendering import render_view, save_png, to_uint8
 
 POSES_SUFFIXES = (".json", ".pt")
 
@@ -109,6 +110,9 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
                         image_downscale_factor: int = 1) -> dict | None:
     """Render every pose of `poses_path` and evaluate the ones with images (module docstring).
 
+    An empty scene renders the background; `render_warnings` warns about an empty or degenerate
+    scene and names the cameras that see none of it.
+
     Args:
         scene_path: trained scene (.parquet or .ply).
         poses_path: camera JSON or poses.pt (`load_render_views`).
@@ -137,11 +141,15 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         if fps <= 0:
             raise ValueError(f"--fps: expected > 0, got {fps}")
     scene = read_scene(scene_path).to(torch_device())
+    warn_degenerate_scene(scene, str(scene_path), [view.viewmat for view in views])
     output_prefix = Path(output_prefix)
     gt_dir = Path(gt_prefix) if gt_prefix is not None else output_prefix / "gt"
-    frames, rows = [], []
-    for view in views:
-        pixels = to_uint8(render_image(scene, view.viewmat, view.K, view.width, view.height, background))
+    frames, rows, blind = [], [], []
+    for index, view in enumerate(views):
+        rendered = render_view(scene, view.viewmat, view.K, view.width, view.height, background)
+        if scene.num_gaussians and is_blind(rendered.alpha):  # an empty scene was warned about
+            blind.append(index)
+        pixels = to_uint8(rendered.image)
         save_png(output_prefix / "renders" / f"{view.name}.png", pixels)
         if video_path is not None:
             frames.append(pixels)
@@ -151,6 +159,7 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
             view_psnr, view_ssim = image_metrics(pixels, ground_truth)
             rows.append({"name": view.name, "image_path": str(view.image_path),
                          "psnr": view_psnr, "ssim": view_ssim})
+    warn_blind_views(blind, "camera", str(poses_path))
     if video_path is not None:
         write_video(video_path, frames, fps)
     if not rows:
