@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         from taichi_3dgs.data.cameras import read_cameras_json
         from taichi_3dgs.viewer.poses import ellipse_camera_path, save_camera_path
 
-        camera_path = ellipse_camera_path(read_cameras_json(args.cameras), args.n_frames)
+        if not args.output.lower().endswith(".pt"):  # a .json would later be read as a camera JSON
+            raise ValueError(f"--output {args.output}: expected a poses.pt file name ending in .pt")
+        cameras = read_cameras_json(args.cameras)
+        try:
+            camera_path = ellipse_camera_path(cameras, args.n_frames)
+        except ValueError as error:  # the path's reasons (too few cameras, parallel axes) name no file
+            raise ValueError(f"{args.cameras}: {error}") from error
         save_camera_path(args.output, camera_path)
         print(f"wrote {len(camera_path.viewmats)} poses to {args.output}")
 
