@@ -119,6 +119,44 @@ class MCMCConfig:
 
 
 @dataclass
+class PoseOptimizationConfig:
+    """Learnt correction of each training camera's pose (`pose-optimization: true`; gsplat's pose_opt).
+
+    A 6-vector per training camera (translation, rotation vector) composes with the camera-to-world
+    pose in the camera's own frame; its own Adam, defaults of gsplat's `simple_trainer.py`.
+    """
+
+    learning_rate: float = _help("initial Adam learning rate of the corrections (gsplat pose_opt_lr)", default=1e-5)
+    learning_rate_final: float = _help(
+        "the rate decays log-linearly to this at num-iterations (gsplat: 0.01 x learning-rate)", default=1e-7
+    )
+    weight_decay: float = _help(
+        "L2 regularisation of the corrections towards zero, Adam weight decay (gsplat pose_opt_reg)", default=1e-6
+    )
+
+
+@dataclass
+class ExposureCompensationConfig:
+    """Learnt affine colour transform per training image (`exposure-compensation: true`).
+
+    The official 3DGS exposure optimisation: its own Adam, the rate from the official
+    `get_expon_lr_func` with the official defaults (`exposure_lr_*` of `arguments/__init__.py`).
+    """
+
+    learning_rate: float = _help("initial learning rate (official exposure_lr_init)", default=0.01)
+    learning_rate_final: float = _help(
+        "the rate decays log-linearly to this at num-iterations (official exposure_lr_final)", default=0.001
+    )
+    learning_rate_delay_steps: int = _help(
+        "steps over which the rate eases in from learning-rate-delay-mult x (official exposure_lr_delay_steps; "
+        "0 = no delay)", default=0
+    )
+    learning_rate_delay_mult: float = _help(
+        "factor of the rate at step 0 while delayed (official exposure_lr_delay_mult)", default=0.0
+    )
+
+
+@dataclass
 class LoggingConfig:
     """TensorBoard and progress output."""
 
@@ -174,6 +212,20 @@ class TrainConfig:
         "densification for strategy: default", default_factory=DensificationConfig
     )
     mcmc_config: MCMCConfig = _help("relocation and growth for strategy: mcmc", default_factory=MCMCConfig)
+    pose_optimization: bool = _help(
+        "learn a pose correction per training camera (pose-optimization-config); val cameras are not corrected",
+        default=False,
+    )
+    pose_optimization_config: PoseOptimizationConfig = _help(
+        "camera pose optimisation", default_factory=PoseOptimizationConfig
+    )
+    exposure_compensation: bool = _help(
+        "learn an affine colour transform per training image, applied to its renders in the loss only "
+        "(exposure-compensation-config)", default=False,
+    )
+    exposure_compensation_config: ExposureCompensationConfig = _help(
+        "per-image exposure compensation", default_factory=ExposureCompensationConfig
+    )
     logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
 
 
@@ -322,6 +374,20 @@ def _check(config: TrainConfig, source: str) -> None:
     positive("adaptive-controller-config.num-iterations-reset-alpha", config.adaptive_controller_config.num_iterations_reset_alpha)
     positive("mcmc-config.refine-every", config.mcmc_config.refine_every)
     positive("logging.log-loss-interval", config.logging.log_loss_interval)
+    pose = config.pose_optimization_config
+    positive("pose-optimization-config.learning-rate", pose.learning_rate)
+    positive("pose-optimization-config.learning-rate-final", pose.learning_rate_final)
+    if not pose.weight_decay >= 0:
+        raise ConfigError(f"{source}: key 'pose-optimization-config.weight-decay' must be >= 0, got {pose.weight_decay!r}")
+    exposure = config.exposure_compensation_config
+    positive("exposure-compensation-config.learning-rate", exposure.learning_rate)
+    positive("exposure-compensation-config.learning-rate-final", exposure.learning_rate_final)
+    if not exposure.learning_rate_delay_steps >= 0:
+        raise ConfigError(f"{source}: key 'exposure-compensation-config.learning-rate-delay-steps' must be >= 0, "
+                          f"got {exposure.learning_rate_delay_steps!r}")
+    if not 0.0 <= exposure.learning_rate_delay_mult <= 1.0:
+        raise ConfigError(f"{source}: key 'exposure-compensation-config.learning-rate-delay-mult' must be in "
+                          f"[0, 1], got {exposure.learning_rate_delay_mult!r}")
 
 
 def parse_train_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> TrainConfig:

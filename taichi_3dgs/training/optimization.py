@@ -33,16 +33,32 @@ def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent
     return torch.optim.Adam(groups, lr=0.0, eps=rates.adam_eps)
 
 
+def exponential_learning_rate(step: int, lr_init: float, lr_final: float, max_steps: int,
+                              delay_steps: int = 0, delay_mult: float = 1.0) -> float:
+    """The official `get_expon_lr_func` (from Plenoxels) at `step`.
+
+    exp((1 - t) log(lr_init) + t log(lr_final)), t = step / max_steps clamped to [0, 1]; with
+    delay_steps > 0 times delay_mult + (1 - delay_mult) sin(pi/2 clamp(step / delay_steps, 0, 1)).
+
+    Args:
+        lr_init, lr_final: rates > 0 at t = 0 and t = 1.
+        max_steps: steps of the decay, > 0.
+    """
+    delay = 1.0
+    if delay_steps > 0:
+        delay = delay_mult + (1.0 - delay_mult) * math.sin(0.5 * math.pi * min(max(step / delay_steps, 0.0), 1.0))
+    t = min(max(step / max_steps, 0.0), 1.0)
+    log_lr = (1.0 - t) * math.log(lr_init) + t * math.log(lr_final)
+    return delay * math.exp(log_lr)
+
+
 def means_learning_rate(step: int, rates: LearningRateConfig, scene_extent: float, num_iterations: int) -> float:
     """Learning rate of the means at `step` (1-based): log-linear from `means` to `means-final`.
 
-    Official `get_expon_lr_func` without delay: exp((1 - t) log(lr0) + t log(lr1)), t = step /
-    max_steps clamped to [0, 1], both rates times the scene extent.
+    `exponential_learning_rate` without delay, both rates times the scene extent.
     """
     max_steps = rates.means_max_steps or num_iterations
-    t = min(max(step / max_steps, 0.0), 1.0)
-    log_lr = (1.0 - t) * math.log(rates.means) + t * math.log(rates.means_final)
-    return math.exp(log_lr) * scene_extent
+    return exponential_learning_rate(step, rates.means, rates.means_final, max_steps) * scene_extent
 
 
 def param_group(optimizer: torch.optim.Optimizer, name: str) -> dict:

@@ -4,11 +4,16 @@ Per step, as the official `train.py`: pick the next view of a shuffled stack, ra
 every `increase-color-max-sh-band-interval` steps, set the means' learning rate, render, loss
 (1 - lambda) L1 + lambda (1 - SSIM) (+ the strategy's regulariser), backward, densification
 statistics, Adam step, logs, evaluation, densification (not after the last step), checkpoints.
+With `pose-optimization` the training view is rendered from its corrected pose, with
+`exposure-compensation` its render goes through its colour transform before the loss
+(`camera_optimization.CameraOptimization`; validation and the saved scenes use neither).
 
 Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the effective
-config, absolute paths), `train.json` / `val.json` (the cameras), `scene_<step>.parquet` at each
-evaluation, `best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply`
-(official PLY) at the end, `metrics.json` (the last evaluation) and `checkpoints/`.
+config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-optimization`
+train.json holds the refined training cameras, rewritten at each evaluation), `exposure.json`
+(with `exposure-compensation`, at each evaluation), `scene_<step>.parquet` at each evaluation,
+`best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply` (official PLY) at
+the end, `metrics.json` (the last evaluation) and `checkpoints/`.
 
 Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
 cloud, and with `--resume` the checkpoint and whether it belongs to this config) is read and checked
@@ -42,6 +47,7 @@ from taichi_3dgs.rasterizer import RasterizeOutput
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
+from taichi_3dgs.training.camera_optimization import CameraOptimization
 from taichi_3dgs.training.checkpoint import (
     camera_fingerprint, check_resumable, checkpoint_dir, latest_checkpoint, load_checkpoint, model_from_checkpoint,
     restoring, save_checkpoint,
@@ -239,7 +245,10 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     optimizer = make_optimizer(model, rates, extent)
     white = all(c == 1.0 for c in config.background_color)
     strategy = make_strategy(config.strategy, config.adaptive_controller_config, config.mcmc_config, extent, white)
+    # Pose optimisation and exposure compensation: with both off, each cameras_opt hook is a no-op.
+    cameras_opt = CameraOptimization(config, train_records, train_views, device, config_source)
     if checkpoint is not None:
+        cameras_opt.load_checkpoint(checkpoint, path)
         with restoring(path, "optimizer"):
             optimizer.load_state_dict(checkpoint["optimizer"])
         with restoring(path, "strategy"):
@@ -266,6 +275,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         write_cameras_json(out_dir / "train.json", train_records)
         if val_records:
             write_cameras_json(out_dir / "val.json", val_records)
+        cameras_opt.write_outputs(out_dir)  # refined train.json, exposure.json (when on)
 
         writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
         stop = _StopFlag()
@@ -297,6 +307,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 "best": dict(best),
                 "config_yaml": config_yaml,
                 "cameras": cameras,
+                **cameras_opt.checkpoint_entries(),
             })
 
         def validate(step: int) -> Optional[EvaluationResult]:
@@ -304,6 +315,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                               loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
             scene = model.to_scene()
             write_scene_parquet(out_dir / f"scene_{step}.parquet", scene)
+            cameras_opt.write_outputs(out_dir)
             if result is not None:
                 writer.add_scalar("val/psnr", result.psnr, step)
                 writer.add_scalar("val/ssim", result.ssim, step)
@@ -331,30 +343,34 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     )
                     means_lr = means_learning_rate(step, rates, extent, config.num_iterations)
                     set_learning_rate(optimizer, "means", means_lr)
-                    view = train_views[sampler.next(generator)]
+                    cameras_opt.set_learning_rates(step)
+                    index = sampler.next(generator)
+                    view = train_views[index]
                     step_background = torch.rand(3, generator=generator).to(device) if config.random_background else background
                     target = view.target(step_background)
                     mask = view.mask
 
-                    out = render_view(model, view, raster_cfg, step_background)
+                    out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background)
+                    image = cameras_opt.compensate(index, out.image)  # what the loss compares
                     if step == start_step + 1:
                         warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
                                                                 raster_cfg.alpha_threshold)
-                    l1 = l1_loss(out.image, target, mask)
-                    ssim_value = ssim(out.image, target, mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+                    l1 = l1_loss(image, target, mask)
+                    ssim_value = ssim(image, target, mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
                     loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
                     loss = loss + strategy.regularization_loss(model)
                     loss.backward()
                     strategy.step_post_backward(step, out, view.width, view.height)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
+                    cameras_opt.step()
 
                     if step % log_cfg.log_loss_interval == 0:
                         loss_value = loss.item()
                         if not math.isfinite(loss_value):
                             raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
                                                    "too high?)")
-                        train_psnr = float(psnr(out.image.detach().clamp(0.0, 1.0), target, mask))
+                        train_psnr = float(psnr(image.detach().clamp(0.0, 1.0), target, mask))
                         if not warned_blank and float(out.alpha.detach().max()) < raster_cfg.alpha_threshold:
                             warned_blank = True
                             warnings.warn(f"step {step}: the render of training view {view.name} is blank (train "
@@ -366,6 +382,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         writer.add_scalar("train/psnr", train_psnr, step)
                         writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
                         writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started), step)
+                        cameras_opt.log(writer, step)
                         bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}",
                                         gaussians=model.num_gaussians, refresh=False)
                     bar.update(1)

@@ -1,0 +1,402 @@
+"""Per-camera quantities learnt with the scene: training camera poses and per-image exposure.
+
+Both are optional (`pose-optimization`, `exposure-compensation`, off by default), each has its own
+Adam, and the scene never depends on them: validation, the saved scenes and every renderer use the
+cameras as given and the renders as rasterized. With both off the trainer's hooks return their
+inputs unchanged and nothing is learnt, written or checkpointed.
+
+Pose corrections (gsplat `examples/utils.py` `CameraOptModule`, `simple_trainer.py --pose_opt`).
+Training camera i has a 6-vector d_i = (t_i, w_i), zero at the start. Its corrected
+camera-to-world pose is
+
+    T_cw' = T_cw @ D(d_i),   D(d) = [[exp([w]x), t], [0, 0, 0, 1]],
+
+so the correction acts in the camera's own frame (OpenCV axes: x right, y down, z forward) as in
+gsplat: the camera turns about its own centre by the rotation vector w (radians, axis in camera
+coordinates, SO(3) exponential map) and its centre moves by R_cw t (|t| scene units). The
+rasterizer takes world-to-camera, so the training render uses viewmat' = D^-1 @ viewmat with
+D^-1 = [[R^T, -R^T t], [0, 1]], and the rasterizer's dL/dviewmat carries the loss gradient to d.
+gsplat writes the rotation in the 6D representation of Zhou et al. (CVPR 2019); a rotation vector
+is a 6-vector in all (as in bundle adjustment) and its norm is the correction angle logged.
+
+Exposure (official 3DGS `GaussianModel._exposure`, `train.py --train_test_exp`). Training image i
+has a 3x4 affine colour transform M_i = [A_i | b_i], the identity at the start; the render that the
+loss compares with image i is  render @ A_i^T + b_i  (each pixel colour c becomes A_i c + b_i),
+not clamped, as the trainer's renders. The official renderer computes `render @ M[:3, :3]`, i.e.
+stores A^T; `exposure.json` here stores A, the matrix acting on colour column vectors.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from taichi_3dgs.atomic_io import write_text_atomic
+from taichi_3dgs.data.cameras import CameraRecord, read_json_file, write_cameras_json
+from taichi_3dgs.data.views import View
+from taichi_3dgs.training.checkpoint import restoring
+from taichi_3dgs.training.config import ExposureCompensationConfig, PoseOptimizationConfig, TrainConfig
+from taichi_3dgs.training.optimization import exponential_learning_rate
+
+EXPOSURE_JSON = "exposure.json"
+TRAIN_JSON = "train.json"
+# Checkpoint keys of the two parts (present only when the part is on).
+POSE_KEY = "pose_optimization"
+EXPOSURE_KEY = "exposure_compensation"
+
+
+def rotation_vector_to_matrix(rotation_vectors: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of rotation vectors (the SO(3) exponential map), differentiable.
+
+    exp([w]x) with [w]x the cross-product matrix of w: the rotation by |w| radians about w / |w|
+    (right-handed), the identity for w = 0. Computed with `torch.linalg.matrix_exp`, whose
+    gradient is exact at w = 0 too (where Rodrigues' formula divides by |w|).
+
+    Args:
+        rotation_vectors: [..., 3] float tensor, radians.
+
+    Returns:
+        [..., 3, 3] tensor of the same dtype and device.
+    """
+    x, y, z = rotation_vectors.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1)
+    return torch.linalg.matrix_exp(cross.reshape(*rotation_vectors.shape[:-1], 3, 3))
+
+
+def correction_transform(corrections: torch.Tensor) -> torch.Tensor:
+    """The rigid transforms D(d) = [[exp([w]x), t], [0, 0, 0, 1]] of pose corrections d = (t, w).
+
+    Args:
+        corrections: [..., 6] float tensor: translation t (scene units, camera frame), then the
+            rotation vector w (radians, camera frame).
+
+    Returns:
+        [..., 4, 4] tensor of the same dtype and device (camera' -> camera).
+    """
+    rotation = rotation_vector_to_matrix(corrections[..., 3:])
+    top = torch.cat([rotation, corrections[..., :3, None]], dim=-1)
+    bottom = torch.zeros_like(top[..., :1, :])
+    bottom[..., 0, 3] = 1.0
+    return torch.cat([top, bottom], dim=-2)
+
+
+def corrected_viewmat(viewmat: torch.Tensor, correction: torch.Tensor) -> torch.Tensor:
+    """World-to-camera matrix of a camera whose camera-to-world pose is corrected by `correction`.
+
+    viewmat' = D^-1 @ viewmat with D^-1 = [[R^T, -R^T t], [0, 1]], the inverse of
+    T_cw' = T_cw @ D(correction) (module docstring), written in closed form so autograd does not
+    go through a general matrix inverse.
+
+    Args:
+        viewmat: [4, 4] float tensor, world-to-camera.
+        correction: [6] tensor of the same dtype and device (t, w).
+
+    Returns:
+        [4, 4] tensor, differentiable in both arguments.
+    """
+    rotation_t = rotation_vector_to_matrix(correction[3:]).T
+    top = torch.cat([rotation_t, -(rotation_t @ correction[:3])[:, None]], dim=1)
+    inverse = torch.cat([top, viewmat.new_tensor([[0.0, 0.0, 0.0, 1.0]])], dim=0)
+    return inverse @ viewmat
+
+
+class _AdamOptimized:
+    """The common part of both corrections: one tensor learnt with its own Adam (`optimizer`)."""
+
+    optimizer: torch.optim.Adam
+
+    def _set_learning_rate(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def step(self) -> None:
+        """Adam step on the accumulated gradients, then clear them."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+
+class PoseCorrections(_AdamOptimized):
+    """Learnable pose corrections of the training cameras, with their Adam (gsplat pose_opt).
+
+    Attributes:
+        corrections: float32 [C, 6] leaf tensor (t, w) per training camera, in the cameras' order,
+            zero at the start; requires grad.
+        optimizer: Adam over `corrections` with weight decay `config.weight_decay` (L2 towards
+            zero) and the default betas and eps, as gsplat's pose optimizer.
+    """
+
+    def __init__(self, num_cameras: int, config: PoseOptimizationConfig, num_iterations: int,
+                 device: torch.device | str):
+        self.config = config
+        self.num_iterations = num_iterations
+        self.corrections = torch.zeros(num_cameras, 6, dtype=torch.float32, device=device, requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.corrections], lr=config.learning_rate,
+                                          weight_decay=config.weight_decay)
+
+    def viewmat(self, index: int, viewmat: torch.Tensor) -> torch.Tensor:
+        """The corrected world-to-camera [4, 4] of training camera `index` (differentiable)."""
+        return corrected_viewmat(viewmat, self.corrections[index])
+
+    def set_learning_rate(self, step: int) -> None:
+        """Log-linear decay from learning-rate to learning-rate-final over the run (gsplat:
+        ExponentialLR with gamma 0.01 ** (1 / max_steps)); a function of `step`, so resuming
+        gives the same rates."""
+        self._set_learning_rate(exponential_learning_rate(
+            step, self.config.learning_rate, self.config.learning_rate_final, self.num_iterations))
+
+    @torch.no_grad()
+    def corrected_records(self, records: Sequence[CameraRecord]) -> list[CameraRecord]:
+        """`records` (the training cameras, in order) with T_pointcloud_camera = T @ D(d_i),
+        composed in float64."""
+        if len(records) != self.corrections.shape[0]:
+            raise ValueError(f"{len(records)} camera records for {self.corrections.shape[0]} pose corrections")
+        deltas = correction_transform(self.corrections.detach().to("cpu", torch.float64)).numpy()
+        return [dataclasses.replace(record, T_pointcloud_camera=record.T_pointcloud_camera @ delta)
+                for record, delta in zip(records, deltas)]
+
+    @torch.no_grad()
+    def mean_correction(self) -> tuple[float, float]:
+        """(mean rotation angle in degrees, mean camera-centre shift in scene units) over the
+        cameras: |w| and |t| (the centre moves by R_cw t, whose norm is |t|)."""
+        corrections = self.corrections.detach().to(torch.float64)
+        angle = corrections[:, 3:].norm(dim=1).mean()
+        return math.degrees(float(angle)), float(corrections[:, :3].norm(dim=1).mean())
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"corrections": [C, 6] tensor, "optimizer": Adam's state_dict}."""
+        return {"corrections": self.corrections.detach().clone(), "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`'s output.
+
+        Raises:
+            ValueError: the corrections have another shape (another number of cameras).
+            KeyError / RuntimeError: a damaged state (the trainer names the checkpoint key).
+        """
+        _copy_into(self.corrections, state["corrections"], "corrections")
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class ExposureTransforms(_AdamOptimized):
+    """Learnable affine colour transform per training image, with its Adam (official exposure).
+
+    Attributes:
+        image_names: the training images' file names, in the cameras' order (exposure.json keys).
+        transforms: float32 [C, 3, 4] leaf tensor [A | b] per image, identity at the start.
+        optimizer: Adam over `transforms` with the default betas and eps, as the official
+            `exposure_optimizer`; its rate is set every step by `set_learning_rate`.
+    """
+
+    def __init__(self, image_names: Sequence[str], config: ExposureCompensationConfig, num_iterations: int,
+                 device: torch.device | str):
+        self.config = config
+        self.num_iterations = num_iterations
+        self.image_names = list(image_names)
+        identity = torch.eye(3, 4, dtype=torch.float32, device=device)
+        self.transforms = identity.repeat(len(self.image_names), 1, 1).requires_grad_(True)
+        self.optimizer = torch.optim.Adam([self.transforms], lr=config.learning_rate)
+
+    def apply(self, index: int, image: torch.Tensor) -> torch.Tensor:
+        """image @ A^T + b for training image `index`.
+
+        Args:
+            image: [H, W, 3] float32 render (linear in the transform, not clamped).
+
+        Returns:
+            [H, W, 3] tensor, differentiable in the image and the transform.
+        """
+        transform = self.transforms[index]
+        return image @ transform[:, :3].T + transform[:, 3]
+
+    def set_learning_rate(self, step: int) -> None:
+        """The official `get_expon_lr_func(exposure_lr_init, exposure_lr_final, delay steps,
+        delay mult, max_steps=iterations)` at `step`."""
+        cfg = self.config
+        self._set_learning_rate(exponential_learning_rate(
+            step, cfg.learning_rate, cfg.learning_rate_final, self.num_iterations, cfg.learning_rate_delay_steps,
+            cfg.learning_rate_delay_mult))
+
+    @torch.no_grad()
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """{image name: float64 [3, 4] [A | b]} in the cameras' order."""
+        transforms = self.transforms.detach().to("cpu", torch.float64).numpy()
+        return dict(zip(self.image_names, transforms))
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"image_names": [...], "transforms": [C, 3, 4] tensor, "optimizer": Adam's state_dict}."""
+        return {"image_names": list(self.image_names), "transforms": self.transforms.detach().clone(),
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore `state_dict()`'s output.
+
+        Raises:
+            ValueError: the image names or the transforms' shape differ from this run's.
+            KeyError / RuntimeError: a damaged state (the trainer names the checkpoint key).
+        """
+        if list(state["image_names"]) != self.image_names:
+            raise ValueError("its images are not this run's training images")
+        _copy_into(self.transforms, state["transforms"], "transforms")
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _copy_into(parameter: torch.Tensor, value: Any, name: str) -> None:
+    if not isinstance(value, torch.Tensor) or value.shape != parameter.shape:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"'{name}' is {shape}; expected a tensor of shape {tuple(parameter.shape)}")
+    with torch.no_grad():
+        parameter.copy_(value)
+
+
+def write_exposure_json(path: str | Path, transforms: dict[str, np.ndarray]) -> None:
+    """Write {image name: [A | b] as 3 rows of 4 numbers} as JSON, atomically.
+
+    A render of that image's camera is compensated as c -> A c + b (module docstring); numbers
+    are written with full float64 precision, so `read_exposure_json` gives them back exactly.
+    """
+    lines = ",\n".join(f"  {json.dumps(name)}: {json.dumps(np.asarray(m, dtype=np.float64).tolist())}"
+                       for name, m in transforms.items())
+    write_text_atomic(path, f"{{\n{lines}\n}}\n" if transforms else "{}\n")
+
+
+def read_exposure_json(path: str | Path) -> dict[str, np.ndarray]:
+    """Read an exposure.json (`write_exposure_json`).
+
+    Returns:
+        {image name: float64 [3, 4] array [A | b]}, in file order.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: not JSON, not an object, or a value that is not 3 rows of 4 finite numbers;
+            the message names the file and the image.
+    """
+    path = Path(path)
+    raw = read_json_file(path, "an object {image name: 3x4 affine colour transform}")
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: top level is a JSON {type(raw).__name__}; expected an object "
+                         "{image name: 3x4 affine colour transform}")
+    transforms = {}
+    for name, value in raw.items():
+        try:
+            matrix = np.array(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            matrix = None
+        if matrix is None or matrix.shape != (3, 4) or not np.isfinite(matrix).all():
+            raise ValueError(f"{path}: image {name!r}: {value!r} is not a 3x4 affine colour transform; "
+                             "expected 3 rows of 4 finite numbers [A | b]")
+        transforms[name] = matrix
+    return transforms
+
+
+class CameraOptimization:
+    """The trainer's hooks for pose optimisation and exposure compensation.
+
+    Either part is None when its config key is off; every hook then leaves its input as it is, so
+    a run with both off renders, steps and writes exactly as without this class.
+
+    Attributes:
+        poses: `PoseCorrections` of the training cameras, or None.
+        exposure: `ExposureTransforms` of the training images, or None.
+    """
+
+    def __init__(self, config: TrainConfig, train_records: Sequence[CameraRecord], train_views: Sequence[View],
+                 device: torch.device | str, source: str = "<config>"):
+        """Set up the parts `config` turns on, for the training cameras in their file order.
+
+        Raises:
+            ValueError: exposure compensation is on and two training images share a file name
+                (exposure.json is keyed by it); the message names the camera JSON and both records.
+        """
+        self.records = list(train_records)
+        self.poses: Optional[PoseCorrections] = None
+        self.exposure: Optional[ExposureTransforms] = None
+        if config.pose_optimization:
+            self.poses = PoseCorrections(len(train_views), config.pose_optimization_config, config.num_iterations,
+                                         device)
+        if config.exposure_compensation:
+            names = [view.name for view in train_views]
+            first: dict[str, int] = {}
+            for index, name in enumerate(names):
+                if name in first:
+                    raise ValueError(f"{config.train_dataset_json_path}: records {first[name]} and {index} both have "
+                                     f"an image named {name!r}; {source} key 'exposure-compensation' needs unique "
+                                     "image file names (exposure.json is keyed by them)")
+                first[name] = index
+            self.exposure = ExposureTransforms(names, config.exposure_compensation_config, config.num_iterations,
+                                               device)
+
+    def training_view(self, index: int, view: View) -> View:
+        """Training view `index` with its corrected viewmat (differentiable), or `view` itself."""
+        if self.poses is None:
+            return view
+        return dataclasses.replace(view, viewmat=self.poses.viewmat(index, view.viewmat))
+
+    def compensate(self, index: int, image: torch.Tensor) -> torch.Tensor:
+        """The render [H, W, 3] of training view `index` as the loss sees it: with its exposure
+        transform, or `image` itself."""
+        return image if self.exposure is None else self.exposure.apply(index, image)
+
+    def set_learning_rates(self, step: int) -> None:
+        """Set both parts' learning rates for `step` (1-based, as the means' rate)."""
+        for part in self._parts():
+            part.set_learning_rate(step)
+
+    def step(self) -> None:
+        """Adam step of both parts (after backward), gradients cleared."""
+        for part in self._parts():
+            part.step()
+
+    def parameters(self) -> list[torch.Tensor]:
+        """The learnt tensors (for gradient reduction across processes); empty when both are off."""
+        tensors = []
+        if self.poses is not None:
+            tensors.append(self.poses.corrections)
+        if self.exposure is not None:
+            tensors.append(self.exposure.transforms)
+        return tensors
+
+    def checkpoint_entries(self) -> dict[str, Any]:
+        """The checkpoint keys of the parts that are on: POSE_KEY, EXPOSURE_KEY -> their state."""
+        entries = {}
+        if self.poses is not None:
+            entries[POSE_KEY] = self.poses.state_dict()
+        if self.exposure is not None:
+            entries[EXPOSURE_KEY] = self.exposure.state_dict()
+        return entries
+
+    def load_checkpoint(self, payload: dict[str, Any], path: Path) -> None:
+        """Restore the parts that are on from a checkpoint payload read from `path`.
+
+        Raises:
+            ValueError: the key is missing or its state does not fit this run; the message
+                names the file and the key.
+        """
+        for key, part in ((POSE_KEY, self.poses), (EXPOSURE_KEY, self.exposure)):
+            if part is not None:
+                with restoring(path, key):
+                    part.load_state_dict(payload[key])
+
+    def write_outputs(self, output_dir: Path) -> None:
+        """Write the refined training cameras to `<output_dir>/train.json` (pose optimisation) and
+        the transforms to `<output_dir>/exposure.json` (exposure compensation), atomically."""
+        if self.poses is not None:
+            write_cameras_json(Path(output_dir) / TRAIN_JSON, self.poses.corrected_records(self.records))
+        if self.exposure is not None:
+            write_exposure_json(Path(output_dir) / EXPOSURE_JSON, self.exposure.as_arrays())
+
+    def log(self, writer, step: int) -> None:
+        """TensorBoard scalars `pose/mean rotation correction deg` and `pose/mean translation
+        correction` (scene units) when pose optimisation is on."""
+        if self.poses is not None:
+            degrees, translation = self.poses.mean_correction()
+            writer.add_scalar("pose/mean rotation correction deg", degrees, step)
+            writer.add_scalar("pose/mean translation correction", translation, step)
+
+    def _parts(self) -> list:
+        return [part for part in (self.poses, self.exposure) if part is not None]
