@@ -119,6 +119,9 @@ def run_tool(prog: str, work: Callable[[], Optional[int]], debug: bool = False) 
 
     with warnings.catch_warnings():
         warnings.simplefilter("default")
+        # Deprecation notices of the libraries underneath (taichi, torch) are for developers.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
         warnings.showwarning = show
         try:
             code = work()

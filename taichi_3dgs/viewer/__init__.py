@@ -11,6 +11,7 @@ the web viewer and the offline renderer with metrics.
     window         -- the ti.GUI window loop                                        [Taichi]
     web            -- `WebViewer`: the viewer as a web page (viser)                 [Taichi]
     evaluation     -- renders, ground truth, PSNR/SSIM, video (`gaussian_point_render.py`) [Taichi]
+    render_warnings -- warnings for degenerate scenes and cameras whose render is only background
 
 The modules marked [Taichi] load the rasterizer; they are not imported here, so the camera-path
 tools run without Taichi (and nothing here imports viser, which only `web` needs).

@@ -74,8 +74,8 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
 
     Raises:
         FileNotFoundError: the poses file, or an image a JSON record names, does not exist.
-        ValueError: another suffix, a factor < 1, or what the readers raise (naming file and
-            record).
+        ValueError: another suffix, a factor < 1, a camera JSON without records, or what the
+            readers raise (naming file and record).
     """
     path = Path(poses_path)
     suffix = path.suffix.lower()
@@ -93,6 +93,8 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
         view = load_view(record, image_downscale_factor, sys.maxsize, "cpu", f"{path}: record {index}")
         views.append(RenderView(f"{index:05d}", view.camera.viewmat, view.camera.K, view.width,
                                 view.height, record.image_path, view))
+    if not views:
+        raise ValueError(f"{path}: no camera record; expected at least one camera to render")
     return views
 
 

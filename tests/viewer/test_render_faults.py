@@ -124,3 +124,10 @@ def test_cameras_that_see_no_gaussian_are_named_in_one_warning(tmp_path):
     renders = [np.asarray(Image.open(tmp_path / "out" / "renders" / f"{index:05d}.png")) for index in range(3)]
     assert not renders[0].any() and not renders[2].any() and renders[1].any()
 
+
+
+def test_camera_json_without_records_is_refused(tmp_path):
+    (tmp_path / "empty.json").write_text("[]")
+    scene = _scene_parquet(tmp_path)
+    assert_script_fails("gaussian_point_render.py", "--scene", str(scene), "--cameras", "empty.json",
+                        "--output_dir", "out", cwd=tmp_path, names=("empty.json", "no camera record"))
