@@ -19,21 +19,9 @@ and exits with code 130, like every interrupted tool (taichi_3dgs/cli.py).
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from taichi_3dgs.cli import ToolParser, positive_int, run_tool
-
-
-def port_number(text: str) -> int:
-    """argparse type: a TCP port, 0..65535 (0: any free port, the printed URL tells which)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (an integer in 0..65535)")
-    return value
+from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, ToolParser, port_number, positive_int, run_tool
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,11 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_frames", type=positive_int, default=120, help="headless orbit frames")
     parser.add_argument("--web", action="store_true",
                         help="serve the viewer as a web page instead of a window")
-    # The defaults are web.DEFAULT_PORT and web.DEFAULT_HOST, written out: --help must answer
-    # without loading viser, torch and Taichi (tests/viewer/test_web_viewer.py checks they agree).
-    parser.add_argument("--port", type=port_number, default=8080,
+    parser.add_argument("--port", type=port_number, default=DEFAULT_WEB_PORT,
                         help="--web: TCP port of the page (0: any free port)")
-    parser.add_argument("--host", default="127.0.0.1",
+    parser.add_argument("--host", default=DEFAULT_WEB_HOST,
                         help="--web: address to listen on (0.0.0.0: every network interface)")
     args = parser.parse_args(argv)
     if args.headless and not args.output_dir:

@@ -22,12 +22,17 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import socket
 import sys
 import traceback
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
 DEBUG_ENV = "TAICHI_3DGS_DEBUG"
+DEFAULT_WEB_HOST = "127.0.0.1"
+"""The web viewer's page is open to this machine only by default; reach it from elsewhere by SSH
+port forwarding (README), or pass --host 0.0.0.0 to serve every network interface."""
+DEFAULT_WEB_PORT = 8080
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
@@ -96,6 +101,48 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer >= 1")
     return value
+
+
+def port_number(text: str) -> int:
+    """argparse type: a TCP port, 0..65535 (0: any free port, the printed URL tells which)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (an integer in 0..65535)")
+    return value
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise if a TCP server could not listen on `host`:`port` now.
+
+    viser itself silently moves on to the next free port when the requested one is taken, so the
+    port is tried here first. SO_REUSEADDR is set as servers set it, so a port still in TIME_WAIT
+    after a previous viewer stopped counts as free.
+
+    Args:
+        host: address or host name to bind ("127.0.0.1", "0.0.0.0", "localhost", ...).
+        port: TCP port, 0..65535 (0: the system picks a free port; always free).
+
+    Raises:
+        ValueError: the port is out of range, the host cannot be resolved, or the port is in use
+            (the message names host and port).
+    """
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port: expected a TCP port in 0..65535, got {port}")
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as error:
+        raise ValueError(f"--host {host}: cannot resolve this address ({error.strerror})") from None
+    for family, kind, protocol, _, address in addresses:
+        with socket.socket(family, kind, protocol) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as error:
+                raise ValueError(f"port {port} on {host} is not available ({error.strerror}); another "
+                                 f"program (or viewer) uses it: choose another --port") from None
 
 
 def debug_requested(flag: bool = False) -> bool:

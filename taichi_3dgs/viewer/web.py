@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import threading
 import time
 
@@ -36,6 +35,7 @@ import viser
 import viser.transforms as vtf
 
 from taichi_3dgs.backend import torch_device
+from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, check_port_free
 from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
 from taichi_3dgs.rasterizer import RasterizerConfig
@@ -45,12 +45,6 @@ from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, mean_up, overview_came
 from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
 from taichi_3dgs.viewer.rendering import RenderedView, render_view, to_uint8
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
-
-DEFAULT_HOST = "127.0.0.1"
-"""Only this machine can open the page by default; reach it from elsewhere by SSH port forwarding
-(README), or pass --host 0.0.0.0 to serve every network interface."""
-
-DEFAULT_PORT = 8080
 
 DEFAULT_MAX_SIDE = {"cuda": 1280, "cpu": 480}
 """Initial render resolution (the long side of the rendered frame in pixels; a GUI slider) by the
@@ -93,37 +87,6 @@ camera); each tab is then moved to the start view for its own canvas."""
 
 _POLL_S = 0.1  # how often a blocked serve_forever / paused update looks at the stop flag
 _QUANTILE_SAMPLES = 1 << 20
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Raise if a TCP server could not listen on `host`:`port` now.
-
-    viser itself silently moves on to the next free port when the requested one is taken, so the
-    port is tried here first. SO_REUSEADDR is set as servers set it, so a port still in TIME_WAIT
-    after a previous viewer stopped counts as free.
-
-    Args:
-        host: address or host name to bind ("127.0.0.1", "0.0.0.0", "localhost", ...).
-        port: TCP port, 0..65535 (0: the system picks a free port; always free).
-
-    Raises:
-        ValueError: the port is out of range, the host cannot be resolved, or the port is in use
-            (the message names host and port).
-    """
-    if not 0 <= port <= 65535:
-        raise ValueError(f"--port: expected a TCP port in 0..65535, got {port}")
-    try:
-        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as error:
-        raise ValueError(f"--host {host}: cannot resolve this address ({error.strerror})") from None
-    for family, kind, protocol, _, address in addresses:
-        with socket.socket(family, kind, protocol) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as error:
-                raise ValueError(f"port {port} on {host} is not available ({error.strerror}); another "
-                                 f"program (or viewer) uses it: choose another --port") from None
 
 
 def render_size(aspect: float, max_side: int) -> tuple[int, int]:
@@ -245,7 +208,7 @@ class WebViewer:
     """
 
     def __init__(self, objects: list[SceneObject] | None = None, cameras: list[CameraRecord] | None = None,
-                 host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, max_side: int | None = None,
+                 host: str = DEFAULT_WEB_HOST, port: int = DEFAULT_WEB_PORT, max_side: int | None = None,
                  render_fraction: float = TRAINING_RENDER_FRACTION) -> None:
         check_port_free(host, port)
         if max_side is None:
@@ -622,7 +585,7 @@ class WebViewer:
 
 
 def start_web_viewer(scene_paths: list[str | os.PathLike], cameras_path: str | os.PathLike | None = None,
-                     host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> WebViewer:
+                     host: str = DEFAULT_WEB_HOST, port: int = DEFAULT_WEB_PORT) -> WebViewer:
     """Check the port, read the cameras and scenes, then start a `WebViewer` on them
     (`visualizer.py --web`); nothing is served when an input is bad.
 

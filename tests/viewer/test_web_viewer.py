@@ -32,7 +32,7 @@ from taichi_3dgs.scene import read_scene
 from taichi_3dgs.viewer.camera_paths import look_at, orbit_path, overview_camera
 from taichi_3dgs.viewer.geometry import invert_rigid
 from taichi_3dgs.viewer.rendering import render_image, render_view
-from taichi_3dgs.viewer.web import DEFAULT_HOST, DEFAULT_PORT, WebViewer, colorize, viewer_view
+from taichi_3dgs.viewer.web import WebViewer, colorize, viewer_view
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--use-gl=swiftshader", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
@@ -279,10 +279,3 @@ def test_update_blocks_while_paused_until_resumed():
         assert resumed.is_set()
 
 
-def test_visualizer_defaults_are_the_web_viewers(capsys):
-    import visualizer
-
-    with pytest.raises(SystemExit):
-        visualizer.main(["--help"])
-    help_text = " ".join(capsys.readouterr().out.split())
-    assert f"(default: {DEFAULT_PORT})" in help_text and f"(default: {DEFAULT_HOST})" in help_text
