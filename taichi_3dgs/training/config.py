@@ -26,6 +26,7 @@ from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
 from taichi_3dgs.rasterizer import RasterizerConfig
+from taichi_3dgs.training.batch_scaling import ADAM_BETAS, MAX_BATCH_SIZE
 
 
 class ConfigError(ValueError):
@@ -179,7 +180,16 @@ class TrainConfig:
     pointcloud_parquet_path: Optional[Path] = _help(
         "initial point cloud parquet, or a trained scene (.parquet/.ply) to continue from", default=None
     )
-    num_iterations: int = _help("optimisation steps, one image each", default=30_000)
+    num_iterations: int = _help(
+        "training steps of one image each; with batch-size B, num-iterations / B steps of B images", default=30_000
+    )
+    batch_size: int = _help(
+        f"training cameras per optimisation step, B (1..{MAX_BATCH_SIZE}; under torchrun the global batch, split "
+        "evenly over the processes): the loss is their mean, learning rates are x sqrt(B), Adam's eps / sqrt(B) and "
+        "its betas 1 - B (1 - beta) (gsplat's rules); every step count of this file counts images (single-camera "
+        "steps), and the trainer divides it by B, rounded up",
+        default=1,
+    )
     val_interval: int = _help("evaluate on all val views and save scene_<step>.parquet every this many steps", default=1000)
     checkpoint_interval: int = _help("save a resumable checkpoint every this many steps", default=1000)
     summary_writer_log_dir: Path = _help("TensorBoard log folder", default=Path("logs"))
@@ -356,6 +366,12 @@ def _check(config: TrainConfig, source: str) -> None:
             raise ConfigError(f"{source}: key '{key}' must be > 0, got {value!r}")
 
     positive("num-iterations", config.num_iterations)
+    if not 1 <= config.batch_size <= MAX_BATCH_SIZE:
+        raise ConfigError(
+            f"{source}: key 'batch-size' must be 1..{MAX_BATCH_SIZE}, got {config.batch_size!r}: with B cameras per "
+            f"step Adam's beta1 becomes 1 - B (1 - {ADAM_BETAS[0]}) (gsplat's batch scaling), which is <= 0 from "
+            f"B = {MAX_BATCH_SIZE + 1}"
+        )
     positive("val-interval", config.val_interval)
     positive("checkpoint-interval", config.checkpoint_interval)
     positive("image-downscale-factor", config.image_downscale_factor)

@@ -24,11 +24,11 @@ def scene_extent(records: Sequence[CameraRecord]) -> float:
 
 
 class ViewSampler:
-    """One training view per step from a shuffled stack (official `viewpoint_stack`).
+    """Training views from a shuffled stack (official `viewpoint_stack`), one or a batch per step.
 
     Every view is used once per pass in a random order; a new order is drawn when the stack is
-    empty. The state (the views still in the stack) is checkpointed, so a resumed run draws the
-    same views as an uninterrupted one.
+    empty. A batch takes distinct views off the stack (`next_batch`). The state (the views still
+    in the stack) is checkpointed, so a resumed run draws the same views as an uninterrupted one.
     """
 
     def __init__(self, num_views: int):
@@ -42,6 +42,27 @@ class ViewSampler:
         if not self.remaining:
             self.remaining = torch.randperm(self.num_views, generator=generator).tolist()
         return self.remaining.pop()
+
+    def next_batch(self, generator: torch.Generator, count: int) -> list[int]:
+        """Indices of the next `count` distinct views, in the order drawn.
+
+        Views come off the stack as `next` takes them. When the stack runs out within a batch, a
+        new pass starts; a view of the new pass already in the batch is put back on the stack and
+        is the first of the next batch, so no view appears twice in a batch and every view still
+        comes once per pass. `next_batch(generator, 1)` is `[next(generator)]`.
+
+        Raises:
+            ValueError: `count` is not in 1..num_views.
+        """
+        if not 1 <= count <= self.num_views:
+            raise ValueError(f"ViewSampler: cannot draw {count} distinct views out of {self.num_views}")
+        batch: list[int] = []
+        held_back: list[int] = []
+        while len(batch) < count:
+            index = self.next(generator)
+            (held_back if index in batch else batch).append(index)
+        self.remaining.extend(reversed(held_back))  # `pop` takes from the end: first held back, first out
+        return batch
 
     def state_dict(self) -> dict:
         """The views left in the current pass."""

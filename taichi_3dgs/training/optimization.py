@@ -1,7 +1,8 @@
 """Adam over the Gaussian parameters, the means' learning-rate schedule, and row surgery.
 
 One `torch.optim.Adam` with one param group per parameter, each group tagged with the parameter's
-name, as the official `GaussianModel.training_setup`. Densification changes the number of rows:
+name, as the official `GaussianModel.training_setup`; with B cameras per step, rates, epsilon and
+betas scaled as gsplat's (`batch_scaling`). Densification changes the number of rows:
 `keep_rows`, `append_rows` and `replace_rows` swap each parameter for a resized one and resize its
 Adam moments the same way (kept rows keep their moments, new rows start at zero), as the official
 `_prune_optimizer` / `cat_tensors_to_optimizer` / `replace_tensor_to_optimizer`.
@@ -14,23 +15,33 @@ from typing import Callable, Iterable
 import torch
 
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
+from taichi_3dgs.training.batch_scaling import adam_betas, adam_eps, learning_rate_factor
 from taichi_3dgs.training.config import LearningRateConfig
 
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq")
 
 
-def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent: float) -> torch.optim.Adam:
-    """Adam with the official per-parameter learning rates; the means' rate is times `scene_extent`."""
+def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent: float,
+                   batch_size: int = 1) -> torch.optim.Adam:
+    """Adam with the official per-parameter learning rates; the means' rate is times `scene_extent`.
+
+    For B = `batch_size` cameras per step (gsplat's rules, `batch_scaling`): rates x sqrt(B),
+    epsilon / sqrt(B), betas 1 - B (1 - beta); B = 1 is the official optimizer exactly.
+
+    Raises:
+        ValueError: batch_size outside 1..MAX_BATCH_SIZE.
+    """
+    factor = learning_rate_factor(batch_size)
     lr = {
-        "means": rates.means * scene_extent,
-        "quats": rates.quats,
-        "log_scales": rates.scales,
-        "opacity_logits": rates.opacity,
-        "sh_dc": rates.sh_dc,
-        "sh_rest": rates.sh_rest,
+        "means": rates.means * scene_extent * factor,
+        "quats": rates.quats * factor,
+        "log_scales": rates.scales * factor,
+        "opacity_logits": rates.opacity * factor,
+        "sh_dc": rates.sh_dc * factor,
+        "sh_rest": rates.sh_rest * factor,
     }
     groups = [{"params": [getattr(model, name)], "lr": lr[name], "name": name} for name in PARAMETER_NAMES]
-    return torch.optim.Adam(groups, lr=0.0, eps=rates.adam_eps)
+    return torch.optim.Adam(groups, lr=0.0, eps=adam_eps(rates.adam_eps, batch_size), betas=adam_betas(batch_size))
 
 
 def exponential_learning_rate(step: int, lr_init: float, lr_final: float, max_steps: int,
@@ -52,13 +63,17 @@ def exponential_learning_rate(step: int, lr_init: float, lr_final: float, max_st
     return delay * math.exp(log_lr)
 
 
-def means_learning_rate(step: int, rates: LearningRateConfig, scene_extent: float, num_iterations: int) -> float:
+def means_learning_rate(step: int, rates: LearningRateConfig, scene_extent: float, num_iterations: int,
+                        batch_size: int = 1) -> float:
     """Learning rate of the means at `step` (1-based): log-linear from `means` to `means-final`.
 
-    `exponential_learning_rate` without delay, both rates times the scene extent.
+    `exponential_learning_rate` without delay, both rates times the scene extent and sqrt(B) for
+    B = `batch_size` cameras per step (`step`, `num_iterations` and `means_max_steps` then count
+    optimisation steps: `batch_scaling.schedule_in_batches`).
     """
     max_steps = rates.means_max_steps or num_iterations
-    return exponential_learning_rate(step, rates.means, rates.means_final, max_steps) * scene_extent
+    lr = exponential_learning_rate(step, rates.means, rates.means_final, max_steps) * scene_extent
+    return lr * learning_rate_factor(batch_size)
 
 
 def param_group(optimizer: torch.optim.Optimizer, name: str) -> dict:
