@@ -1,8 +1,16 @@
 """Command line of `gaussian_point_train.py` (the original project's script name and arguments),
-plus config overrides: any YAML key as `--key value`, nested keys joined with dots."""
+plus config overrides: any YAML key as `--key value`, nested keys joined with dots.
+
+Under torchrun (`torchrun --nproc_per_node N gaussian_point_train.py ...`) every process runs this
+same command line; messages name the process (`gaussian_point_train.py [rank 1/2]: error: ...`),
+warnings come from rank 0 only, and a process that fails ends at once after its error line, so
+torchrun stops the others instead of their waiting for it (`training.distributed`).
+"""
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from typing import Optional, Sequence
 
 from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, run_tool
@@ -37,6 +45,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"--gen_template_only writes the defaults and takes no config overrides "
                      f"(got {' '.join(overrides)})")
 
+    from taichi_3dgs.training.distributed import joined_world, rank_label
+
+    label = rank_label()
+
     def work() -> int:
         from taichi_3dgs.training.config import apply_overrides, load_train_config, write_config_template
 
@@ -44,13 +56,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             write_config_template(args.train_config)
             print(f"wrote the default config to {args.train_config}")
             return 0
-        config = apply_overrides(load_train_config(args.train_config), overrides)
-        from taichi_3dgs.training.trainer import train
+        # Before the config: joining picks this process's GPU, which must precede any CUDA use.
+        with joined_world() as world:
+            if not world.is_main:
+                warnings.simplefilter("ignore")  # every rank would repeat rank 0's warnings
+            config = apply_overrides(load_train_config(args.train_config), overrides)
+            from taichi_3dgs.training.trainer import train
 
-        result = train(config, resume=args.resume, config_source=args.train_config)
+            result = train(config, resume=args.resume, config_source=args.train_config, world=world)
         return EXIT_INTERRUPTED if result.interrupted else 0
 
-    return run_tool(PROG, work, args.debug)
+    code = run_tool(f"{PROG} [{label}]" if label else PROG, work, args.debug)
+    if label and code != 0:
+        # The other ranks may wait for this one in a collective, and leaving the process group
+        # could wait for them: end the process now; torchrun then stops the others.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,16 +1,19 @@
 """Densification strategies: objects the trainer calls around each optimisation step.
 
-The rasterizer knows nothing about them (the design of gsplat's `Strategy`). Per step the trainer
-calls, in this order:
+The rasterizer knows nothing about them (the design of gsplat's `Strategy`). Per step of a batch
+of B views the trainer calls, in this order:
 
-    loss = photometric + strategy.regularization_loss(model)
-    loss.backward()
-    strategy.step_post_backward(step, out, width, height)      # gather statistics
+    loss = mean over the B views of photometric + strategy.regularization_loss(model)
+    loss.backward()                                                    # view by view
+    strategy.step_post_backward(step, renders, batch_size, world)      # gather statistics
     optimizer.step()
     refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
 
 `generator` is the run's CPU `torch.Generator`: random numbers are drawn on the CPU and moved to
-the parameters' device, so a run is reproducible from its seed on any device.
+the parameters' device, so a run is reproducible from its seed on any device. In data-parallel
+training (`distributed.World`) every process holds the same model and generator state, and
+`step_post_backward` sums each step's statistics over the processes, so every decision below
+comes out the same in every process.
 
 `DefaultStrategy` is the official adaptive density control (Kerbl et al. 2023, sec. 5.2;
 graphdeco-inria `train.py` and `GaussianModel.densify_and_prune`). `MCMCStrategy` is 3DGS as
@@ -21,13 +24,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, Sequence
 
 import torch
 
 from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.config import DensificationConfig, MCMCConfig
+from taichi_3dgs.training.distributed import SINGLE_PROCESS, World
 from taichi_3dgs.training.optimization import append_rows, keep_rows, replace_rows
 
 
@@ -37,8 +41,10 @@ class Strategy(Protocol):
     def regularization_loss(self, model: GaussianModel) -> torch.Tensor | float:
         """Extra loss term added to the photometric loss (0.0 for none)."""
 
-    def step_post_backward(self, step: int, out: Any, width: int, height: int) -> None:
-        """Gather statistics from the render `out` (after `loss.backward()`)."""
+    def step_post_backward(self, step: int, renders: Sequence[tuple[Any, int, int]], batch_size: int = 1,
+                           world: World = SINGLE_PROCESS) -> None:
+        """Gather statistics from this process's renders of the step, (out, width, height) each
+        (after `loss.backward()`); the loss was the mean over `batch_size` views in all processes."""
 
     def step_post_optimizer(
         self,
@@ -60,10 +66,12 @@ class Strategy(Protocol):
 class DefaultStrategy:
     """Official adaptive density control: clone, split, prune and opacity reset.
 
-    Statistics, gathered at every step before `densify-until-iteration`, for each Gaussian that
-    was visible (radius > 0): the norm of its view-space gradient, i.e. the gradient w.r.t. its 2D
-    mean in pixels times (W/2, H/2) (the gradient w.r.t. NDC coordinates, as the official
-    rasterizer's `dL_dmean2D`), summed and counted; and its largest screen radius.
+    Statistics, gathered at every step before `densify-until-iteration`, for each view and each
+    Gaussian visible in it (radius > 0): the norm of its view-space gradient, i.e. the gradient
+    w.r.t. its 2D mean in pixels times (W/2, H/2) (the gradient w.r.t. NDC coordinates, as the
+    official rasterizer's `dL_dmean2D`), summed and counted; and its largest screen radius. With B
+    views per step the loss is their mean, so each view's gradient is multiplied back by B (gsplat
+    `DefaultStrategy._update_state`: x n_cameras) and compares with the same threshold.
 
     Every `num-iterations-densify` steps after `num-iterations-warm-up` (and before
     `densify-until-iteration`): Gaussians whose mean gradient norm is >= the threshold are cloned
@@ -95,22 +103,39 @@ class DefaultStrategy:
         return 0.0
 
     @torch.no_grad()
-    def step_post_backward(self, step: int, out: Any, width: int, height: int) -> None:
-        """Accumulate view-space gradient norms and max radii (out.means2d.grad [N, 2], out.radii [N])."""
+    def step_post_backward(self, step: int, renders: Sequence[tuple[Any, int, int]], batch_size: int = 1,
+                           world: World = SINGLE_PROCESS) -> None:
+        """Accumulate view-space gradient norms and max radii of one step.
+
+        Args:
+            renders: this process's renders of the step, (out, width px, height px) each, with
+                out.means2d.grad [N, 2] (after backward) and out.radii [N] int.
+            batch_size: views in the step over all processes (the loss is their mean).
+            world: the processes; the step's sums and maxima are reduced over them.
+        """
         if step >= self.config.densify_until_iteration:
             return
-        n = out.radii.shape[0]
+        out = renders[0][0]
+        n, device = out.radii.shape[0], out.radii.device
         if self.grad_norm_sum is None or self.grad_norm_sum.shape[0] != n:
-            self._reset_statistics(n, out.radii.device)
-        visible = out.radii > 0
-        if out.means2d.grad is None:  # masked updates below are no-ops when nothing is visible
-            return
-        scale = torch.tensor([width / 2.0, height / 2.0], device=out.means2d.device)
-        grad_norm = (out.means2d.grad * scale).norm(dim=-1)
-        # Masked by `where`, not by boolean indexing, which syncs with the host on CUDA every step.
-        self.grad_norm_sum += torch.where(visible, grad_norm, 0.0)
-        self.visible_count += visible.float()
-        self.max_radii = torch.maximum(self.max_radii, torch.where(visible, out.radii.float(), 0.0))
+            self._reset_statistics(n, device)
+        # This step's sums and maxima first, then reduced over the processes, then accumulated.
+        grad_norm_sum, visible_count, max_radii = (torch.zeros(n, device=device) for _ in range(3))
+        for out, width, height in renders:
+            if out.means2d.grad is None:  # nothing visible: the masked updates would add nothing
+                continue
+            visible = out.radii > 0
+            scale = torch.tensor([width / 2.0 * batch_size, height / 2.0 * batch_size], device=out.means2d.device)
+            grad_norm = (out.means2d.grad * scale).norm(dim=-1)
+            # Masked by `where`, not by boolean indexing, which syncs with the host on CUDA every step.
+            grad_norm_sum += torch.where(visible, grad_norm, 0.0)
+            visible_count += visible.float()
+            max_radii = torch.maximum(max_radii, torch.where(visible, out.radii.float(), 0.0))
+        world.sum_(grad_norm_sum, visible_count)
+        world.max_(max_radii)
+        self.grad_norm_sum += grad_norm_sum
+        self.visible_count += visible_count
+        self.max_radii = torch.maximum(self.max_radii, max_radii)
 
     @torch.no_grad()
     def step_post_optimizer(
@@ -270,7 +295,8 @@ class MCMCStrategy:
         return (self.config.opacity_reg * torch.sigmoid(model.opacity_logits).mean()
                 + self.config.scale_reg * torch.exp(model.log_scales).mean())
 
-    def step_post_backward(self, step: int, out: Any, width: int, height: int) -> None:
+    def step_post_backward(self, step: int, renders: Sequence[tuple[Any, int, int]], batch_size: int = 1,
+                           world: World = SINGLE_PROCESS) -> None:
         """MCMC needs no gradient statistics."""
 
     @torch.no_grad()

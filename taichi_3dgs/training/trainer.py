@@ -4,6 +4,11 @@ Per step, as the official `train.py`: pick the next view of a shuffled stack, ra
 every `increase-color-max-sh-band-interval` steps, set the means' learning rate, render, loss
 (1 - lambda) L1 + lambda (1 - SSIM) (+ the strategy's regulariser), backward, densification
 statistics, Adam step, logs, evaluation, densification (not after the last step), checkpoints.
+With `batch-size` B > 1 a step takes B distinct views off the stack, renders and backpropagates
+them one by one (the loss is their mean) and then steps Adam once; rates and schedule scale as
+`batch_scaling` says. Under torchrun (`distributed.World`) each process trains on its share of the
+batch, gradients and statistics are summed over the processes, the val views are split between
+them, and only rank 0 locks the output folder, writes, logs and prints.
 With `pose-optimization` the training view is rendered from its corrected pose, with
 `exposure-compensation` its render goes through its colour transform before the loss
 (`camera_optimization.CameraOptimization`; validation and the saved scenes use neither).
@@ -33,7 +38,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 from torch.utils.tensorboard import SummaryWriter
@@ -42,11 +47,12 @@ from tqdm import tqdm
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
-from taichi_3dgs.data.views import load_views
+from taichi_3dgs.data.views import load_view, load_views
 from taichi_3dgs.rasterizer import RasterizeOutput
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
+from taichi_3dgs.training.batch_scaling import learning_rate_factor, schedule_in_batches
 from taichi_3dgs.training.camera_optimization import CameraOptimization
 from taichi_3dgs.training.checkpoint import (
     camera_fingerprint, check_resumable, checkpoint_dir, latest_checkpoint, load_checkpoint, model_from_checkpoint,
@@ -55,7 +61,8 @@ from taichi_3dgs.training.checkpoint import (
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, scene_extent
 from taichi_3dgs.training.densification import make_strategy
-from taichi_3dgs.training.evaluation import EvaluationResult, evaluate, image_grid, render_view
+from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
+from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render_view
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
@@ -94,11 +101,13 @@ class TrainResult:
 class _StopFlag:
     """Ctrl-C sets a flag; the loop finishes its step, saves a checkpoint and returns.
 
-    A second Ctrl-C raises KeyboardInterrupt at once.
+    A second Ctrl-C raises KeyboardInterrupt at once. `announce` prints the notice (a no-op in all
+    but one of several processes, which all get the signal from torchrun).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, announce: Callable[[str], None] = tqdm.write) -> None:
         self.requested = False
+        self.announce = announce
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -106,7 +115,7 @@ class _StopFlag:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
-            tqdm.write("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
+            self.announce("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
         try:
             previous = signal.signal(signal.SIGINT, handler)
@@ -175,7 +184,19 @@ def _write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult]
     write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
 
 
-def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>") -> TrainResult:
+def _check_batch(batch_size: int, world: World, num_train_views: int, config: TrainConfig, source: str) -> None:
+    """Refuse a batch the processes cannot share evenly, or larger than the training cameras."""
+    if batch_size % world.size:
+        raise ConfigError(f"{source}: key 'batch-size' is {batch_size}, the global batch, which {world.size} "
+                          f"processes cannot share evenly; use a multiple of {world.size}")
+    if batch_size > num_train_views:
+        raise ConfigError(f"{source}: key 'batch-size' is {batch_size} but key 'train-dataset-json-path' "
+                          f"({config.train_dataset_json_path}) holds {num_train_views} camera(s); a batch takes "
+                          f"distinct cameras, so at most {num_train_views}")
+
+
+def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
+          world: World = SINGLE_PROCESS) -> TrainResult:
     """Train a Gaussian scene as `config` says; see the module docstring for the outputs.
 
     Args:
@@ -184,6 +205,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             then ends with the same result as an uninterrupted one with the same config. The
             checkpoint must come from this config (`checkpoint.check_resumable`).
         config_source: name of the config file, for error messages.
+        world: the processes training together (`distributed.joined_world`); every one calls
+            `train` with the same arguments, rank 0 writes and prints.
 
     Warns:
         UserWarning: at the first step, when no Gaussian is visible from the first training view,
@@ -192,12 +215,19 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
 
     Raises:
         ConfigError: a required path is not set, an output folder cannot be created or written,
-            or there is no train camera.
+            there is no train camera, or `batch-size` exceeds the train cameras or is not a
+            multiple of the number of processes.
         FileNotFoundError / ValueError: missing or invalid cameras, images, point cloud or
             checkpoint, or a checkpoint written by another config (the message names the file).
         FolderInUseError: another live run holds the output folder.
         DegenerateTrainingError: the scene became empty or non-finite (names the step).
     """
+    main = world.is_main
+
+    def say(message: str) -> None:
+        if main:
+            tqdm.write(message)
+
     # Read and check everything first: nothing is created or changed before the lock below.
     require_paths(config, config_source)
     out_dir = Path(config.output_model_dir)
@@ -207,18 +237,25 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     background = torch.tensor(config.background_color, dtype=torch.float32, device=device)
 
     train_records, val_records = _read_cameras(config, config_source)
+    batch_size = config.batch_size
+    _check_batch(batch_size, world, len(train_records), config, config_source)
     cameras = {"train": camera_fingerprint(train_records), "val": camera_fingerprint(val_records)}
-    load = lambda records, source: load_views(  # noqa: E731
-        records, config.image_downscale_factor, config.max_image_long_side, device, source
-    )
-    train_views = load(train_records, str(config.train_dataset_json_path))
-    val_views = load(val_records, str(config.val_dataset_json_path))
+    train_views = load_views(train_records, config.image_downscale_factor, config.max_image_long_side, device,
+                             str(config.train_dataset_json_path))
+    # Each process decodes only the val images it renders (`evaluate_across_ranks`).
+    val_views = [load_view(record, config.image_downscale_factor, config.max_image_long_side, device,
+                           f"{config.val_dataset_json_path}: record {index}")
+                 for index, record in world.share(list(enumerate(val_records)))]
     extent = scene_extent(train_records)
     first = train_views[0]
-    tqdm.write(
-        f"{len(train_views)} train / {len(val_views)} val views at {first.width}x{first.height} px "
-        f"(first view), scene extent {extent:.3f}"
-    )
+    say(f"{len(train_views)} train / {len(val_records)} val views at {first.width}x{first.height} px "
+        f"(first view), scene extent {extent:.3f}")
+    # The loop counts optimisation steps of batch_size views; the config counts images.
+    schedule = schedule_in_batches(config)
+    if batch_size > 1 or world.size > 1:
+        shared = f" ({batch_size // world.size} in each of {world.size} processes)" if world.size > 1 else ""
+        say(f"batches of {batch_size} views{shared}: {schedule.num_iterations} steps, learning rates x "
+            f"{learning_rate_factor(batch_size):.3g}")
 
     scene_cfg = config.gaussian_point_cloud_scene_config
     generator = torch.Generator().manual_seed(config.seed)
@@ -241,12 +278,12 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         )
         initial_sh_degree = model.active_sh_degree
 
-    rates = config.learning_rates
-    optimizer = make_optimizer(model, rates, extent)
+    rates = schedule.learning_rates
+    optimizer = make_optimizer(model, rates, extent, batch_size)
     white = all(c == 1.0 for c in config.background_color)
-    strategy = make_strategy(config.strategy, config.adaptive_controller_config, config.mcmc_config, extent, white)
+    strategy = make_strategy(config.strategy, schedule.adaptive_controller_config, schedule.mcmc_config, extent, white)
     # Pose optimisation and exposure compensation: with both off, each cameras_opt hook is a no-op.
-    cameras_opt = CameraOptimization(config, train_records, train_views, device, config_source)
+    cameras_opt = CameraOptimization(schedule, train_records, train_views, device, config_source)
     if checkpoint is not None:
         cameras_opt.load_checkpoint(checkpoint, path)
         with restoring(path, "optimizer"):
@@ -258,27 +295,30 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         with restoring(path, "generator"):
             generator.set_state(checkpoint["generator"])
         best = dict(checkpoint["best"])
-        tqdm.write(f"resuming from {path} (step {start_step})")
+        say(f"resuming from {path} (step {start_step})")
 
     raster_cfg = dataclasses.replace(config.rasterisation_config, color_activation=model.color_activation)
     loss_cfg = config.loss_function_config
-    log_cfg = config.logging
+    log_cfg = schedule.logging
     config_yaml = config_to_yaml(config)
+    # Every process has read its inputs: none is left to fail on them after rank 0 starts writing.
+    world.barrier()
 
-    with RunLock(out_dir):
-        # No other run writes here now: temporary files are leftovers of a killed run.
-        removed = remove_stale_temporaries(out_dir) + remove_stale_temporaries(checkpoint_dir(out_dir))
-        if removed:
-            tqdm.write(f"removed {len(removed)} temporary file(s) of an interrupted write: "
-                       + ", ".join(str(p.relative_to(out_dir)) for p in removed))
-        write_text_atomic(out_dir / "train_config.yaml", config_yaml)
-        write_cameras_json(out_dir / "train.json", train_records)
-        if val_records:
-            write_cameras_json(out_dir / "val.json", val_records)
-        cameras_opt.write_outputs(out_dir)  # refined train.json, exposure.json (when on)
-
-        writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
-        stop = _StopFlag()
+    with RunLock(out_dir) if main else contextlib.nullcontext():
+        writer: Optional[SummaryWriter] = None
+        if main:
+            # No other run writes here now: temporary files are leftovers of a killed run.
+            removed = remove_stale_temporaries(out_dir) + remove_stale_temporaries(checkpoint_dir(out_dir))
+            if removed:
+                say(f"removed {len(removed)} temporary file(s) of an interrupted write: "
+                    + ", ".join(str(p.relative_to(out_dir)) for p in removed))
+            write_text_atomic(out_dir / "train_config.yaml", config_yaml)
+            write_cameras_json(out_dir / "train.json", train_records)
+            if val_records:
+                write_cameras_json(out_dir / "val.json", val_records)
+            cameras_opt.write_outputs(out_dir)  # refined train.json, exposure.json (when on)
+            writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
+        stop = _StopFlag(say)
         evaluation: Optional[EvaluationResult] = None
         started = time.perf_counter()
 
@@ -295,6 +335,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             if not bool(finite):  # a diverged scene must not replace the last good checkpoint
                 raise degenerate(step, "parameters became NaN or infinite: training diverged (learning rates "
                                        "too high?)")
+            if not main:
+                return
             save_checkpoint(out_dir, step, {
                 "model": {name: p.detach() for name, p in model.parameter_dict().items()},
                 "color_activation": model.color_activation,
@@ -311,8 +353,14 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             })
 
         def validate(step: int) -> Optional[EvaluationResult]:
-            result = evaluate(model, val_views, raster_cfg, background, log_cfg.num_log_images,
-                              loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+            # Every rank renders its share of the val views; the scores reach every rank.
+            result = evaluate_across_ranks(world, model, val_views, len(val_records), raster_cfg, background,
+                                           log_cfg.num_log_images, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+            improved = result is not None and result.psnr > best["psnr"]
+            if improved:
+                best.update(psnr=result.psnr, step=step)
+            if not main:
+                return result
             scene = model.to_scene()
             write_scene_parquet(out_dir / f"scene_{step}.parquet", scene)
             cameras_opt.write_outputs(out_dir)
@@ -322,76 +370,96 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 for name, prediction, target, depth, alpha in result.renders:
                     writer.add_image(f"val/images/{name}", image_grid(prediction, target, depth, alpha), step,
                                      dataformats="HWC")
-                if result.psnr > best["psnr"]:
-                    best.update(psnr=result.psnr, step=step)
+                if improved:
                     write_scene_parquet(out_dir / "best_scene.parquet", scene)
-                tqdm.write(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}, "
-                           f"{model.num_gaussians} Gaussians")
+                say(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}, "
+                    f"{model.num_gaussians} Gaussians")
             _write_metrics(out_dir / "metrics.json", step, result, model.num_gaussians, minutes())
             return result
 
         step = start_step
         warned_blank = False
-        bar = tqdm(total=config.num_iterations, initial=start_step, disable=not log_cfg.progress_bar,
+        bar = tqdm(total=schedule.num_iterations, initial=start_step, disable=not (log_cfg.progress_bar and main),
                    dynamic_ncols=True, desc="training")
         try:
             with stop.installed():
-                for step in range(start_step + 1, config.num_iterations + 1):
+                for step in range(start_step + 1, schedule.num_iterations + 1):
                     step_started = time.perf_counter()
                     model.active_sh_degree = max(
-                        initial_sh_degree, min(scene_cfg.max_sh_degree, step // config.increase_color_max_sh_band_interval)
+                        initial_sh_degree, min(scene_cfg.max_sh_degree, step // schedule.increase_color_max_sh_band_interval)
                     )
-                    means_lr = means_learning_rate(step, rates, extent, config.num_iterations)
+                    means_lr = means_learning_rate(step, rates, extent, schedule.num_iterations, batch_size)
                     set_learning_rate(optimizer, "means", means_lr)
                     cameras_opt.set_learning_rates(step)
-                    index = sampler.next(generator)
-                    view = train_views[index]
-                    step_background = torch.rand(3, generator=generator).to(device) if config.random_background else background
-                    target = view.target(step_background)
-                    mask = view.mask
-
-                    out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background)
-                    image = cameras_opt.compensate(index, out.image)  # what the loss compares
-                    if step == start_step + 1:
-                        warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
-                                                                raster_cfg.alpha_threshold)
-                    l1 = l1_loss(image, target, mask)
-                    ssim_value = ssim(image, target, mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
-                    loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
-                    loss = loss + strategy.regularization_loss(model)
-                    loss.backward()
-                    strategy.step_post_backward(step, out, view.width, view.height)
+                    # Every process draws the whole batch (the same generator state everywhere), then
+                    # trains on its share of it.
+                    indices = sampler.next_batch(generator, batch_size)
+                    backgrounds = [torch.rand(3, generator=generator).to(device) if config.random_background
+                                   else background for _ in indices]
+                    logging_step = step % log_cfg.log_loss_interval == 0
+                    logged = torch.zeros(4, device=device)  # loss, L1, SSIM, PSNR: their means over the batch
+                    renders = []
+                    for index, step_background in world.share(list(zip(indices, backgrounds))):
+                        view = train_views[index]
+                        target = view.target(step_background)
+                        out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background)
+                        image = cameras_opt.compensate(index, out.image)  # what the loss compares
+                        if step == start_step + 1 and main and not renders:
+                            warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
+                                                                    raster_cfg.alpha_threshold)
+                        l1 = l1_loss(image, target, view.mask)
+                        ssim_value = ssim(image, target, view.mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+                        loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
+                        # The step's loss is the mean over the batch plus the regulariser (added once over
+                        # all processes); each view's part is backpropagated at once, freeing its render.
+                        loss = loss / batch_size
+                        if not renders:
+                            loss = loss + strategy.regularization_loss(model) / world.size
+                        loss.backward()
+                        renders.append((out, view.width, view.height))
+                        if logging_step:
+                            view_psnr = psnr(image.detach().clamp(0.0, 1.0), target, view.mask)
+                            logged += torch.stack([loss.detach(), l1.detach(), ssim_value.detach(), view_psnr])
+                            if len(renders) == 1:  # this process's first view: the blank-render check
+                                first_view = (view.name, float(view_psnr))
+                    world.sum_gradients(list(model.parameters()) + cameras_opt.parameters())
+                    strategy.step_post_backward(step, renders, batch_size, world)
                     optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     cameras_opt.step()
 
-                    if step % log_cfg.log_loss_interval == 0:
-                        loss_value = loss.item()
+                    if logging_step:
+                        world.sum_(logged)
+                        loss_value = float(logged[0])
+                        l1_value, ssim_mean, train_psnr = (logged[1:] / batch_size).tolist()
                         if not math.isfinite(loss_value):
                             raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
                                                    "too high?)")
-                        train_psnr = float(psnr(image.detach().clamp(0.0, 1.0), target, mask))
-                        if not warned_blank and float(out.alpha.detach().max()) < raster_cfg.alpha_threshold:
-                            warned_blank = True
-                            warnings.warn(f"step {step}: the render of training view {view.name} is blank (train "
-                                          f"PSNR {train_psnr:.2f} dB is that of the background alone): every "
-                                          "Gaussian is transparent or out of its view")
-                        writer.add_scalar("train/loss", loss_value, step)
-                        writer.add_scalar("train/l1 loss", l1.item(), step)
-                        writer.add_scalar("train/ssim loss", 1.0 - ssim_value.item(), step)
-                        writer.add_scalar("train/psnr", train_psnr, step)
-                        writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
-                        writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started), step)
-                        cameras_opt.log(writer, step)
-                        bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}",
-                                        gaussians=model.num_gaussians, refresh=False)
+                        if main:
+                            out = renders[0][0]
+                            if not warned_blank and float(out.alpha.detach().max()) < raster_cfg.alpha_threshold:
+                                warned_blank = True
+                                name, view_psnr = first_view
+                                warnings.warn(f"step {step}: the render of training view {name} is blank (train "
+                                              f"PSNR {view_psnr:.2f} dB is that of the background alone): every "
+                                              "Gaussian is transparent or out of its view")
+                            writer.add_scalar("train/loss", loss_value, step)
+                            writer.add_scalar("train/l1 loss", l1_value, step)
+                            writer.add_scalar("train/ssim loss", 1.0 - ssim_mean, step)
+                            writer.add_scalar("train/psnr", train_psnr, step)
+                            writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
+                            writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started),
+                                              step)
+                            cameras_opt.log(writer, step)
+                            bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{train_psnr:.2f}",
+                                            gaussians=model.num_gaussians, refresh=False)
                     bar.update(1)
                     # Evaluate before densifying, as the official training_report: fresh clones and
                     # splits need a few steps to settle. Nothing trains after the last step, so the
                     # strategy does not run there.
-                    if step % config.val_interval == 0 or step == config.num_iterations:
+                    if step % schedule.val_interval == 0 or step == schedule.num_iterations:
                         evaluation = validate(step)
-                    if step < config.num_iterations:
+                    if step < schedule.num_iterations:
                         refined = strategy.step_post_optimizer(step, model, optimizer, means_lr, generator)
                         if model.num_gaussians == 0:
                             cfg = config.adaptive_controller_config
@@ -402,28 +470,29 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                                 f"learning-rates.opacity ({rates.opacity:g}), or Gaussians beyond max-screen-radius "
                                 f"({cfg.max_screen_radius:g} px) / max-world-size-ratio ({cfg.max_world_size_ratio:g})"
                             ))
-                        if refined and log_cfg.log_histograms:
+                        if refined and log_cfg.log_histograms and main:
                             _log_histograms(writer, model, step)
-                    if stop.requested:
+                    if world.any(stop.requested):  # every process stops after the same step
                         save(step)
-                        tqdm.write(f"stopped at step {step}; continue with --resume")
+                        world.barrier()  # no process ends (ending the job) before rank 0 has saved
+                        say(f"stopped at step {step}; continue with --resume")
                         return TrainResult(step, True, model.num_gaussians, evaluation, minutes())
-                    if step % config.checkpoint_interval == 0 or step == config.num_iterations:
+                    if step % schedule.checkpoint_interval == 0 or step == schedule.num_iterations:
                         save(step)
         finally:
             bar.close()
-            writer.close()
+            if writer is not None:
+                writer.close()
 
-        if resume and start_step >= config.num_iterations:
-            tqdm.write(f"the checkpoint is at step {start_step} >= num-iterations; writing the final outputs")
+        if resume and start_step >= schedule.num_iterations:
+            say(f"the checkpoint is at step {start_step} >= num-iterations; writing the final outputs")
             evaluation = validate(start_step)
-        final = model.to_scene()
-        write_scene_parquet(out_dir / "final_scene.parquet", final)
-        write_ply(out_dir / "point_cloud.ply", final)
+        if main:
+            final = model.to_scene()
+            write_scene_parquet(out_dir / "final_scene.parquet", final)
+            write_ply(out_dir / "point_cloud.ply", final)
     result = TrainResult(step, False, model.num_gaussians, evaluation, minutes())
-    tqdm.write(
-        f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
+    say(f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
         + (f", val PSNR {evaluation.psnr:.2f} dB, SSIM {evaluation.ssim:.4f}" if evaluation else "")
-        + f"; outputs in {out_dir}"
-    )
+        + f"; outputs in {out_dir}")
     return result

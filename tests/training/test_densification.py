@@ -63,7 +63,7 @@ def test_clone_split_and_prune_follow_the_official_rules():
     grads = torch.full((n,), 1e-5)
     grads[[0, 1, 5, 6]] = 1e-3  # above 2e-4: 0, 1 cloned (small); 5, 6 split (large)
     out, w, h = fake_render(n, grads)
-    strategy.step_post_backward(1, out, w, h)
+    strategy.step_post_backward(1, [(out, w, h)])
     parent_means = model.means[[5, 6]].detach().clone()
     parent_scale = float(torch.exp(model.log_scales[5, 0]))  # 0.5 after one Adam step
     large_kept_scale = float(torch.exp(model.log_scales[7, 0]))
@@ -90,7 +90,7 @@ def test_kept_rows_keep_their_adam_moments_and_new_rows_start_at_zero():
     grads = torch.zeros(n)
     grads[2] = 1.0  # clone row 2 only
     out, w, h = fake_render(n, grads)
-    strategy.step_post_backward(1, out, w, h)
+    strategy.step_post_backward(1, [(out, w, h)])
     strategy.step_post_optimizer(1, model, optimizer, 1e-4, torch.Generator().manual_seed(0))
     after = optimizer.state[model.means]["exp_avg"]
     assert model.num_gaussians == n + 1
@@ -104,9 +104,9 @@ def test_gradient_is_averaged_over_the_steps_a_gaussian_was_visible():
     strategy = DefaultStrategy(DensificationConfig(), EXTENT)
     visible_once = torch.tensor([5, 0], dtype=torch.int32)
     out, w, h = fake_render(n, torch.tensor([3e-4, 3e-4]))
-    strategy.step_post_backward(1, out, w, h)
+    strategy.step_post_backward(1, [(out, w, h)])
     out, w, h = fake_render(n, torch.tensor([1e-4, 9.0]), radii=visible_once)
-    strategy.step_post_backward(2, out, w, h)
+    strategy.step_post_backward(2, [(out, w, h)])
     mean = strategy.grad_norm_sum / strategy.visible_count
     assert torch.allclose(mean, torch.tensor([2e-4, 3e-4]))
     assert torch.equal(strategy.max_radii, torch.tensor([5.0, 5.0]))
@@ -122,7 +122,7 @@ def test_large_gaussians_are_pruned_only_after_the_first_opacity_reset():
         optimizer = make_optimizer(model, LearningRateConfig(), EXTENT)
         strategy = DefaultStrategy(config, EXTENT)
         out, w, h = fake_render(n, torch.zeros(n))
-        strategy.step_post_backward(step, out, w, h)
+        strategy.step_post_backward(step, [(out, w, h)])
         strategy.step_post_optimizer(step, model, optimizer, 1e-4, torch.Generator())
         assert model.num_gaussians == expected, step
 
