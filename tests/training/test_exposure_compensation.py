@@ -1,0 +1,207 @@
+"""Per-image exposure compensation (camera_optimization.ExposureTransforms, exposure.json) and its
+trainer hooks.
+
+References: the colour transform against a per-pixel numpy A c + b, the learning rate against the
+official `get_expon_lr_func` values worked out by hand, recovery against a known gain and offset
+put on a render (a few dozen training steps, where each image is seen once or twice, move every
+transform by about the learning rate whatever its image, as Adam's first steps do). The trainer
+tests run on `camera_scene.rendered_scene` with exposure compensation alone; both features
+together, resume included: test_pose_optimization.py.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from camera_scene import GAIN, OFFSET, camera_config, demo, rendered_scene  # noqa: F401  (fixtures)
+
+from taichi_3dgs import RasterizerConfig
+from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
+from taichi_3dgs.data.views import load_views
+from taichi_3dgs.scene.model import load_initial_model
+from taichi_3dgs.training.camera_optimization import (
+    EXPOSURE_KEY, POSE_KEY, CameraOptimization, ExposureTransforms, read_exposure_json, write_exposure_json,
+)
+from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
+from taichi_3dgs.training.config import ConfigError, ExposureCompensationConfig, parse_train_config
+from taichi_3dgs.training.evaluation import evaluate, render_view
+from taichi_3dgs.training.losses import l1_loss
+from taichi_3dgs.training.trainer import train
+
+
+def test_identity_transforms_leave_the_render_unchanged():
+    exposure = ExposureTransforms(["a.png", "b.png"], ExposureCompensationConfig(), 100, "cpu")
+    image = torch.rand(5, 7, 3)
+    assert torch.equal(exposure.apply(1, image), image)
+
+
+def test_the_transform_maps_each_colour_c_to_a_c_plus_b():
+    exposure = ExposureTransforms(["a.png", "b.png"], ExposureCompensationConfig(), 100, "cpu")
+    rng = np.random.default_rng(0)
+    transform = rng.normal(size=(3, 4))
+    with torch.no_grad():
+        exposure.transforms[1] = torch.tensor(transform)
+    image = rng.uniform(size=(4, 6, 3))
+    ours = exposure.apply(1, torch.tensor(image, dtype=torch.float32)).detach().numpy()
+    expected = np.zeros_like(image)
+    for row in range(4):
+        for column in range(6):
+            expected[row, column] = transform[:, :3] @ image[row, column] + transform[:, 3]
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-5)
+    assert torch.equal(exposure.apply(0, torch.tensor(image, dtype=torch.float32)).detach(),
+                       torch.tensor(image, dtype=torch.float32))  # the other image's transform is untouched
+
+
+def test_exposure_compensation_recovers_a_known_gain_and_offset(demo):
+    """The target is a render with colours GAIN c + OFFSET; fitting that image's transform to the
+    plain render with the official defaults (0.01 -> 0.001) gives [diag(GAIN) | OFFSET]: the
+    transform acts on renders, so it is the gain itself (its inverse maps the image back)."""
+    records = read_cameras_json(demo / "train.json")
+    view = load_views(records[3:4], 1, 1600, "cpu")[0]
+    model = load_initial_model(demo / "point_cloud.parquet", initial_opacity=0.8)
+    with torch.no_grad():  # every 4th pixel: the fit needs colours, not their layout
+        render = render_view(model, view, RasterizerConfig(), torch.zeros(3)).image[::4, ::4].contiguous()
+    target = render * torch.tensor(GAIN, dtype=torch.float32) + torch.tensor(OFFSET, dtype=torch.float32)
+    steps = 600
+    exposure = ExposureTransforms(["other.png", view.name], ExposureCompensationConfig(), steps, "cpu")
+    for step in range(1, steps + 1):
+        exposure.set_learning_rate(step)
+        l1_loss(exposure.apply(1, render), target, None).backward()
+        exposure.step()
+    fitted = exposure.as_arrays()[view.name]
+    np.testing.assert_allclose(np.diag(fitted[:, :3]), GAIN, rtol=0.05)
+    assert np.abs(fitted[:, :3] - np.diag(GAIN)).max() < 0.05
+    np.testing.assert_allclose(fitted[:, 3], OFFSET, rtol=0, atol=0.02)
+
+
+def test_learning_rate_is_the_official_exponential_schedule_with_delay():
+    config = ExposureCompensationConfig(learning_rate=0.01, learning_rate_final=0.001, learning_rate_delay_steps=10,
+                                        learning_rate_delay_mult=0.5)
+    exposure = ExposureTransforms(["a.png"], config, 100, "cpu")
+    rates = []
+    for step in (0, 5, 10, 100, 200):
+        exposure.set_learning_rate(step)
+        rates.append(exposure.optimizer.param_groups[0]["lr"])
+    # delay 0.5 + 0.5 sin(pi/2 step/10) until step 10; 0.01 (1 - t) + ... in log space, t = step / 100
+    expected = [0.005, 0.01 * 10 ** -0.05 * (0.5 + 0.5 * math.sin(math.pi / 4)), 0.01 * 10 ** -0.1, 0.001, 0.001]
+    assert rates == pytest.approx(expected, rel=1e-12)
+
+
+def test_default_schedule_decays_from_0_01_to_0_001_without_delay():
+    exposure = ExposureTransforms(["a.png"], ExposureCompensationConfig(), 1000, "cpu")
+    rates = []
+    for step in (0, 500, 1000):
+        exposure.set_learning_rate(step)
+        rates.append(exposure.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([0.01, 0.01 * 10 ** -0.5, 0.001], rel=1e-12)
+
+
+def test_exposure_state_dict_round_trips_and_refuses_other_images():
+    exposure = ExposureTransforms(["a.png", "b.png"], ExposureCompensationConfig(), 100, "cpu")
+    exposure.transforms.sum().backward()
+    exposure.step()
+    restored = ExposureTransforms(["a.png", "b.png"], ExposureCompensationConfig(), 100, "cpu")
+    restored.load_state_dict(exposure.state_dict())
+    assert torch.equal(restored.transforms, exposure.transforms)
+    assert torch.equal(restored.optimizer.state_dict()["state"][0]["exp_avg_sq"],
+                       exposure.optimizer.state_dict()["state"][0]["exp_avg_sq"])
+    other = ExposureTransforms(["a.png", "c.png"], ExposureCompensationConfig(), 100, "cpu")
+    with pytest.raises(ValueError, match="its images are not this run's training images"):
+        other.load_state_dict(exposure.state_dict())
+
+
+def test_exposure_json_round_trips_exactly(tmp_path):
+    rng = np.random.default_rng(1)
+    transforms = {"0001.jpg": rng.normal(size=(3, 4)), "0002.jpg": np.eye(3, 4)}
+    write_exposure_json(tmp_path / "exposure.json", transforms)
+    back = read_exposure_json(tmp_path / "exposure.json")
+    assert list(back) == ["0001.jpg", "0002.jpg"]
+    for name, matrix in transforms.items():
+        assert np.array_equal(back[name], matrix)
+    assert json.loads((tmp_path / "exposure.json").read_text())["0002.jpg"] == np.eye(3, 4).tolist()
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[]", "top level is a JSON list; expected an object"),
+    ('{"a.png": [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}', "image 'a.png': .* is not a 3x4 affine colour transform"),
+    ('{"a.png": [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, "x", 0]]}', "image 'a.png'"),
+    ('{"a.png": [[1, 0, 0, NaN], [0, 1, 0, 0], [0, 0, 1, 0]]}', "3 rows of 4 finite numbers"),
+    ("{", "not valid JSON"),
+])
+def test_bad_exposure_json_is_refused_naming_the_file_and_image(tmp_path, content, message):
+    path = tmp_path / "exposure.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"{path}: .*{message}"):
+        read_exposure_json(path)
+
+
+def test_duplicate_image_names_are_refused_naming_both_records(demo, tmp_path):
+    records = read_cameras_json(demo / "train.json")[:3]
+    copy = tmp_path / "copy" / records[0].image_path.name
+    copy.parent.mkdir()
+    copy.write_bytes(records[0].image_path.read_bytes())
+    records.append(dataclasses.replace(records[0], image_path=copy))
+    write_cameras_json(tmp_path / "train.json", records)
+    config = parse_train_config({"train-dataset-json-path": str(tmp_path / "train.json"),
+                                 "pointcloud-parquet-path": str(demo / "point_cloud.parquet"),
+                                 "exposure-compensation": True}, "cfg.yaml")
+    views = load_views(records, 1, 1600, "cpu")
+    with pytest.raises(ValueError, match=r"train.json: records 0 and 3 both have an image named 'view_001.png'; "
+                                         r"cfg.yaml key 'exposure-compensation' needs unique image file names"):
+        CameraOptimization(config, records, views, "cpu", "cfg.yaml")
+
+
+def test_exposure_compensation_is_off_by_default_with_the_official_schedule():
+    config = parse_train_config({})
+    assert config.exposure_compensation is False
+    assert config.exposure_compensation_config == ExposureCompensationConfig(0.01, 0.001, 0, 0.0)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"learning-rate": 0}, "'exposure-compensation-config.learning-rate' must be > 0"),
+    ({"learning-rate-final": 0.0}, "'exposure-compensation-config.learning-rate-final' must be > 0"),
+    ({"learning-rate-delay-steps": -1}, "'exposure-compensation-config.learning-rate-delay-steps' must be >= 0"),
+    ({"learning-rate-delay-mult": 1.5}, r"'exposure-compensation-config.learning-rate-delay-mult' must be in \[0, 1\]"),
+    ({"learning-rate-delay-steps": 1.5}, "'exposure-compensation-config.learning-rate-delay-steps': expected an "
+                                         "integer"),
+])
+def test_bad_exposure_settings_are_refused_naming_the_key(section, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_train_config({"exposure-compensation-config": section}, "cfg.yaml")
+
+
+@pytest.fixture(scope="module")
+def exposure_run(rendered_scene, tmp_path_factory):
+    """14 steps with exposure compensation alone (the official learning rates), evaluated at 7 and 14."""
+    config = camera_config(rendered_scene, tmp_path_factory.mktemp("exposure"), False,
+                           **{"exposure-compensation": True, "num-iterations": 14, "val-interval": 7})
+    return config, train(config)
+
+
+def test_exposure_json_holds_each_training_image_transform(exposure_run, rendered_scene):
+    config, _ = exposure_run
+    out = config.output_model_dir
+    transforms = read_exposure_json(out / "exposure.json")
+    names = [record.image_path.name for record in read_cameras_json(rendered_scene / "train.json")]
+    assert list(transforms) == names
+    checkpoint = load_checkpoint(latest_checkpoint(out), "cpu")
+    assert POSE_KEY not in checkpoint
+    assert checkpoint[EXPOSURE_KEY]["image_names"] == names
+    saved = checkpoint[EXPOSURE_KEY]["transforms"].double().numpy()
+    for name, matrix in zip(names, saved):
+        assert np.array_equal(transforms[name], matrix)
+    assert max(np.abs(matrix - np.eye(3, 4)).max() for matrix in transforms.values()) > 1e-3  # learnt
+    # Without pose optimisation train.json holds the cameras as given.
+    assert read_cameras_json(out / "train.json") == read_cameras_json(rendered_scene / "train.json")
+
+
+def test_validation_scores_the_plain_render(exposure_run):
+    config, result = exposure_run
+    scene = load_initial_model(config.output_model_dir / "final_scene.parquet")
+    val_views = load_views(read_cameras_json(config.val_dataset_json_path), 1, 1600, "cpu")
+    assert result.evaluation.psnr == pytest.approx(evaluate(scene, val_views, RasterizerConfig(), torch.zeros(3)).psnr,
+                                                   abs=1e-9)
