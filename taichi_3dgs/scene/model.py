@@ -187,14 +187,14 @@ class GaussianModel(nn.Module):
         )
 
     @torch.no_grad()
-    def to_scene(self) -> GaussianScene:
-        """A detached CPU copy of the parameters as a GaussianScene of the active SH degree.
+    def to_scene(self, device: torch.device | str = "cpu") -> GaussianScene:
+        """A detached copy of the parameters on `device` as a GaussianScene of the active SH degree.
 
         Coefficients of bands above the active degree are not rendered, so they are written as
         zeros (GaussianScene requires it); they stay zero during training anyway, since they get
         no gradient.
         """
-        copy = lambda t: t.detach().to("cpu", torch.float32).clone()  # noqa: E731
+        copy = lambda t: t.detach().to(device, torch.float32).clone()  # noqa: E731
         sh = copy(self.sh_coeffs)
         sh[:, num_sh_coeffs(self.active_sh_degree):, :] = 0.0
         return GaussianScene(

@@ -13,7 +13,7 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, run_tool
+from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, EXIT_INTERRUPTED, ToolParser, port_number, run_tool
 
 PROG = "gaussian_point_train.py"
 EPILOG = """config overrides:
@@ -40,6 +40,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="write the full default config to --train_config (which must not exist) and exit")
     parser.add_argument("--resume", action="store_true",
                         help="continue from the last checkpoint in the config's output-model-dir")
+    parser.add_argument("--viewer", action="store_true",
+                        help="serve the training live as a web page (visualizer.py --web's page, plus step, loss, "
+                             "Gaussian count, steps/s and a pause button); under torchrun rank 0 serves it")
+    parser.add_argument("--viewer_port", type=port_number, default=DEFAULT_WEB_PORT,
+                        help="--viewer: TCP port of the page (0: any free port)")
+    parser.add_argument("--viewer_host", default=DEFAULT_WEB_HOST,
+                        help="--viewer: address to listen on (0.0.0.0: every network interface)")
     args, overrides = parser.parse_known_args(argv)
     if args.gen_template_only and overrides:
         parser.error(f"--gen_template_only writes the defaults and takes no config overrides "
@@ -63,7 +70,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             config = apply_overrides(load_train_config(args.train_config), overrides)
             from taichi_3dgs.training.trainer import train
 
-            result = train(config, resume=args.resume, config_source=args.train_config, world=world)
+            viewer = (args.viewer_host, args.viewer_port) if args.viewer else None
+            result = train(config, resume=args.resume, config_source=args.train_config, world=world,
+                           viewer=viewer)
         return EXIT_INTERRUPTED if result.interrupted else 0
 
     code = run_tool(f"{PROG} [{label}]" if label else PROG, work, args.debug)

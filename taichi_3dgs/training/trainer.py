@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.backend import torch_device
+from taichi_3dgs.cli import check_port_free
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_view, load_views
 from taichi_3dgs.rasterizer import RasterizeOutput
@@ -196,7 +197,7 @@ def _check_batch(batch_size: int, world: World, num_train_views: int, config: Tr
 
 
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
-          world: World = SINGLE_PROCESS) -> TrainResult:
+          world: World = SINGLE_PROCESS, viewer: Optional[tuple[str, int]] = None) -> TrainResult:
     """Train a Gaussian scene as `config` says; see the module docstring for the outputs.
 
     Args:
@@ -207,6 +208,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         config_source: name of the config file, for error messages.
         world: the processes training together (`distributed.joined_world`); every one calls
             `train` with the same arguments, rank 0 writes and prints.
+        viewer: (host, port) where rank 0 serves the live web viewer (`viewer.web.WebViewer`: the
+            scene being trained, step, loss, Gaussian count, steps/s and a pause button; its renders
+            take at most `web.TRAINING_RENDER_FRACTION` of the wall time), or None.
 
     Warns:
         UserWarning: at the first step, when no Gaussian is visible from the first training view,
@@ -220,6 +224,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         FileNotFoundError / ValueError: missing or invalid cameras, images, point cloud or
             checkpoint, or a checkpoint written by another config (the message names the file).
         FolderInUseError: another live run holds the output folder.
+        ValueError: the viewer's port is in use (checked before anything is written).
         DegenerateTrainingError: the scene became empty or non-finite (names the step).
     """
     main = world.is_main
@@ -233,6 +238,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     out_dir = Path(config.output_model_dir)
     check_output_folder(out_dir, "output-model-dir", config_source)
     check_output_folder(config.summary_writer_log_dir, "summary-writer-log-dir", config_source)
+    if viewer is not None and main:
+        check_port_free(*viewer)
     device = torch_device()
     background = torch.tensor(config.background_color, dtype=torch.float32, device=device)
 
@@ -318,6 +325,16 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                 write_cameras_json(out_dir / "val.json", val_records)
             cameras_opt.write_outputs(out_dir)  # refined train.json, exposure.json (when on)
             writer = SummaryWriter(str(config.summary_writer_log_dir), purge_step=start_step + 1 if resume else None)
+        web = None
+        if viewer is not None and main:
+            from taichi_3dgs.viewer.web import WebViewer  # viser loads only for --viewer
+
+            web = WebViewer(cameras=train_records, host=viewer[0], port=viewer[1])
+            # Rendered from the live parameters whenever the page needs a frame (densification
+            # replaces the tensors, so the scene is built anew each time, on the training device).
+            web.set_scene(lambda: model.to_scene(device))
+            say(f"watch the training at {web.url}")
+        last_loss: Optional[float] = None
         stop = _StopFlag(say)
         evaluation: Optional[EvaluationResult] = None
         started = time.perf_counter()
@@ -430,7 +447,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
 
                     if logging_step:
                         world.sum_(logged)
-                        loss_value = float(logged[0])
+                        loss_value = last_loss = float(logged[0])
                         l1_value, ssim_mean, train_psnr = (logged[1:] / batch_size).tolist()
                         if not math.isfinite(loss_value):
                             raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
@@ -472,6 +489,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                             ))
                         if refined and log_cfg.log_histograms and main:
                             _log_histograms(writer, model, step)
+                    if web is not None:  # blocks here while the page's pause button is down
+                        web.update(step, loss=last_loss, num_gaussians=model.num_gaussians,
+                                   steps_per_second=(step - start_step) / (time.perf_counter() - started))
                     if world.any(stop.requested):  # every process stops after the same step
                         save(step)
                         world.barrier()  # no process ends (ending the job) before rank 0 has saved
@@ -483,6 +503,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             bar.close()
             if writer is not None:
                 writer.close()
+            if web is not None:
+                web.stop()
 
         if resume and start_step >= schedule.num_iterations:
             say(f"the checkpoint is at step {start_step} >= num-iterations; writing the final outputs")

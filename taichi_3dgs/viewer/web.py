@@ -28,6 +28,7 @@ import math
 import os
 import threading
 import time
+from typing import Callable
 
 import numpy as np
 import torch
@@ -219,7 +220,7 @@ class WebViewer:
         self.objects = list(objects or [])
         self.cameras = list(cameras or [])
         self.render_fraction = render_fraction
-        self._live_scene: GaussianScene | None = None
+        self._live_scene: GaussianScene | Callable[[], GaussianScene] | None = None
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -270,10 +271,11 @@ class WebViewer:
             self._training_gui["pause"].label = "resume" if self._paused else "pause"
         self._wake.set()
 
-    def set_scene(self, scene: GaussianScene | None) -> None:
+    def set_scene(self, scene: GaussianScene | Callable[[], GaussianScene] | None) -> None:
         """Show `scene` (world frame, on the Taichi device) instead of the objects; None shows the
-        objects again. The scene is not copied: every frame renders its tensors as they are then,
-        so pass a trainer's live scene once (again only when its tensors are replaced)."""
+        objects again. The scene is not copied: every frame renders its tensors as they are then.
+        A callable is called for each frame (a trainer passes one that builds the scene from its
+        live parameters, which densification replaces)."""
         self._live_scene = scene
         if scene is not None and not self.objects:
             self._set_scene_frame()
@@ -340,13 +342,18 @@ class WebViewer:
 
     # -- scene and cameras ------------------------------------------------------------------------
 
+    def _live(self) -> GaussianScene | None:
+        return self._live_scene() if callable(self._live_scene) else self._live_scene
+
     def _current_scene(self) -> GaussianScene | None:
-        return self._live_scene if self._live_scene is not None else compose_objects(self.objects)
+        live = self._live()
+        return live if live is not None else compose_objects(self.objects)
 
     def _all_means(self) -> torch.Tensor | None:
         parts = [obj.world_scene().means for obj in self.objects]
-        if self._live_scene is not None:
-            parts.append(self._live_scene.means.detach())
+        live = self._live()
+        if live is not None:
+            parts.append(live.means.detach())
         parts = [part for part in parts if len(part)]
         return torch.cat(parts) if parts else None
 

@@ -1,0 +1,108 @@
+"""gaussian_point_train.py --viewer: the training served live as the web viewer's page, watched in
+a real headless browser (Debian's chromium driven by Playwright)."""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, missing_prerequisite
+from test_trainer import demo_config
+
+from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
+from taichi_3dgs.training.config import config_to_yaml
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--use-gl=swiftshader", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
+TINY = DemoSceneSpec(width=64, height=64, num_views=8, num_points=500)
+TIMEOUT_S = 120
+
+
+def _config(tmp_path: Path, num_iterations: int) -> Path:
+    scene = make_demo_scene(tmp_path / "scene", TINY)
+    path = tmp_path / "run.yaml"
+    path.write_text(config_to_yaml(demo_config(scene, tmp_path / "out", **{
+        "num-iterations": num_iterations, "val-interval": num_iterations, "checkpoint-interval": num_iterations})))
+    return path
+
+
+def _train(config: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "gaussian_point_train.py"), "--train_config",
+                             str(config), "--logging.progress-bar", "false", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=config.parent,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _field(page, label: str) -> str:
+    """The value of the Training panel's text field `label`."""
+    return page.locator(f"xpath=//*[normalize-space(text())='{label}']/following::input[1]").input_value()
+
+
+def _step(page) -> int:
+    text = _field(page, "step").replace(",", "")
+    return int(text) if text else -1
+
+
+def _wait_for_step_above(page, step: int) -> int:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        current = _step(page)
+        if current > step:
+            return current
+        time.sleep(0.5)
+    pytest.fail(f"the page's step counter stayed at {_step(page)} (expected > {step})")
+
+
+def test_the_page_shows_the_step_counter_advancing_and_pause_holds_it(tmp_path):
+    if not CHROMIUM.exists():
+        missing_prerequisite(f"{CHROMIUM} not installed (Debian package chromium; .ci/run installs it)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing_prerequisite("Python package playwright not installed (pip install -r requirements-dev.txt)")
+    run = _train(_config(tmp_path, 100_000), "--viewer", "--viewer_port", "0")
+    try:
+        log = []
+        for line in run.stdout:
+            log.append(line)
+            match = re.search(r"watch the training at (http://\S+)", line)
+            if match:
+                break
+        else:
+            pytest.fail(f"no viewer URL printed:\n{''.join(log)}")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 720})
+            page.goto(match.group(1))
+            first = _wait_for_step_above(page, 0)
+            second = _wait_for_step_above(page, first)
+            assert int(_field(page, "Gaussians").replace(",", "")) > 0
+            page.get_by_role("button", name="pause").click()
+            time.sleep(2.0)  # a step under way finishes, then update() holds the loop
+            held = _step(page)
+            time.sleep(3.0)
+            assert _step(page) == held > second
+            page.get_by_role("button", name="resume").click()
+            _wait_for_step_above(page, held)
+            browser.close()
+    finally:
+        run.send_signal(2)
+        assert run.wait(60) == 130  # Ctrl-C: checkpoint saved, server stopped
+
+
+def test_a_viewer_port_in_use_is_refused_before_anything_is_written(tmp_path):
+    config = _config(tmp_path, 2)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        run = _train(config, "--viewer", "--viewer_port", str(port))
+        output, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, output
+    assert f"port {port} on 127.0.0.1 is not available" in output and "Traceback" not in output
+    assert not (tmp_path / "out").exists()
