@@ -61,6 +61,8 @@ def runnable(command: str) -> list[str]:
     if script == "gaussian_point_train.py":
         for name, value in TRAIN_OVERRIDES.items():
             _set_option(args, name, value)
+        if "--viewer" in args:  # a free port: the page itself is tested in tests/training/test_training_viewer.py
+            _set_option(args, "--viewer_port", "0")
     if "--n_frames" in args:
         _set_option(args, "--n_frames", "3")
     if script == "visualizer.py" and "--web" in args:  # the server runs until Ctrl-C: check its inputs headless
