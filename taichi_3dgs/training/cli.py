@@ -24,7 +24,11 @@ EPILOG = """config overrides:
     python gaussian_point_train.py --train_config config/demo.yaml --num-iterations 5 \\
         --adaptive-controller-config.densify-until-iteration 1000 --background-color [1,1,1]
 
-  Every key, its type and default: docs/FORMATS.md, or --gen_template_only."""
+  Every key, its type and default: docs/FORMATS.md, or --gen_template_only.
+
+several processes (one per GPU), with PyTorch's launcher:
+  torchrun --standalone --nproc_per_node N gaussian_point_train.py --train_config x.yaml --batch-size N
+  batch-size is the global batch (B views per step, 1..9), split evenly over the N processes."""
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
