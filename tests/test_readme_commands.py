@@ -1,4 +1,5 @@
-"""Every `python ...` command of README.md runs, in order, on the shipped and ../shared data.
+"""Every `python ...` / `torchrun ...` command of README.md runs, in order, on the shipped and
+../shared data (torchrun with 2 processes and a batch of 2).
 
 The commands run in a scratch copy of the repository's layout (scripts and tools linked, config/
 copied, `../shared` linked beside it), so data/, output/ and logs/ land in the scratch folder. To
@@ -24,8 +25,8 @@ LINKED = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py"
 
 
 def readme_commands(text: str) -> list[str]:
-    """The `python ...` lines of README.md's shell code blocks (indented or fenced, not ```python),
-    with backslash continuations joined, in file order."""
+    """The `python ...` and `torchrun ...` lines of README.md's shell code blocks (indented or
+    fenced, not ```python), with backslash continuations joined, in file order."""
     commands, pending, fence = [], None, None
     for line in text.splitlines():
         if line.startswith("```"):
@@ -38,7 +39,7 @@ def readme_commands(text: str) -> list[str]:
             if not stripped.endswith("\\"):
                 commands.append(pending)
                 pending = None
-        elif in_code and stripped.startswith("python "):
+        elif in_code and stripped.startswith(("python ", "torchrun ")):
             if stripped.endswith("\\"):
                 pending = stripped.rstrip("\\").strip()
             else:
@@ -56,7 +57,11 @@ def _set_option(args: list[str], name: str, value: str) -> None:
 def runnable(command: str) -> list[str]:
     """The argument list that runs `command` here, shortened as the module docstring says."""
     args = shlex.split(command, comments=True)
-    script = Path(args[1]).name
+    if args[0] == "torchrun":  # the same launcher, 2 processes sharing a batch of 2 (gloo on the CPU)
+        args = ["python", "-m", "torch.distributed.run", *args[1:]]
+        _set_option(args, "--nproc_per_node", "2")
+        _set_option(args, "--batch-size", "2")
+    script = next(Path(arg).name for arg in args[1:] if arg.endswith(".py"))
     args = [sys.executable, *args[1:]]
     if script == "gaussian_point_train.py":
         for name, value in TRAIN_OVERRIDES.items():
@@ -77,7 +82,7 @@ def runnable(command: str) -> list[str]:
 
 def test_the_readme_commands_are_found():
     commands = readme_commands((REPO_ROOT / "README.md").read_text(encoding="utf-8"))
-    scripts = {Path(shlex.split(command)[1]).name for command in commands}
+    scripts = {next(Path(arg).name for arg in shlex.split(command) if arg.endswith(".py")) for command in commands}
     assert len(commands) >= 20
     assert scripts == {"make_demo_scene.py", "gaussian_point_train.py", "prepare_colmap.py",
                        "prepare_InstantNGP_with_mesh.py", "prepare_blender_nerf.py", "parquet_to_ply.py",
