@@ -18,6 +18,10 @@ rasterizer takes world-to-camera, so the training render uses viewmat' = D^-1 @ 
 D^-1 = [[R^T, -R^T t], [0, 1]], and the rasterizer's dL/dviewmat carries the loss gradient to d.
 gsplat writes the rotation in the 6D representation of Zhou et al. (CVPR 2019); a rotation vector
 is a 6-vector in all (as in bundle adjustment) and its norm is the correction angle logged.
+The learnt translation is t / extent (the trainer's scene extent): gsplat learns it in a world it
+has normalised to about unit size, so its learning rate means the same here at any scene scale,
+and a turn and a shift by the same learnt amount move the image comparably (a better conditioned
+problem for Adam, which steps every coordinate by about the same amount).
 
 Exposure (official 3DGS `GaussianModel._exposure`, `train.py --train_test_exp`). Training image i
 has a 3x4 affine colour transform M_i = [A_i | b_i], the identity at the start; the render that the
@@ -41,6 +45,7 @@ from taichi_3dgs.data.cameras import CameraRecord, read_json_file, write_cameras
 from taichi_3dgs.data.views import View
 from taichi_3dgs.training.checkpoint import restoring
 from taichi_3dgs.training.config import ExposureCompensationConfig, PoseOptimizationConfig, TrainConfig
+from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.optimization import exponential_learning_rate
 
 EXPOSURE_JSON = "exposure.json"
@@ -125,23 +130,31 @@ class PoseCorrections(_AdamOptimized):
     """Learnable pose corrections of the training cameras, with their Adam (gsplat pose_opt).
 
     Attributes:
-        corrections: float32 [C, 6] leaf tensor (t, w) per training camera, in the cameras' order,
-            zero at the start; requires grad.
+        corrections: float32 [C, 6] leaf tensor (t / scene_extent, w) per training camera, in the
+            cameras' order, zero at the start; requires grad.
+        scene_extent: world units per unit of the learnt translation (> 0).
         optimizer: Adam over `corrections` with weight decay `config.weight_decay` (L2 towards
             zero) and the default betas and eps, as gsplat's pose optimizer.
     """
 
-    def __init__(self, num_cameras: int, config: PoseOptimizationConfig, num_iterations: int,
+    def __init__(self, num_cameras: int, config: PoseOptimizationConfig, num_iterations: int, scene_extent: float,
                  device: torch.device | str):
         self.config = config
         self.num_iterations = num_iterations
+        self.scene_extent = scene_extent
         self.corrections = torch.zeros(num_cameras, 6, dtype=torch.float32, device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([self.corrections], lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
 
+    def world_corrections(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """[C, 6] (t, w) in `dtype`: the corrections with the translation in world units
+        (differentiable)."""
+        corrections = self.corrections.to(dtype)
+        return corrections * corrections.new_tensor([self.scene_extent] * 3 + [1.0] * 3)
+
     def viewmat(self, index: int, viewmat: torch.Tensor) -> torch.Tensor:
         """The corrected world-to-camera [4, 4] of training camera `index` (differentiable)."""
-        return corrected_viewmat(viewmat, self.corrections[index])
+        return corrected_viewmat(viewmat, self.world_corrections()[index])
 
     def set_learning_rate(self, step: int) -> None:
         """Log-linear decay from learning-rate to learning-rate-final over the run (gsplat:
@@ -156,7 +169,7 @@ class PoseCorrections(_AdamOptimized):
         composed in float64."""
         if len(records) != self.corrections.shape[0]:
             raise ValueError(f"{len(records)} camera records for {self.corrections.shape[0]} pose corrections")
-        deltas = correction_transform(self.corrections.detach().to("cpu", torch.float64)).numpy()
+        deltas = correction_transform(self.world_corrections(torch.float64).cpu()).numpy()
         return [dataclasses.replace(record, T_pointcloud_camera=record.T_pointcloud_camera @ delta)
                 for record, delta in zip(records, deltas)]
 
@@ -164,12 +177,12 @@ class PoseCorrections(_AdamOptimized):
     def mean_correction(self) -> tuple[float, float]:
         """(mean rotation angle in degrees, mean camera-centre shift in scene units) over the
         cameras: |w| and |t| (the centre moves by R_cw t, whose norm is |t|)."""
-        corrections = self.corrections.detach().to(torch.float64)
+        corrections = self.world_corrections(torch.float64)
         angle = corrections[:, 3:].norm(dim=1).mean()
         return math.degrees(float(angle)), float(corrections[:, :3].norm(dim=1).mean())
 
     def state_dict(self) -> dict[str, Any]:
-        """{"corrections": [C, 6] tensor, "optimizer": Adam's state_dict}."""
+        """{"corrections": [C, 6] tensor (as learnt: t / scene_extent, w), "optimizer": Adam's state_dict}."""
         return {"corrections": self.corrections.detach().clone(), "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -318,7 +331,7 @@ class CameraOptimization:
         self.exposure: Optional[ExposureTransforms] = None
         if config.pose_optimization:
             self.poses = PoseCorrections(len(train_views), config.pose_optimization_config, config.num_iterations,
-                                         device)
+                                         scene_extent(self.records), device)
         if config.exposure_compensation:
             names = [view.name for view in train_views]
             first: dict[str, int] = {}

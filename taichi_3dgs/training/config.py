@@ -123,8 +123,9 @@ class MCMCConfig:
 class PoseOptimizationConfig:
     """Learnt correction of each training camera's pose (`pose-optimization: true`; gsplat's pose_opt).
 
-    A 6-vector per training camera (translation, rotation vector) composes with the camera-to-world
-    pose in the camera's own frame; its own Adam, defaults of gsplat's `simple_trainer.py`.
+    A 6-vector per training camera (translation in units of the scene extent, rotation vector in
+    radians) composes with the camera-to-world pose in the camera's own frame; its own Adam,
+    defaults of gsplat's `simple_trainer.py` (whose world is normalised to about unit size).
     """
 
     learning_rate: float = _help("initial Adam learning rate of the corrections (gsplat pose_opt_lr)", default=1e-5)
