@@ -119,8 +119,9 @@ class DefaultStrategy:
         n, device = out.radii.shape[0], out.radii.device
         if self.grad_norm_sum is None or self.grad_norm_sum.shape[0] != n:
             self._reset_statistics(n, device)
-        # This step's sums and maxima first, then reduced over the processes, then accumulated.
-        grad_norm_sum, visible_count, max_radii = (torch.zeros(n, device=device) for _ in range(3))
+        # This step's sums first, reduced over the processes, then accumulated. The running maxima
+        # are the same in every process, so they take this step's radii and are reduced in place.
+        grad_norm_sum, visible_count = (torch.zeros(n, device=device) for _ in range(2))
         for out, width, height in renders:
             if out.means2d.grad is None:  # nothing visible: the masked updates would add nothing
                 continue
@@ -130,12 +131,11 @@ class DefaultStrategy:
             # Masked by `where`, not by boolean indexing, which syncs with the host on CUDA every step.
             grad_norm_sum += torch.where(visible, grad_norm, 0.0)
             visible_count += visible.float()
-            max_radii = torch.maximum(max_radii, torch.where(visible, out.radii.float(), 0.0))
+            self.max_radii = torch.maximum(self.max_radii, torch.where(visible, out.radii.float(), 0.0))
         world.sum_(grad_norm_sum, visible_count)
-        world.max_(max_radii)
+        world.max_(self.max_radii)
         self.grad_norm_sum += grad_norm_sum
         self.visible_count += visible_count
-        self.max_radii = torch.maximum(self.max_radii, max_radii)
 
     @torch.no_grad()
     def step_post_optimizer(

@@ -50,6 +50,7 @@ from taichi_3dgs.cli import check_port_free
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_view, load_views
 from taichi_3dgs.rasterizer import RasterizeOutput
+from taichi_3dgs.scene.diagnostics import ABSURD_SCALE_RATIO
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
@@ -69,8 +70,6 @@ from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
 from taichi_3dgs.training.run_folder import RunLock, check_output_folder
 
-# A first render is suspicious when some Gaussian is larger than this many scene extents.
-ABSURD_SCALE_EXTENTS = 1e6
 
 
 class DegenerateTrainingError(ValueError):
@@ -166,8 +165,8 @@ def _warn_about_first_render(model: GaussianModel, out: RasterizeOutput, view_na
     if max_opacity < alpha_threshold:
         problems.append(f"every Gaussian is transparent (largest opacity {max_opacity:.3g}, below the "
                         f"rasterizer's alpha threshold {alpha_threshold:.3g})")
-    if max_scale > ABSURD_SCALE_EXTENTS * extent:
-        problems.append(f"Gaussians reach a scale of {max_scale:.3g}, more than {ABSURD_SCALE_EXTENTS:g} x "
+    if max_scale > ABSURD_SCALE_RATIO * extent:
+        problems.append(f"Gaussians reach a scale of {max_scale:.3g}, more than {ABSURD_SCALE_RATIO:g} x "
                         f"the scene extent {extent:.3g}")
     for problem in problems:
         warnings.warn(f"step {step}: {problem}")

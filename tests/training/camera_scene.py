@@ -17,13 +17,15 @@ import torch
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
+from test_trainer import demo_config
+
 from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
-from taichi_3dgs.training.config import TrainConfig, parse_train_config
+from taichi_3dgs.training.config import TrainConfig
 from taichi_3dgs.training.evaluation import render_view
 
 DEMO_EXTENT = 4.68  # scene_extent of the demo scene's training cameras
@@ -108,11 +110,6 @@ def rendered_scene(demo, tmp_path_factory) -> Path:
 def camera_config(scene: Path, out: Path, features: bool, **overrides) -> TrainConfig:
     """42 steps (two passes over the 21 views), no densification, both features on or off."""
     data = {
-        "train-dataset-json-path": str(scene / "train.json"),
-        "val-dataset-json-path": str(scene / "val.json"),
-        "pointcloud-parquet-path": str(scene / "scene.parquet"),
-        "output-model-dir": str(out),
-        "summary-writer-log-dir": str(out / "logs"),
         "num-iterations": 42, "val-interval": 21, "checkpoint-interval": 1000,
         "adaptive-controller-config": {"num-iterations-warm-up": 1000},
         "logging": {"progress-bar": False, "log-loss-interval": 7},
@@ -120,4 +117,4 @@ def camera_config(scene: Path, out: Path, features: bool, **overrides) -> TrainC
         "pose-optimization-config": {"learning-rate": 1e-3, "learning-rate-final": 1e-4},
     }
     data.update(overrides)
-    return parse_train_config(data, "test config", out)
+    return demo_config(scene, out, point_cloud="scene.parquet", **data)

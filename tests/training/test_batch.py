@@ -15,6 +15,7 @@ import pytest
 import torch
 import yaml
 from conftest import dataset_path
+from test_trainer import demo_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
@@ -67,16 +68,7 @@ def table_scene(tmp_path_factory) -> Path:
 
 def table_config(scene: Path, out: Path, **keys) -> TrainConfig:
     """SHORT_RUN on the prepared table scene writing into `out`, top-level YAML keys overridden."""
-    data = {
-        "train-dataset-json-path": str(scene / "train.json"),
-        "val-dataset-json-path": str(scene / "val.json"),
-        "pointcloud-parquet-path": str(scene / "point_cloud.parquet"),
-        "output-model-dir": str(out),
-        "summary-writer-log-dir": str(out / "logs"),
-        **SHORT_RUN,
-        **keys,
-    }
-    return parse_train_config(data, "test config", out)
+    return demo_config(scene, out, **{**SHORT_RUN, **keys})
 
 
 def parameter_digest(out: Path) -> str:

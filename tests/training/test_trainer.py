@@ -28,11 +28,13 @@ def demo_scene(tmp_path_factory) -> Path:
     return make_demo_scene(tmp_path_factory.mktemp("demo"), DemoSceneSpec())
 
 
-def demo_config(scene: Path, out: Path, **overrides):
+def demo_config(scene: Path, out: Path, point_cloud: str = "point_cloud.parquet", **overrides):
+    """A config training the prepared folder `scene` (train.json, val.json, `point_cloud`) into
+    `out` (logs in out/logs, no progress bar), top-level YAML keys overridden."""
     data = {
         "train-dataset-json-path": str(scene / "train.json"),
         "val-dataset-json-path": str(scene / "val.json"),
-        "pointcloud-parquet-path": str(scene / "point_cloud.parquet"),
+        "pointcloud-parquet-path": str(scene / point_cloud),
         "output-model-dir": str(out),
         "summary-writer-log-dir": str(out / "logs"),
         "logging": {"progress-bar": False},
