@@ -25,6 +25,9 @@ class RasterizeOutput(NamedTuple):
         means2d: [N, 2] float32 projected centres in pixels; after `loss.backward()`,
             `means2d.grad` holds dL/dmeans2d (the view-space gradient used by densification).
         num_pairs: number of (tile, Gaussian) pairs blended (a measure of the work done).
+        inverse_depth: [H, W] float32, sum_i alpha_i T_i / z_i (1 / world units; the official
+            rasterizer's `invDepth`, not divided by alpha, 0 where nothing is drawn), differentiable;
+            None unless `rasterize` was called with render_inverse_depth=True.
     """
 
     image: torch.Tensor
@@ -33,6 +36,7 @@ class RasterizeOutput(NamedTuple):
     radii: torch.Tensor
     means2d: torch.Tensor
     num_pairs: int
+    inverse_depth: torch.Tensor | None = None
 
 
 def activate_colors(raw: torch.Tensor, color_activation: str) -> torch.Tensor:
@@ -55,6 +59,7 @@ def rasterize(
     sh_degree: int = 3,
     background: torch.Tensor | None = None,
     config: RasterizerConfig = RasterizerConfig(),
+    render_inverse_depth: bool = False,
 ) -> RasterizeOutput:
     """Render N 3D Gaussians into one pinhole camera, differentiably.
 
@@ -66,6 +71,15 @@ def rasterize(
     Gaussian's camera point R x + T, covariance R Sigma R^T and projection Jacobian, and through
     the SH view direction normalize(x - c) with the camera centre c = -R^T T (gsplat's `v_viewmats`).
     Otherwise none of it is computed.
+
+    With `render_inverse_depth` the same binned Gaussians are blended a second time with colour
+    (1 / z, 0, 0) over a black background, z the camera depth of the projection, giving the
+    official rasterizer's inverse-depth image sum_i alpha_i T_i / z_i (graphdeco-inria
+    diff-gaussian-rasterization `invdepths`, the depth regularisation of the 3DGS repository):
+    the blend's colour gradient reaches z through -1/z^2 and the projection's depth gradient
+    carries it on to `means` (and `viewmat`), while its opacity, means2d and conic gradients
+    are the blend's own. The blending kernels themselves carry no depth gradient; a second pass
+    costs one more blend forward and backward, so it is off unless asked for.
 
     Args:
         means: [N, 3] float32, world-frame centres.
@@ -80,9 +94,10 @@ def rasterize(
         sh_degree: SH bands used, 0..3.
         background: [3] float32 RGB in [0, 1], or None for black.
         config: `RasterizerConfig`.
+        render_inverse_depth: also render the differentiable `inverse_depth` image.
 
     Returns:
-        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs).
+        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs, inverse_depth).
 
     Raises:
         ValueError: a tensor of the wrong shape/dtype/device, a non-positive image size, or
@@ -111,4 +126,16 @@ def rasterize(
     image, alpha, depth = blend_tiles(
         means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config
     )
-    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]))
+    inverse_depth = None
+    if render_inverse_depth:
+        # Culled Gaussians are never blended, but their z (possibly 0) still meets the chain rule:
+        # give them a finite stand-in so their zero colour gradient stays 0 (not 0 * inf).
+        visible = proj.radii > 0
+        inverse_z = torch.where(visible, 1.0 / torch.where(visible, proj.depths, torch.ones_like(proj.depths)), 0.0)
+        zeros = torch.zeros_like(inverse_z)
+        inverse_image, _, _ = blend_tiles(
+            means2d, proj.conics, torch.stack([inverse_z, zeros, zeros], dim=-1), opacities, proj.depths, bins,
+            width, height, torch.zeros_like(background), config,
+        )
+        inverse_depth = inverse_image[..., 0]
+    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]), inverse_depth)

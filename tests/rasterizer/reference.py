@@ -62,7 +62,8 @@ class ReferenceOutput:
     """Rendered outputs of `rasterize_reference` (float64).
 
     image [H, W, 3]; alpha [H, W] = 1 - T_final; depth [H, W] (alpha-weighted camera z / alpha,
-    0 where alpha is 0); radii [N] int64; means2d [N, 2] (a non-leaf tensor with retained grad:
+    0 where alpha is 0); inverse_depth [H, W] = sum_i alpha_i T_i / z_i (not divided by alpha,
+    differentiable: the official rasterizer's invdepths); radii [N] int64; means2d [N, 2] (a non-leaf tensor with retained grad:
     after backward its .grad is the view-space gradient); n_pairs: number of (tile, Gaussian)
     pairs; projection: the `ReferenceProjection` used.
     """
@@ -70,6 +71,7 @@ class ReferenceOutput:
     image: torch.Tensor
     alpha: torch.Tensor
     depth: torch.Tensor
+    inverse_depth: torch.Tensor
     radii: torch.Tensor
     means2d: torch.Tensor
     n_pairs: int
@@ -194,7 +196,7 @@ def rasterize_reference(
     order = torch.argsort(proj.depths.detach(), stable=True)
     n_pairs = int(((x_max - x_min) * (y_max - y_min)).sum())
 
-    tile_images, tile_alphas, tile_depths, tile_pixels = [], [], [], []
+    tile_images, tile_alphas, tile_depths, tile_inverse_depths, tile_pixels = [], [], [], [], []
     for ty in range(tiles_y):
         for tx in range(tiles_x):
             xs = torch.arange(tx * ts, min(width, (tx + 1) * ts))
@@ -209,6 +211,7 @@ def rasterize_reference(
                 tile_images.append(bg.expand(n_pix, 3))
                 tile_alphas.append(torch.zeros(n_pix, dtype=torch.float64))
                 tile_depths.append(torch.zeros(n_pix, dtype=torch.float64))
+                tile_inverse_depths.append(torch.zeros(n_pix, dtype=torch.float64))
                 continue
             dx = (px.double() + 0.5)[:, None] - means2d[ids, 0][None]
             dy = (py.double() + 0.5)[:, None] - means2d[ids, 1][None]
@@ -229,6 +232,7 @@ def rasterize_reference(
             tile_images.append(weights @ colors[ids] + t_final[:, None] * bg)
             acc = 1.0 - t_final
             tile_alphas.append(acc)
+            tile_inverse_depths.append(weights @ (1.0 / proj.depths[ids]))
             with torch.no_grad():
                 depth_sum = weights @ proj.depths[ids]
                 tile_depths.append(torch.where(acc > 0, depth_sum / torch.where(acc > 0, acc, 1.0), 0.0))
@@ -237,7 +241,8 @@ def rasterize_reference(
     image = torch.cat(tile_images)[inverse].reshape(height, width, 3)
     alpha = torch.cat(tile_alphas)[inverse].reshape(height, width)
     depth = torch.cat(tile_depths)[inverse].reshape(height, width)
-    return ReferenceOutput(image, alpha, depth, proj.radii, means2d, n_pairs, proj)
+    inverse_depth = torch.cat(tile_inverse_depths)[inverse].reshape(height, width)
+    return ReferenceOutput(image, alpha, depth, inverse_depth, proj.radii, means2d, n_pairs, proj)
 
 
 # --------------------------------------------------------------------------------------------
