@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Generate the procedural demo scene: `tools/make_demo_scene.py --output_dir data/demo`.
 
-Writes images/, train.json, val.json and point_cloud.parquet (see taichi_3dgs.data.demo_scene);
-`config/demo.yaml` trains it.
+Writes images/, depths/ (exact depth maps), train.json, val.json and point_cloud.parquet (see
+taichi_3dgs.data.demo_scene); `config/demo.yaml` trains it.
 """
 from __future__ import annotations
 

@@ -3,8 +3,9 @@
 The JSON format is the one of the original Taichi 3DGS project (wanmeihuali/
 taichi_3d_gaussian_splatting), described in docs/FORMATS.md "Camera JSON": an array of records with
 `image_path`, `T_pointcloud_camera` (4x4 camera-to-world, OpenCV camera axes: x right, y down,
-z forward), `camera_intrinsics` (3x3 K in pixels), `camera_width`, `camera_height`, `camera_id` and
-an optional `mask_path`.
+z forward), `camera_intrinsics` (3x3 K in pixels), `camera_width`, `camera_height`, `camera_id`, an
+optional `mask_path` and an optional depth map (`depth_path`, `depth_type`, `depth_scale`; read by
+`depth_maps`).
 
 The checks every camera reader applies live here: `rigid_transform_problem` (poses),
 `pinhole_intrinsics_problem` (K) and `check_resampled_size` (an image against its camera's size).
@@ -23,8 +24,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from taichi_3dgs.atomic_io import write_text_atomic
+from taichi_3dgs.data.depth_maps import DEPTH_SUFFIXES, DEPTH_TYPES
 
 REQUIRED_KEYS = ("image_path", "T_pointcloud_camera", "camera_intrinsics", "camera_width", "camera_height")
+OPTIONAL_KEYS = ("camera_id", "mask_path", "depth_path", "depth_type", "depth_scale")
 
 # Largest |R^T R - I| entry accepted in a pose's rotation block. Poses stored in float32 are about
 # 1e-7 off (the real NeRF and Instant-NGP files of the test data are within 3e-6); a scaled or
@@ -114,6 +117,12 @@ def check_resampled_size(image_size: tuple[int, int], camera_size: tuple[int, in
                          f"resampled from {camera_size[0]}x{camera_size[1]}, within {ASPECT_TOLERANCE_PX:g} px)")
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and math.isfinite(value)
+
+
 def _frozen_array(value: Any, shape: tuple[int, int], name: str) -> np.ndarray:
     array = np.array(value, dtype=np.float64)
     if array.shape != shape:
@@ -136,11 +145,17 @@ class CameraRecord:
         width, height: image size in pixels that `K` refers to.
         camera_id: camera index (kept for compatibility with the original project).
         mask_path: optional absolute path of an 8-bit mask (0 = ignore the pixel in the loss).
+        depth_path: optional absolute path of a depth map of the image (a 16-bit PNG or a .npy
+            array, `depth_maps`; not required to exist).
+        depth_type: "metric" (camera z in world units) or "inverse" (relative inverse depth, up to
+            scale and shift) for the values of depth_path divided by depth_scale.
+        depth_scale: the depth map's values are divided by this (> 0); None = 1.
 
     The arrays are stored as read-only float64 copies. Equality compares every field exactly.
 
     Raises:
-        ValueError: K is not 3x3, T is not 4x4, or width/height is not a positive integer.
+        ValueError: K is not 3x3, T is not 4x4, width/height is not a positive integer, depth_type
+            is not one of DEPTH_TYPES, or depth_scale is not a finite number > 0.
     """
 
     image_path: Path
@@ -150,11 +165,21 @@ class CameraRecord:
     height: int
     camera_id: int = 0
     mask_path: Path | None = None
+    depth_path: Path | None = None
+    depth_type: str = "metric"
+    depth_scale: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_path", Path(self.image_path))
-        if self.mask_path is not None:
-            object.__setattr__(self, "mask_path", Path(self.mask_path))
+        for name in ("mask_path", "depth_path"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.depth_type not in DEPTH_TYPES:
+            raise ValueError(f"depth_type is {self.depth_type!r}; expected one of {DEPTH_TYPES}")
+        if self.depth_scale is not None:
+            if not _is_number(self.depth_scale) or not self.depth_scale > 0:
+                raise ValueError(f"depth_scale is {self.depth_scale!r}; expected a finite number > 0")
+            object.__setattr__(self, "depth_scale", float(self.depth_scale))
         object.__setattr__(self, "K", _frozen_array(self.K, (3, 3), "K"))
         object.__setattr__(self, "T_pointcloud_camera",
                            _frozen_array(self.T_pointcloud_camera, (4, 4), "T_pointcloud_camera"))
@@ -225,8 +250,7 @@ def _parse_matrix(path: Path, index: int, field: str, value: Any, size: int) -> 
 
 
 def _parse_size(path: Path, index: int, field: str, value: Any) -> int:
-    is_number = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not is_number or value != int(value) or value <= 0:
+    if not _is_number(value) or value != int(value) or value <= 0:
         raise _record_error(path, index, field, "a positive integer (pixels)", value)
     return int(value)
 
@@ -238,7 +262,7 @@ def _parse_record(path: Path, index: int, raw: Any) -> tuple[CameraRecord, bool]
     for key in REQUIRED_KEYS:
         if key not in raw:
             raise ValueError(f"{path}: record {index}: missing key {key!r}; expected keys "
-                             f"{', '.join(REQUIRED_KEYS)} (camera_id, mask_path optional)")
+                             f"{', '.join(REQUIRED_KEYS)} ({', '.join(OPTIONAL_KEYS)} optional)")
     T = _parse_matrix(path, index, "T_pointcloud_camera", raw["T_pointcloud_camera"], 4)
     problem = rigid_transform_problem(T)
     if problem:
@@ -254,11 +278,13 @@ def _parse_record(path: Path, index: int, raw: Any) -> tuple[CameraRecord, bool]
     if isinstance(camera_id, bool) or not isinstance(camera_id, int):
         raise _record_error(path, index, "camera_id", "an integer", camera_id)
 
+    depth = _parse_depth_fields(path, index, raw)
+
     from_cwd = False
     resolved: dict[str, Path | None] = {}
-    for key in ("image_path", "mask_path"):
+    for key in ("image_path", "mask_path", "depth_path"):
         value = raw.get(key)
-        if value is None and key == "mask_path":
+        if value is None and key != "image_path":
             resolved[key] = None
             continue
         if not isinstance(value, str) or not value:
@@ -266,8 +292,39 @@ def _parse_record(path: Path, index: int, raw: Any) -> tuple[CameraRecord, bool]
         resolved[key], used_cwd = _resolve_path(path.parent, value)
         from_cwd = from_cwd or used_cwd
     record = CameraRecord(image_path=resolved["image_path"], K=K, T_pointcloud_camera=T, width=width,
-                          height=height, camera_id=camera_id, mask_path=resolved["mask_path"])
+                          height=height, camera_id=camera_id, mask_path=resolved["mask_path"],
+                          depth_path=resolved["depth_path"], **depth)
     return record, from_cwd
+
+
+def _parse_depth_fields(path: Path, index: int, raw: dict) -> dict[str, Any]:
+    """depth_type and depth_scale of a record (`depth_maps` says what they mean), checked against
+    its depth_path: a depth map of a known suffix, and a scale for a metric 16-bit PNG, whose
+    integers have no unit of their own."""
+    depth_path = raw.get("depth_path")
+    if depth_path is None:
+        for key in ("depth_type", "depth_scale"):
+            if raw.get(key) is not None:
+                raise _record_problem(path, index, key, "is given without a depth_path",
+                                      "it only with a depth map in depth_path")
+        return {}
+    if isinstance(depth_path, str) and Path(depth_path).suffix.lower() not in DEPTH_SUFFIXES:
+        raise _record_error(path, index, "depth_path", f"a file ending in {' or '.join(DEPTH_SUFFIXES)} "
+                            "(a 16-bit PNG or a .npy array)", depth_path)
+    depth_type = raw.get("depth_type", "metric")
+    if depth_type not in DEPTH_TYPES:
+        raise _record_error(path, index, "depth_type", f"one of {', '.join(repr(t) for t in DEPTH_TYPES)}",
+                            depth_type)
+    depth_scale = raw.get("depth_scale")
+    if depth_scale is not None and not (_is_number(depth_scale) and depth_scale > 0):
+        raise _record_error(path, index, "depth_scale", "a finite number > 0 (the depth map's values are divided "
+                            "by it)", depth_scale)
+    if (depth_type == "metric" and depth_scale is None and isinstance(depth_path, str)
+            and Path(depth_path).suffix.lower() == ".png"):
+        raise _record_problem(path, index, "depth_scale", f"is missing for the metric 16-bit PNG {depth_path}",
+                              "the PNG's value per world unit (e.g. 1000 for millimetres in a scene in "
+                              "metres)")
+    return {"depth_type": depth_type, "depth_scale": None if depth_scale is None else float(depth_scale)}
 
 
 def _resolve_path(json_dir: Path, value: str) -> tuple[Path, bool]:
@@ -297,10 +354,10 @@ def read_json_file(path: Path, expected: str):
 def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
     """Read a camera JSON file (`train.json` / `val.json`, docs/FORMATS.md "Camera JSON").
 
-    Relative `image_path` / `mask_path` values are resolved against the JSON file's folder; when
-    the file is not there but exists relative to the working directory (files written by the
-    original project's tools), that one is used and one warning says so. Missing image files are
-    not an error here (whoever loads the images reports them).
+    Relative `image_path` / `mask_path` / `depth_path` values are resolved against the JSON file's
+    folder; when the file is not there but exists relative to the working directory (files written
+    by the original project's tools), that one is used and one warning says so. Missing image and
+    depth files are not an error here (whoever loads the images reports them).
 
     Returns:
         One `CameraRecord` per JSON record, in file order (possibly an empty list).
@@ -311,8 +368,11 @@ def read_cameras_json(path: str | os.PathLike) -> list[CameraRecord]:
             matrix of the wrong shape or with non-numeric or non-finite entries, a
             T_pointcloud_camera that is not a proper rigid transform (`rigid_transform_problem`),
             a K that is not pinhole intrinsics with fx, fy > 0 (`pinhole_intrinsics_problem`), or
-            a width/height that is not a positive integer; the message names the file, the record
-            index, the field and what was expected.
+            a width/height that is not a positive integer, or depth fields that do not fit
+            (`depth_type` / `depth_scale` without a `depth_path`, a depth_path that is not a .png or
+            .npy, an unknown depth_type, a depth_scale that is not > 0, a metric PNG without
+            depth_scale); the message names the file, the record index, the field and what was
+            expected.
     """
     path = Path(path)
     raw = read_json_file(path, "a JSON array of camera records")
@@ -341,7 +401,7 @@ def _path_for_json(path: Path, json_dir: Path) -> str:
 def write_cameras_json(path: str | os.PathLike, records: Iterable[CameraRecord]) -> None:
     """Write `records` as a camera JSON file, atomically (docs/FORMATS.md "Camera JSON").
 
-    Image and mask paths under the JSON file's folder are written relative to it (so the folder
+    Image, mask and depth paths under the JSON file's folder are written relative to it (so the folder
     can be moved); others are written absolute. Numbers are written with full float64 precision,
     so `read_cameras_json` gives back equal records.
 
@@ -362,6 +422,11 @@ def write_cameras_json(path: str | os.PathLike, records: Iterable[CameraRecord])
         }
         if record.mask_path is not None:
             item["mask_path"] = _path_for_json(record.mask_path, json_dir)
+        if record.depth_path is not None:
+            item["depth_path"] = _path_for_json(record.depth_path, json_dir)
+            item["depth_type"] = record.depth_type
+            if record.depth_scale is not None:
+                item["depth_scale"] = record.depth_scale
         items.append(item)
     # One record per line: readable, and diffs show which camera changed.
     lines = ",\n".join("  " + json.dumps(item) for item in items)

@@ -2,10 +2,12 @@
 
 A small numpy ray caster renders a checkered sphere, a striped box and a checkered ground square
 (world frame: z up, units arbitrary, Lambertian shading under one directional light, no hit =
-black) from a ring of cameras at two heights, with 2 x 2 supersampling. It writes the images,
-`train.json` / `val.json` (docs/FORMATS.md cameras; every 8th view to val, the official protocol) and
-`point_cloud.parquet`: points sampled uniformly on the surfaces, coloured by the shaded texture,
-with a little position noise, standing in for a structure-from-motion cloud.
+black) from a ring of cameras at two heights, with 2 x 2 supersampling, and the exact depth of
+each view (camera z of the ray through each pixel centre, 0 where the ray hits nothing). It writes
+the images, the depth maps (`depths/*.npy`, float32, named in the records with depth_type metric),
+`train.json` / `val.json` (docs/FORMATS.md cameras; every 8th view to val, the official protocol)
+and `point_cloud.parquet`: points sampled uniformly on the surfaces, coloured by the shaded
+texture, with a little position noise, standing in for a structure-from-motion cloud.
 """
 from __future__ import annotations
 
@@ -123,8 +125,9 @@ def look_at_camera(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> n
     return c2w
 
 
-def render_view(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersample: int = 2) -> np.ndarray:
-    """Render uint8 [height, width, 3] from camera-to-world c2w [4, 4] (OpenCV) and K [3, 3] pixels."""
+def _cast_pixel_rays(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersample: int):
+    """Rays through supersample x supersample points per pixel, row-major over the finer grid
+    (a single ray through each pixel centre when supersample is 1); `cast_rays`' outputs."""
     s = supersample
     u = (np.arange(width * s) + 0.5) / s
     v = (np.arange(height * s) + 0.5) / s
@@ -132,12 +135,25 @@ def render_view(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersa
     d_cam = np.stack([(uu - K[0, 2]) / K[0, 0], (vv - K[1, 2]) / K[1, 1], np.ones_like(uu)], -1).reshape(-1, 3)
     d_world = d_cam @ c2w[:3, :3].T
     d_world /= np.linalg.norm(d_world, axis=1, keepdims=True)
-    origins = np.broadcast_to(c2w[:3, 3], d_world.shape)
-    hit, points, kind = cast_rays(origins, d_world)
+    return cast_rays(np.broadcast_to(c2w[:3, 3], d_world.shape), d_world)
+
+
+def render_view(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersample: int = 2) -> np.ndarray:
+    """Render uint8 [height, width, 3] from camera-to-world c2w [4, 4] (OpenCV) and K [3, 3] pixels."""
+    s = supersample
+    hit, points, kind = _cast_pixel_rays(c2w, K, width, height, s)
     rgb = np.zeros_like(points)
     rgb[hit] = surface_colour(points[hit], kind[hit])
     rgb = rgb.reshape(height, s, width, s, 3).mean(axis=(1, 3))
     return np.round(rgb * 255.0).astype(np.uint8)
+
+
+def render_depth(c2w: np.ndarray, K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Exact depth float32 [height, width] of the ray through each pixel centre: the camera z
+    (along the optical axis, world units) of its hit, 0 where it hits nothing."""
+    hit, points, _ = _cast_pixel_rays(c2w, K, width, height, 1)
+    z = (points - c2w[:3, 3]) @ c2w[:3, 2]  # the camera's forward axis in world coordinates
+    return np.where(hit, z, 0.0).reshape(height, width).astype(np.float32)
 
 
 def sample_surface_points(num_points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +182,7 @@ def sample_surface_points(num_points: int, rng: np.random.Generator) -> tuple[np
 
 
 def make_demo_scene(output_dir: str | Path, spec: DemoSceneSpec = DemoSceneSpec()) -> Path:
-    """Write the demo scene into output_dir: images/, train.json, val.json, point_cloud.parquet.
+    """Write the demo scene into output_dir: images/, depths/, train.json, val.json, point_cloud.parquet.
 
     Returns:
         output_dir as a Path.
@@ -189,8 +205,11 @@ def make_demo_scene(output_dir: str | Path, spec: DemoSceneSpec = DemoSceneSpec(
         path = image_dir / f"view_{index:03d}.png"
         with atomic_path(path) as tmp:
             Image.fromarray(render_view(c2w, K, spec.width, spec.height)).save(tmp, format="PNG")
-        record = CameraRecord(image_path=path, K=K.copy(), T_pointcloud_camera=c2w,
-                              width=spec.width, height=spec.height, camera_id=0)
+        depth_path = output_dir / "depths" / f"view_{index:03d}.npy"
+        with atomic_path(depth_path) as tmp, open(tmp, "wb") as file:  # np.save(path) would add ".npy"
+            np.save(file, render_depth(c2w, K, spec.width, spec.height))
+        record = CameraRecord(image_path=path, K=K.copy(), T_pointcloud_camera=c2w, width=spec.width,
+                              height=spec.height, camera_id=0, depth_path=depth_path, depth_type="metric")
         (val if index % 8 == 0 else train).append(record)
     write_cameras_json(output_dir / "train.json", train)
     write_cameras_json(output_dir / "val.json", val)

@@ -5,7 +5,8 @@ Each camera record's image is decoded once, downscaled by an integer factor (the
 the official loader's 1600 px limit), and kept as uint8 [H, W, 3] or [H, W, 4] (RGBA) with K
 rescaled to it. At every use it is converted to float [0, 1] and an RGBA image is composited over
 the background colour of the moment, so a random background (official `--random_background`)
-works with transparent images. The trainer and the offline renderer's evaluation load images
+works with transparent images. A record's depth map (`depth_maps`), when asked for, is kept as
+float32 [H, W] at the image's cached size. The trainer and the offline renderer's evaluation load images
 through `load_view`, so both see the same pixels.
 """
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 from PIL import Image
 
 from taichi_3dgs.data.cameras import CameraRecord, check_resampled_size
+from taichi_3dgs.data.depth_maps import read_depth_map, resize_depth_map
+from taichi_3dgs.data.image_files import open_image
 
 # Lanczos for colour (sharp, as ImageMagick's resize that made the official downscaled datasets);
 # nearest for masks, which are labels. Pillow resizes RGBA with premultiplied alpha.
@@ -36,6 +39,9 @@ class View:
         image: uint8 [H, W, 3] or [H, W, 4] (RGBA, straight alpha), on the device (loaded once).
         mask: bool [H, W] (False = ignore the pixel in the loss) or None, on the device.
         viewmat: float32 [4, 4] world-to-camera; K: float32 [3, 3] pixels; both on the device.
+        depth: float32 [H, W] on the device, the record's depth map in the units of its
+            `camera.depth_type` (metric camera z in world units, or relative inverse depth), 0 where
+            there is none; None when the record has no depth map or it was not loaded.
     """
 
     name: str
@@ -44,6 +50,7 @@ class View:
     mask: Optional[torch.Tensor]
     viewmat: torch.Tensor
     K: torch.Tensor
+    depth: Optional[torch.Tensor] = None
 
     @property
     def width(self) -> int:
@@ -78,46 +85,38 @@ def target_size(width: int, height: int, downscale_factor: int, max_long_side: i
     return w, h
 
 
-def _open_image(path: Path, what: str, field: str) -> Image.Image:
-    try:
-        image = Image.open(path)
-        image.load()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what}: {field} {path} not found; expected an image file") from None
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{what}: {field} {path}: cannot decode: {exc}; expected an image file "
-                         "Pillow reads (PNG, JPEG, ...)") from None
-    return image
-
-
 def load_view(
     record: CameraRecord,
     downscale_factor: int,
     max_long_side: int,
     device: torch.device | str,
     what: str = "camera record",
+    with_depth: bool = False,
 ) -> View:
-    """Decode, resize and cache the image (and mask) of one record.
+    """Decode, resize and cache the image (and mask, and depth map) of one record.
 
     The image on disk may have another size than record.width x record.height (e.g. a
     downscaled copy): K is rescaled to it, provided the aspect ratio is the same
-    (`cameras.check_resampled_size`, the check the converters apply). A mask must have the size
-    of the image on disk.
+    (`cameras.check_resampled_size`, the check the converters apply). A mask and a depth map
+    must have the size of the image on disk; both are resampled with it by nearest neighbour.
 
     Args:
         record: camera record; K refers to record.width x record.height (rescaled to the image).
         downscale_factor: integer >= 1 dividing the width and height of the image on disk.
         max_long_side: cap on the long side after downscaling, pixels.
         what: how error messages name the record (e.g. "train.json: record 3").
+        with_depth: also load the record's depth map (`depth_maps.read_depth_map`), if it names
+            one; otherwise View.depth is None.
 
     Raises:
-        FileNotFoundError: the image or mask file is missing.
+        FileNotFoundError: the image, mask or (with_depth) depth file is missing.
         ValueError: a file cannot be decoded, the image's aspect ratio differs from the record's
-            camera_width x camera_height, or the mask's size differs from the image's; the message
-            names `what`, the field, the file and the sizes.
+            camera_width x camera_height, the mask's or depth map's size differs from the image's,
+            or the depth map is not one (`read_depth_map`); the message names `what`, the field,
+            the file and the sizes.
     """
     image_path = Path(record.image_path)
-    image = _open_image(image_path, what, "image_path")
+    image = open_image(image_path, what, "image_path")
     disk_size = image.size
     check_resampled_size(disk_size, (record.width, record.height), f"{what}: image_path {image_path}",
                          "camera_width x camera_height")
@@ -128,7 +127,7 @@ def load_view(
         image = image.resize(size, _COLOR_RESAMPLE)
     mask = None
     if record.mask_path is not None:
-        mask_image = _open_image(Path(record.mask_path), what, "mask_path").convert("L")
+        mask_image = open_image(Path(record.mask_path), what, "mask_path").convert("L")
         if mask_image.size != disk_size:
             raise ValueError(f"{what}: mask_path {record.mask_path} is {mask_image.width}x{mask_image.height} "
                              f"pixels but image_path {image_path} is {disk_size[0]}x{disk_size[1]}; "
@@ -136,6 +135,14 @@ def load_view(
         if mask_image.size != size:
             mask_image = mask_image.resize(size, _MASK_RESAMPLE)
         mask = torch.from_numpy(np.asarray(mask_image) > 0).to(device)
+    depth = None
+    if with_depth and record.depth_path is not None:
+        depth_map = read_depth_map(record.depth_path, record.depth_scale, what)
+        if (depth_map.shape[1], depth_map.shape[0]) != disk_size:
+            raise ValueError(f"{what}: depth_path {record.depth_path} is {depth_map.shape[1]}x{depth_map.shape[0]} "
+                             f"pixels but image_path {image_path} is {disk_size[0]}x{disk_size[1]}; expected a "
+                             "depth map of the image's size")
+        depth = torch.from_numpy(resize_depth_map(depth_map, size)).to(device)
     camera = record.scaled(size[0], size[1])
     return View(
         name=Path(record.image_path).name,
@@ -144,6 +151,7 @@ def load_view(
         mask=mask,
         viewmat=torch.tensor(camera.viewmat, dtype=torch.float32, device=device),
         K=torch.tensor(camera.K, dtype=torch.float32, device=device),
+        depth=depth,
     )
 
 
@@ -153,10 +161,11 @@ def load_views(
     max_long_side: int,
     device: torch.device | str,
     source: str = "cameras",
+    with_depth: bool = False,
 ) -> list[View]:
     """`load_view` for every record; errors name `source` and the record index
     ("<source>: record <index>", as `read_cameras_json` names records)."""
     return [
-        load_view(record, downscale_factor, max_long_side, device, f"{source}: record {index}")
+        load_view(record, downscale_factor, max_long_side, device, f"{source}: record {index}", with_depth)
         for index, record in enumerate(records)
     ]

@@ -68,7 +68,8 @@ def camera_fingerprint(records: Sequence[CameraRecord]) -> dict[str, Any]:
     """What identifies a run's cameras: their count and a SHA-256 of their ordered content.
 
     The digest covers, per record in order, the image and mask file names (not their folders, so
-    a dataset may move), K, T_pointcloud_camera, width and height; not the image pixels.
+    a dataset may move), K, T_pointcloud_camera, width and height, and for a record with a depth
+    map its file name, depth_type and depth_scale; not the pixels.
 
     Returns:
         {"count": int, "sha256": hex str}.
@@ -76,6 +77,8 @@ def camera_fingerprint(records: Sequence[CameraRecord]) -> dict[str, Any]:
     content = [
         [Path(r.image_path).name, None if r.mask_path is None else Path(r.mask_path).name,
          r.K.tolist(), r.T_pointcloud_camera.tolist(), r.width, r.height]
+        # Appended only when present: records without depth keep the digests of older checkpoints.
+        + ([] if r.depth_path is None else [Path(r.depth_path).name, r.depth_type, r.depth_scale])
         for r in records
     ]
     digest = hashlib.sha256(json.dumps(content).encode()).hexdigest()
