@@ -159,6 +159,23 @@ class ExposureCompensationConfig:
 
 
 @dataclass
+class DepthLossConfig:
+    """Depth supervision (`depth-loss: true`): L1 on inverse depth, for training views with a depth map.
+
+    The official 3DGS depth regularisation (graphdeco `train.py`, `Ll1depth`): weight x the mean
+    over the pixels with depth of |rendered inverse depth - target inverse depth|, the weight
+    decaying log-linearly over the run as the official `get_expon_lr_func(depth_l1_weight_init,
+    depth_l1_weight_final)`. Targets: 1 / z for metric depth maps, relative inverse depth aligned by
+    scale and shift at every step (taichi_3dgs/training/depth_supervision.py).
+    """
+
+    weight: float = _help("weight of the depth loss at the start (official depth_l1_weight_init)", default=1.0)
+    weight_final: float = _help(
+        "the weight decays log-linearly to this at num-iterations (official depth_l1_weight_final)", default=0.01
+    )
+
+
+@dataclass
 class LoggingConfig:
     """TensorBoard and progress output."""
 
@@ -237,6 +254,11 @@ class TrainConfig:
     exposure_compensation_config: ExposureCompensationConfig = _help(
         "per-image exposure compensation", default_factory=ExposureCompensationConfig
     )
+    depth_loss: bool = _help(
+        "add the depth loss (depth-loss-config) for the training views whose camera record names a depth map "
+        "(depth_path, docs/FORMATS.md)", default=False,
+    )
+    depth_loss_config: DepthLossConfig = _help("depth supervision", default_factory=DepthLossConfig)
     logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
 
 
@@ -405,6 +427,8 @@ def _check(config: TrainConfig, source: str) -> None:
     if not 0.0 <= exposure.learning_rate_delay_mult <= 1.0:
         raise ConfigError(f"{source}: key 'exposure-compensation-config.learning-rate-delay-mult' must be in "
                           f"[0, 1], got {exposure.learning_rate_delay_mult!r}")
+    positive("depth-loss-config.weight", config.depth_loss_config.weight)
+    positive("depth-loss-config.weight-final", config.depth_loss_config.weight_final)
 
 
 def parse_train_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> TrainConfig:

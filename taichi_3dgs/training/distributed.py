@@ -261,9 +261,4 @@ def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[Vi
     if by_rank is not None:
         for index in range(min(num_renders, num_views)):
             renders.append(by_rank[index % world.size][index // world.size])
-    return EvaluationResult(
-        psnr=sum(s.psnr for s in per_view) / len(per_view),
-        ssim=sum(s.ssim for s in per_view) / len(per_view),
-        per_view=per_view,
-        renders=renders,
-    )
+    return EvaluationResult.of_views(per_view, renders)

@@ -1,5 +1,6 @@
 """Rendering views of a model and scoring them (PSNR, SSIM), as the official `render.py` +
-`metrics.py`: renders clamped to [0, 1], PSNR and SSIM per view, means over the views.
+`metrics.py`: renders clamped to [0, 1], PSNR and SSIM per view, means over the views; for views
+with a depth map also the depth error (`depth_supervision.depth_error`), its mean over those views.
 """
 from __future__ import annotations
 
@@ -12,17 +13,21 @@ from taichi_3dgs.data.views import View
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
+from taichi_3dgs.training.depth_supervision import depth_error
 
 
-def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
+def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
+                render_inverse_depth: bool = False):
     """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
 
     Args:
         config: rasterizer constants; its colour activation must be the model's.
         background: float32 [3] on the model's device.
+        render_inverse_depth: also render the inverse-depth image (`rasterize`).
 
     Returns:
-        The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2]).
+        The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2],
+        inverse_depth when asked for).
     """
     return rasterize(
         model.means,
@@ -37,22 +42,32 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
         sh_degree=model.active_sh_degree,
         background=background,
         config=config,
+        render_inverse_depth=render_inverse_depth,
     )
 
 
 @dataclass
 class ViewScore:
-    """Scores of one rendered view."""
+    """Scores of one rendered view; depth_error only for a view with a depth map."""
 
     image: str
     psnr: float
     ssim: float
+    depth_error: Optional[float] = None
+
+    def to_json(self) -> dict:
+        """{"image": name, "psnr": .., "ssim": ..} and "depth_error" when there is one."""
+        scores = {"image": self.image, "psnr": self.psnr, "ssim": self.ssim}
+        if self.depth_error is not None:
+            scores["depth_error"] = self.depth_error
+        return scores
 
 
 @dataclass
 class EvaluationResult:
     """Mean and per-view scores, plus the first few renders for logging.
 
+    depth_error: mean over the views that have one, None when none has.
     renders: (name, prediction [H, W, 3], ground truth [H, W, 3], depth [H, W], alpha [H, W]),
     float32 CPU tensors.
     """
@@ -61,14 +76,27 @@ class EvaluationResult:
     ssim: float
     per_view: list[ViewScore]
     renders: list[tuple] = field(default_factory=list)
+    depth_error: Optional[float] = None
+
+    @classmethod
+    def of_views(cls, per_view: list[ViewScore], renders: list[tuple]) -> "EvaluationResult":
+        """The means of per_view's scores (at least one view), with `renders`."""
+        depth_errors = [s.depth_error for s in per_view if s.depth_error is not None]
+        return cls(
+            psnr=sum(s.psnr for s in per_view) / len(per_view),
+            ssim=sum(s.ssim for s in per_view) / len(per_view),
+            per_view=per_view,
+            renders=renders,
+            depth_error=sum(depth_errors) / len(depth_errors) if depth_errors else None,
+        )
 
     def to_json(self) -> dict:
-        """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}."""
-        return {
-            "psnr": self.psnr,
-            "ssim": self.ssim,
-            "per_view": [{"image": s.image, "psnr": s.psnr, "ssim": s.ssim} for s in self.per_view],
-        }
+        """{"psnr": x, "ssim": y, "per_view": [`ViewScore.to_json`, ...]}, and "depth_error" when
+        a view has one."""
+        scores = {"psnr": self.psnr, "ssim": self.ssim, "per_view": [s.to_json() for s in self.per_view]}
+        if self.depth_error is not None:
+            scores["depth_error"] = self.depth_error
+        return scores
 
 
 @torch.no_grad()
@@ -81,7 +109,8 @@ def evaluate(
     ssim_window_size: int = SSIM_WINDOW_SIZE,
     ssim_sigma: float = SSIM_SIGMA,
 ) -> Optional[EvaluationResult]:
-    """Render every view over `background` and score it against its image (all pixels).
+    """Render every view over `background` and score it against its image (all pixels), and the
+    depth of views with a depth map against it (`depth_supervision.depth_error`).
 
     Returns:
         The scores (means over the views), with the renders of the first `num_renders` views;
@@ -94,17 +123,13 @@ def evaluate(
         out = render_view(model, view, config, background)
         prediction = out.image.clamp(0.0, 1.0)
         target = view.target(background)
-        scores.append(
-            ViewScore(view.name, float(psnr(prediction, target)), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)))
-        )
+        scores.append(ViewScore(
+            view.name, float(psnr(prediction, target)), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)),
+            None if view.depth is None else depth_error(view, out.depth, out.alpha),
+        ))
         if index < num_renders:
             renders.append((view.name, prediction.cpu(), target.cpu(), out.depth.cpu(), out.alpha.cpu()))
-    return EvaluationResult(
-        psnr=sum(s.psnr for s in scores) / len(scores),
-        ssim=sum(s.ssim for s in scores) / len(scores),
-        per_view=scores,
-        renders=renders,
-    )
+    return EvaluationResult.of_views(scores, renders)
 
 
 def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,9 @@ batch, gradients and statistics are summed over the processes, the val views are
 them, and only rank 0 locks the output folder, writes, logs and prints.
 With `pose-optimization` the training view is rendered from its corrected pose, with
 `exposure-compensation` its render goes through its colour transform before the loss
-(`camera_optimization.CameraOptimization`; validation and the saved scenes use neither).
+(`camera_optimization.CameraOptimization`; validation and the saved scenes use neither). With
+`depth-loss` a training view with a depth map also renders its inverse depth and adds the
+weighted depth loss (`depth_supervision`); val views with a depth map report the depth error.
 
 Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the effective
 config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-optimization`
@@ -63,6 +65,7 @@ from taichi_3dgs.training.checkpoint import (
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, scene_extent
 from taichi_3dgs.training.densification import make_strategy
+from taichi_3dgs.training.depth_supervision import depth_loss, depth_loss_weight
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
 from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render_view
 from taichi_3dgs.metrics import psnr, ssim
@@ -195,6 +198,14 @@ def _check_batch(batch_size: int, world: World, num_train_views: int, config: Tr
                           f"distinct cameras, so at most {num_train_views}")
 
 
+def _check_depth_maps(config: TrainConfig, train_records: list[CameraRecord], source: str) -> None:
+    """Refuse `depth-loss: true` when no training camera names a depth map: it would train nothing."""
+    if config.depth_loss and all(record.depth_path is None for record in train_records):
+        raise ConfigError(f"{source}: key 'depth-loss' is true but no record of key 'train-dataset-json-path' "
+                          f"({config.train_dataset_json_path}) names a depth map; expected depth_path in the "
+                          "records to supervise (docs/FORMATS.md), or depth-loss: false")
+
+
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
           world: World = SINGLE_PROCESS, viewer: Optional[tuple[str, int]] = None) -> TrainResult:
     """Train a Gaussian scene as `config` says; see the module docstring for the outputs.
@@ -218,10 +229,12 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
 
     Raises:
         ConfigError: a required path is not set, an output folder cannot be created or written,
-            there is no train camera, or `batch-size` exceeds the train cameras or is not a
-            multiple of the number of processes.
-        FileNotFoundError / ValueError: missing or invalid cameras, images, point cloud or
-            checkpoint, or a checkpoint written by another config (the message names the file).
+            there is no train camera, `batch-size` exceeds the train cameras or is not a
+            multiple of the number of processes, or `depth-loss` is on and no train camera has a
+            depth map.
+        FileNotFoundError / ValueError: missing or invalid cameras, images, depth maps, point
+            cloud or checkpoint, or a checkpoint written by another config (the message names the
+            file).
         FolderInUseError: another live run holds the output folder.
         ValueError: the viewer's port is in use (checked before anything is written).
         DegenerateTrainingError: the scene became empty or non-finite (names the step).
@@ -245,12 +258,14 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     train_records, val_records = _read_cameras(config, config_source)
     batch_size = config.batch_size
     _check_batch(batch_size, world, len(train_records), config, config_source)
+    _check_depth_maps(config, train_records, config_source)
     cameras = {"train": camera_fingerprint(train_records), "val": camera_fingerprint(val_records)}
+    # Training depth maps are loaded only for the depth loss (they take more memory than the images).
     train_views = load_views(train_records, config.image_downscale_factor, config.max_image_long_side, device,
-                             str(config.train_dataset_json_path))
+                             str(config.train_dataset_json_path), with_depth=config.depth_loss)
     # Each process decodes only the val images it renders (`evaluate_across_ranks`).
     val_views = [load_view(record, config.image_downscale_factor, config.max_image_long_side, device,
-                           f"{config.val_dataset_json_path}: record {index}")
+                           f"{config.val_dataset_json_path}: record {index}", with_depth=True)
                  for index, record in world.share(list(enumerate(val_records)))]
     extent = scene_extent(train_records)
     first = train_views[0]
@@ -383,12 +398,15 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             if result is not None:
                 writer.add_scalar("val/psnr", result.psnr, step)
                 writer.add_scalar("val/ssim", result.ssim, step)
+                if result.depth_error is not None:
+                    writer.add_scalar("val/depth error", result.depth_error, step)
                 for name, prediction, target, depth, alpha in result.renders:
                     writer.add_image(f"val/images/{name}", image_grid(prediction, target, depth, alpha), step,
                                      dataformats="HWC")
                 if improved:
                     write_scene_parquet(out_dir / "best_scene.parquet", scene)
-                say(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}, "
+                depth = "" if result.depth_error is None else f", depth error {100 * result.depth_error:.2f} %"
+                say(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}{depth}, "
                     f"{model.num_gaussians} Gaussians")
             _write_metrics(out_dir / "metrics.json", step, result, model.num_gaussians, minutes())
             return result
@@ -407,18 +425,21 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     means_lr = means_learning_rate(step, rates, extent, schedule.num_iterations, batch_size)
                     set_learning_rate(optimizer, "means", means_lr)
                     cameras_opt.set_learning_rates(step)
+                    depth_weight = depth_loss_weight(step, config.depth_loss_config, schedule.num_iterations)
                     # Every process draws the whole batch (the same generator state everywhere), then
                     # trains on its share of it.
                     indices = sampler.next_batch(generator, batch_size)
                     backgrounds = [torch.rand(3, generator=generator).to(device) if config.random_background
                                    else background for _ in indices]
                     logging_step = step % log_cfg.log_loss_interval == 0
-                    logged = torch.zeros(4, device=device)  # loss, L1, SSIM, PSNR: their means over the batch
+                    logged = torch.zeros(5, device=device)  # loss, L1, SSIM, PSNR, depth loss: batch means
                     renders = []
                     for index, step_background in world.share(list(zip(indices, backgrounds))):
                         view = train_views[index]
                         target = view.target(step_background)
-                        out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background)
+                        supervise_depth = config.depth_loss and view.depth is not None
+                        out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background,
+                                          render_inverse_depth=supervise_depth)
                         image = cameras_opt.compensate(index, out.image)  # what the loss compares
                         if step == start_step + 1 and main and not renders:
                             warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
@@ -426,6 +447,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         l1 = l1_loss(image, target, view.mask)
                         ssim_value = ssim(image, target, view.mask, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
                         loss = (1.0 - loss_cfg.lambda_value) * l1 + loss_cfg.lambda_value * (1.0 - ssim_value)
+                        depth_value = depth_loss(view, out.inverse_depth, out.alpha) if supervise_depth else None
+                        if depth_value is not None:
+                            loss = loss + depth_weight * depth_value
                         # The step's loss is the mean over the batch plus the regulariser (added once over
                         # all processes); each view's part is backpropagated at once, freeing its render.
                         loss = loss / batch_size
@@ -435,7 +459,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         renders.append((out, view.width, view.height))
                         if logging_step:
                             view_psnr = psnr(image.detach().clamp(0.0, 1.0), target, view.mask)
-                            logged += torch.stack([loss.detach(), l1.detach(), ssim_value.detach(), view_psnr])
+                            view_depth = torch.zeros((), device=device) if depth_value is None else depth_value.detach()
+                            logged += torch.stack([loss.detach(), l1.detach(), ssim_value.detach(), view_psnr, view_depth])
                             if len(renders) == 1:  # this process's first view: the blank-render check
                                 first_view = (view.name, float(view_psnr))
                     world.sum_gradients(list(model.parameters()) + cameras_opt.parameters())
@@ -447,7 +472,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     if logging_step:
                         world.sum_(logged)
                         loss_value = last_loss = float(logged[0])
-                        l1_value, ssim_mean, train_psnr = (logged[1:] / batch_size).tolist()
+                        l1_value, ssim_mean, train_psnr, depth_mean = (logged[1:] / batch_size).tolist()
                         if not math.isfinite(loss_value):
                             raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
                                                    "too high?)")
@@ -463,6 +488,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                             writer.add_scalar("train/l1 loss", l1_value, step)
                             writer.add_scalar("train/ssim loss", 1.0 - ssim_mean, step)
                             writer.add_scalar("train/psnr", train_psnr, step)
+                            if config.depth_loss:
+                                writer.add_scalar("train/depth loss", depth_mean, step)
                             writer.add_scalar("value/num_valid_points", model.num_gaussians, step)
                             writer.add_scalar("train/step time ms", 1000.0 * (time.perf_counter() - step_started),
                                               step)

@@ -6,6 +6,7 @@ A tiny demo scene (64 x 64 px, 7 train + 1 val views, 500 points) and 2-step run
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from conftest import REPO_ROOT
 from test_trainer import demo_config
 
@@ -117,6 +119,28 @@ def test_degenerate_point_cloud_is_refused_naming_the_file(scene, tmp_path, xyz,
     result = train_script(write_config(tmp_path, scene, out, **{"pointcloud-parquet-path": str(cloud)}))
     assert_refused(result, str(cloud), problem)
     assert snapshot(out) == before
+
+
+def test_broken_depth_map_of_a_training_view_is_refused_naming_json_record_and_file(scene, tmp_path):
+    records = read_cameras_json(scene / "train.json")
+    broken = tmp_path / "depth_8bit.png"
+    Image.fromarray(np.zeros((TINY.height, TINY.width), np.uint8)).save(broken)
+    records[3] = dataclasses.replace(records[3], depth_path=broken, depth_scale=1000.0)
+    cameras = tmp_path / "train.json"
+    write_cameras_json(cameras, records)
+    result = train_script(write_config(tmp_path, scene, tmp_path / "out", **{
+        "train-dataset-json-path": str(cameras), "depth-loss": True}))
+    assert_refused(result, f"{cameras}: record 3: depth_path {broken}", "mode 'L'", "16-bit PNG")
+    assert snapshot(tmp_path / "out") is None
+
+
+def test_depth_loss_without_depth_maps_is_refused_naming_the_key(scene, tmp_path):
+    cameras = tmp_path / "train.json"
+    write_cameras_json(cameras, [dataclasses.replace(r, depth_path=None) for r in read_cameras_json(scene / "train.json")])
+    result = train_script(write_config(tmp_path, scene, tmp_path / "out", **{
+        "train-dataset-json-path": str(cameras), "depth-loss": True}))
+    assert_refused(result, "key 'depth-loss' is true", str(cameras), "names a depth map")
+    assert snapshot(tmp_path / "out") is None
 
 
 def test_output_folder_that_is_a_file_is_refused_before_reading_anything(scene, tmp_path):
