@@ -61,6 +61,8 @@ class GaussianModel(nn.Module):
     Attributes:
         color_activation: "linear" (official) or "sigmoid" (scenes of the original project).
         active_sh_degree: SH degree currently rendered (0..3); training raises it.
+        antialiased: rendered with the Mip-Splatting 2D filter (`GaussianScene.antialiased`); the
+            trainer sets it from its rasterizer config, and `to_scene` passes it on.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class GaussianModel(nn.Module):
         sh_coeffs: torch.Tensor,
         color_activation: str = "linear",
         active_sh_degree: int = 0,
+        antialiased: bool = False,
     ):
         super().__init__()
         n = means.shape[0]
@@ -93,6 +96,7 @@ class GaussianModel(nn.Module):
         self.sh_rest = as_param(sh_coeffs[:, 1:])
         self.color_activation = color_activation
         self.active_sh_degree = active_sh_degree
+        self.antialiased = antialiased
 
     @property
     def num_gaussians(self) -> int:
@@ -169,7 +173,8 @@ class GaussianModel(nn.Module):
 
     @classmethod
     def from_scene(cls, scene: GaussianScene, device: torch.device | str = "cpu") -> "GaussianModel":
-        """Trainable copy of a loaded scene; its SH degree becomes the active degree.
+        """Trainable copy of a loaded scene; its SH degree becomes the active degree, its colour
+        activation and `antialiased` flag are kept.
 
         Raises:
             ValueError: `scene.validate()` fails (names the field).
@@ -184,6 +189,7 @@ class GaussianModel(nn.Module):
             scene.sh_coeffs,
             color_activation=scene.color_activation,
             active_sh_degree=int(scene.sh_degree),
+            antialiased=scene.antialiased,
         )
 
     @torch.no_grad()
@@ -205,6 +211,7 @@ class GaussianModel(nn.Module):
             sh_coeffs=sh,
             sh_degree=self.active_sh_degree,
             color_activation=self.color_activation,
+            antialiased=self.antialiased,
         )
 
 

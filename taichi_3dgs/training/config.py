@@ -211,7 +211,8 @@ class TrainConfig:
         "raise the active SH degree by one every this many steps", default=1000
     )
     rasterisation_config: RasterizerConfig = _help(
-        "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene",
+        "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene, and the "
+        "saved scenes record antialiased for their renderers",
         default_factory=RasterizerConfig,
     )
     gaussian_point_cloud_scene_config: SceneInitConfig = _help(

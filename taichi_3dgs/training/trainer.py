@@ -283,6 +283,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device
         )
         initial_sh_degree = model.active_sh_degree
+    # The config's filter, also for a warm start from a scene that recorded another one: the saved
+    # scenes record the filter they were trained with, for every renderer to apply.
+    model.antialiased = config.rasterisation_config.antialiased
 
     rates = schedule.learning_rates
     optimizer = make_optimizer(model, rates, extent, batch_size)

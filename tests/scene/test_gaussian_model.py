@@ -96,6 +96,17 @@ def test_ply_warm_start_keeps_the_parameters(tmp_path):
     assert torch.equal(loaded.sh_coeffs, model.sh_coeffs)
 
 
+@pytest.mark.parametrize("suffix", [".parquet", ".ply"])
+def test_warm_start_and_to_scene_keep_the_antialiased_flag(tmp_path, suffix):
+    model = trained_model(3)
+    assert model.antialiased is False  # a point cloud has not been trained with any filter
+    model.antialiased = True
+    path = tmp_path / f"scene{suffix}"
+    (write_ply if suffix == ".ply" else write_scene_parquet)(path, model.to_scene())
+    loaded = load_initial_model(path)
+    assert loaded.antialiased is True and loaded.to_scene().antialiased is True
+
+
 def test_to_scene_zeroes_bands_above_the_active_degree(tmp_path):
     model = trained_model(2)
     model.active_sh_degree = 1
