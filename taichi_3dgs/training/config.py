@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,11 @@ class ExposureCompensationConfig:
     learning_rate_delay_mult: float = _help(
         "factor of the rate at step 0 while delayed (official exposure_lr_delay_mult)", default=0.0
     )
+    keep_mean_identity: bool = _help(
+        "after each step shift every transform by the same amount so that their mean is the identity: the scene "
+        "keeps the colours of the average training image (false: the official free transforms, whose common "
+        "part the scene's colours can absorb, so plain renders drift from the photos' colours)", default=True
+    )
 
 
 @dataclass
@@ -270,6 +276,10 @@ def _type_name(tp: Any) -> str:
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
 
 
+# A decimal number as written in YAML or on the command line (no nan, inf or hex).
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
     """Convert a YAML value to `tp`; raise ConfigError(where) when it does not fit."""
 
@@ -300,6 +310,10 @@ def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
             raise wrong()
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot in the mantissa) as a string
+            if not _NUMBER.fullmatch(value.strip()):
+                raise wrong()
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong()
         return float(value)
