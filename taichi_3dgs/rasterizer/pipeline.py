@@ -1,6 +1,6 @@
 """The rasterizer's entry point: projection -> SH colour -> tile binning -> blending."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -25,6 +25,10 @@ class RasterizeOutput(NamedTuple):
         means2d: [N, 2] float32 projected centres in pixels; after `loss.backward()`,
             `means2d.grad` holds dL/dmeans2d (the view-space gradient used by densification).
         num_pairs: number of (tile, Gaussian) pairs blended (a measure of the work done).
+        means2d_absgrad: with `rasterize(absgrad=True)`, [N, 2] float32, zero after the forward;
+            each `loss.backward()` adds, per Gaussian, the sum over pixels of the absolute values
+            (componentwise) of each pixel's contribution to dL/dmeans2d (AbsGS, Ye et al. 2024;
+            gsplat's `means2d.absgrad`), so it is >= |means2d.grad| componentwise. None otherwise.
     """
 
     image: torch.Tensor
@@ -33,6 +37,7 @@ class RasterizeOutput(NamedTuple):
     radii: torch.Tensor
     means2d: torch.Tensor
     num_pairs: int
+    means2d_absgrad: Optional[torch.Tensor] = None
 
 
 def activate_colors(raw: torch.Tensor, color_activation: str) -> torch.Tensor:
@@ -55,6 +60,7 @@ def rasterize(
     sh_degree: int = 3,
     background: torch.Tensor | None = None,
     config: RasterizerConfig = RasterizerConfig(),
+    absgrad: bool = False,
 ) -> RasterizeOutput:
     """Render N 3D Gaussians into one pinhole camera, differentiably.
 
@@ -80,9 +86,12 @@ def rasterize(
         sh_degree: SH bands used, 0..3.
         background: [3] float32 RGB in [0, 1], or None for black.
         config: `RasterizerConfig`.
+        absgrad: also sum the absolute per-pixel gradients of means2d in the backward
+            (`RasterizeOutput.means2d_absgrad`; densification with AbsGS). Costs two more
+            gradient columns per Gaussian in the backward.
 
     Returns:
-        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs).
+        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs, means2d_absgrad).
 
     Raises:
         ValueError: a tensor of the wrong shape/dtype/device, a non-positive image size, or
@@ -108,7 +117,9 @@ def rasterize(
     if config.antialiased:  # otherwise the compensations are 1 (0 only for culled, unbinned Gaussians)
         opacities = opacities * proj.compensations
     bins = bin_tiles(means2d, proj.radii, proj.depths, width, height, config.tile_size)
+    absgrad_out = torch.zeros_like(means2d) if absgrad else None
     image, alpha, depth = blend_tiles(
-        means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config
+        means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config,
+        absgrad_out=absgrad_out,
     )
-    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]))
+    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]), absgrad_out)

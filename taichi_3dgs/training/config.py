@@ -50,6 +50,42 @@ class SceneInitConfig:
 
 
 @dataclass
+class InitialPointsConfig:
+    """Initial Gaussians added where the point cloud is thin (`taichi_3dgs/data/background_points.py`).
+
+    Structure-from-motion clouds cover the object of a capture, hardly the walls, floor or sky
+    behind it. Both counts default to 0 (nothing added). The added points are coloured from the
+    training images (RGBA ones over `background-color`), drawn with `seed`, and initialised with the
+    cloud's points by the same rule: the nearest-neighbour scale is searched among all points, so
+    on the shell it is the shell's own spacing, proportional to its radius (about 2.6 x radius /
+    sqrt(far-shell)). `strategy: default` prunes, after the first opacity reset, Gaussians larger
+    than `max-world-size-ratio` x extent or `max-screen-radius` px: at the default radius and ratio
+    that is 99 % of the shell Gaussians at 10,000 shell points, 28 % at 100,000 and 3 % at 200,000
+    (until densification has split them). Not for a trained scene (`pointcloud-parquet-path` a .ply
+    or trained-scene parquet).
+    """
+
+    random_in_view_volume: int = _help(
+        "add this many points uniform in the union of the training cameras' view frusta, each frustum cut to the "
+        "depths at which its camera sees the point cloud (view-volume-depth-quantiles); each takes the colour of "
+        "the pixel it was drawn through", default=0
+    )
+    view_volume_depth_quantiles: tuple[float, float] = _help(
+        "(near, far) quantiles of the depths of the cloud's points a camera sees, bounding its frustum; a camera "
+        "that sees none takes those of all cameras' depths", default=(0.01, 0.99)
+    )
+    far_shell: int = _help(
+        "add this many points uniform on a sphere about the training cameras' centroid, a background of last "
+        "resort (as hierarchical 3DGS's skybox); each takes the mean colour of the pixels it projects to, grey "
+        "0.5 where no camera sees it", default=0
+    )
+    far_shell_radius: float = _help(
+        "radius of the far shell in units of the scene extent (1.1 x the largest camera distance from the "
+        "centroid), > 1 so that it encloses every camera", default=10.0
+    )
+
+
+@dataclass
 class LearningRateConfig:
     """Adam learning rates per parameter (official `OptimizationParams`)."""
 
@@ -88,6 +124,15 @@ class DensificationConfig:
     densify_until_iteration: int = _help("no densification from this step on", default=15_000)
     densification_view_space_position_gradients_threshold: float = _help(
         "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
+    )
+    absgrad: bool = _help(
+        "densify on the norm of the per-pixel absolute view-space gradients summed over pixels instead of the "
+        "norm of their sum (AbsGS, Ye et al. 2024; gsplat's absgrad), compared with absgrad-threshold: reaches "
+        "large Gaussians over detailed areas, whose per-pixel gradients cancel", default=False
+    )
+    absgrad_threshold: float = _help(
+        "with absgrad: clone/split when the mean absolute-gradient norm (NDC units) is above this (gsplat's "
+        "recommended grow_grad2d with absgrad)", default=8e-4
     )
     percent_dense: float = _help(
         "clone when the largest scale is <= percent-dense x extent, else split", default=0.01
@@ -223,6 +268,9 @@ class TrainConfig:
     )
     gaussian_point_cloud_scene_config: SceneInitConfig = _help(
         "initialisation from the point cloud", default_factory=SceneInitConfig
+    )
+    initial_points: InitialPointsConfig = _help(
+        "initial Gaussians added where the point cloud is thin (background)", default_factory=InitialPointsConfig
     )
     learning_rates: LearningRateConfig = _help("Adam learning rates", default_factory=LearningRateConfig)
     loss_function_config: LossConfig = _help("photometric loss", default_factory=LossConfig)
@@ -393,6 +441,9 @@ def _check(config: TrainConfig, source: str) -> None:
     positive("image-downscale-factor", config.image_downscale_factor)
     positive("max-image-long-side", config.max_image_long_side)
     positive("increase-color-max-sh-band-interval", config.increase_color_max_sh_band_interval)
+    if config.seed < 0:
+        raise ConfigError(f"{source}: key 'seed' must be >= 0 (numpy's generators take non-negative seeds), "
+                          f"got {config.seed}")
     if not all(0.0 <= c <= 1.0 for c in config.background_color):
         raise ConfigError(f"{source}: key 'background-color' must hold 3 values in [0, 1], got {config.background_color}")
     scene = config.gaussian_point_cloud_scene_config
@@ -400,10 +451,22 @@ def _check(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.max-sh-degree' must be 0..3")
     if not 0.0 < scene.initial_opacity < 1.0:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")
+    points = config.initial_points
+    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell)):
+        if count < 0:
+            raise ConfigError(f"{source}: key 'initial-points.{key}' must be >= 0 (0 = none), got {count}")
+    near, far = points.view_volume_depth_quantiles
+    if not 0.0 <= near < far <= 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.view-volume-depth-quantiles' must be [near, far] with "
+                          f"0 <= near < far <= 1, got {[near, far]}")
+    if not points.far_shell_radius > 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.far-shell-radius' must be > 1 (scene extents: the shell "
+                          f"must enclose the cameras), got {points.far_shell_radius!r}")
     if config.loss_function_config.ssim_window_size % 2 != 1:
         raise ConfigError(f"{source}: key 'loss-function-config.ssim-window-size' must be odd")
     positive("adaptive-controller-config.num-iterations-densify", config.adaptive_controller_config.num_iterations_densify)
     positive("adaptive-controller-config.num-iterations-reset-alpha", config.adaptive_controller_config.num_iterations_reset_alpha)
+    positive("adaptive-controller-config.absgrad-threshold", config.adaptive_controller_config.absgrad_threshold)
     positive("mcmc-config.refine-every", config.mcmc_config.refine_every)
     positive("logging.log-loss-interval", config.logging.log_loss_interval)
     pose = config.pose_optimization_config

@@ -14,15 +14,18 @@ from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
 
 
-def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor):
+def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
+                absgrad: bool = False):
     """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
 
     Args:
         config: rasterizer constants; its colour activation must be the model's.
         background: float32 [3] on the model's device.
+        absgrad: also compute `means2d_absgrad` in the backward (`rasterize`'s absgrad).
 
     Returns:
-        The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2]).
+        The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2],
+        means2d_absgrad [N, 2] or None).
     """
     return rasterize(
         model.means,
@@ -37,6 +40,7 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
         sh_degree=model.active_sh_degree,
         background=background,
         config=config,
+        absgrad=absgrad,
     )
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -47,8 +48,10 @@ from tqdm import tqdm
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.cli import check_port_free
+from taichi_3dgs.data.background_points import background_points
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
-from taichi_3dgs.data.views import load_view, load_views
+from taichi_3dgs.data.point_cloud import PointCloud
+from taichi_3dgs.data.views import View, load_view, load_views
 from taichi_3dgs.rasterizer import RasterizeOutput
 from taichi_3dgs.scene.diagnostics import ABSURD_SCALE_RATIO
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
@@ -61,7 +64,7 @@ from taichi_3dgs.training.checkpoint import (
     restoring, save_checkpoint,
 )
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
-from taichi_3dgs.training.dataset import ViewSampler, scene_extent
+from taichi_3dgs.training.dataset import ViewSampler, scene_centre, scene_extent
 from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
 from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render_view
@@ -184,6 +187,21 @@ def _write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult]
     write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
 
 
+def _initial_points(config: TrainConfig, train_views: list[View], train_records: list[CameraRecord], extent: float,
+                    background: torch.Tensor) -> Optional[Callable[[PointCloud], PointCloud]]:
+    """The `extra_points` of `load_initial_model` for the config's `initial-points` (None when
+    both counts are 0): the view-volume and far-shell points of `data.background_points`."""
+    points = config.initial_points
+    if not (points.random_in_view_volume or points.far_shell):
+        return None
+    return functools.partial(
+        background_points, views=train_views, num_view_volume=points.random_in_view_volume,
+        depth_quantiles=points.view_volume_depth_quantiles, num_far_shell=points.far_shell,
+        shell_centre=scene_centre(train_records), shell_radius=points.far_shell_radius * extent,
+        background=background, seed=config.seed,
+    )
+
+
 def _check_batch(batch_size: int, world: World, num_train_views: int, config: TrainConfig, source: str) -> None:
     """Refuse a batch the processes cannot share evenly, or larger than the training cameras."""
     if batch_size % world.size:
@@ -280,7 +298,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         initial_sh_degree = checkpoint["initial_sh_degree"]
     else:
         model = load_initial_model(
-            config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device
+            config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device,
+            _initial_points(config, train_views, train_records, extent, background),
         )
         initial_sh_degree = model.active_sh_degree
     # The config's filter, also for a warm start from a scene that recorded another one: the saved
@@ -421,7 +440,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     for index, step_background in world.share(list(zip(indices, backgrounds))):
                         view = train_views[index]
                         target = view.target(step_background)
-                        out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background)
+                        out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background,
+                                          strategy.absgrad)
                         image = cameras_opt.compensate(index, out.image)  # what the loss compares
                         if step == start_step + 1 and main and not renders:
                             warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
