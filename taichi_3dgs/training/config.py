@@ -207,6 +207,12 @@ class TrainConfig:
     strategy: Literal["default", "mcmc"] = _help(
         "densification strategy: default (official clone/split/prune) or mcmc", default="default"
     )
+    optimizer: Literal["adam", "sparse-adam"] = _help(
+        "adam: torch Adam over every Gaussian (official); sparse-adam: only the Gaussians visible in the step "
+        "(radius > 0 in a render of the batch, in any process) update their parameters and Adam moments "
+        "(Taming 3DGS sparse Adam, with torch Adam's bias correction); the rates of learning-rates apply to both",
+        default="adam",
+    )
     increase_color_max_sh_band_interval: int = _help(
         "raise the active SH degree by one every this many steps", default=1000
     )

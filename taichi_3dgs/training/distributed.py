@@ -14,6 +14,8 @@ opacity resets and MCMC relocation decide the same everywhere:
   the global batch (up to the order of the float sums);
 - the densification statistics: each step's sums (maxima for radii) are reduced over the ranks
   before they are accumulated (`World.sum_`, `World.max_`);
+- with `optimizer: sparse-adam`, the Gaussians that Adam updates: those visible in a render of the
+  step in any process (`World.union`);
 - what the trainer decides from measured values (the divergence check on the loss, Ctrl-C) is
   reduced first.
 
@@ -86,6 +88,15 @@ class World:
         """Replace `tensor` by its elementwise maximum over the processes, in place."""
         if self.size > 1:
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+
+    def union(self, mask: torch.Tensor) -> torch.Tensor:
+        """The elementwise OR of the bool tensor `mask` over the processes (`mask` itself in one
+        process; every process must call it with the same shape)."""
+        if self.size == 1:
+            return mask
+        flags = mask.to(torch.uint8)  # collectives reduce numbers, not bools
+        self.max_(flags)
+        return flags.bool()
 
     def sum_gradients(self, parameters: Iterable[torch.Tensor]) -> None:
         """Sum the `.grad` of every parameter over the processes (one all-reduce of all of them;

@@ -3,7 +3,8 @@
 Per step, as the official `train.py`: pick the next view of a shuffled stack, raise the SH degree
 every `increase-color-max-sh-band-interval` steps, set the means' learning rate, render, loss
 (1 - lambda) L1 + lambda (1 - SSIM) (+ the strategy's regulariser), backward, densification
-statistics, Adam step, logs, evaluation, densification (not after the last step), checkpoints.
+statistics, Adam step (with `optimizer: sparse-adam`, of the Gaussians visible in the step's
+renders only), logs, evaluation, densification (not after the last step), checkpoints.
 With `batch-size` B > 1 a step takes B distinct views off the stack, renders and backpropagates
 them one by one (the loss is their mean) and then steps Adam once; rates and schedule scale as
 `batch_scaling` says. Under torchrun (`distributed.World`) each process trains on its share of the
@@ -285,7 +286,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         initial_sh_degree = model.active_sh_degree
 
     rates = schedule.learning_rates
-    optimizer = make_optimizer(model, rates, extent, batch_size)
+    optimizer = make_optimizer(model, rates, extent, batch_size, config.optimizer)
     white = all(c == 1.0 for c in config.background_color)
     strategy = make_strategy(config.strategy, schedule.adaptive_controller_config, schedule.mcmc_config, extent, white)
     # Pose optimisation and exposure compensation: with both off, each cameras_opt hook is a no-op.
@@ -440,7 +441,12 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                                 first_view = (view.name, float(view_psnr))
                     world.sum_gradients(list(model.parameters()) + cameras_opt.parameters())
                     strategy.step_post_backward(step, renders, batch_size, world)
-                    optimizer.step()
+                    if config.optimizer == "sparse-adam":
+                        # Visible: radius > 0 in any render of the batch, in any process.
+                        visible = torch.stack([out.radii > 0 for out, _, _ in renders]).any(dim=0)
+                        optimizer.step(world.union(visible))
+                    else:
+                        optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     cameras_opt.step()
 
