@@ -160,7 +160,7 @@ class ExposureCompensationConfig:
 
 @dataclass
 class LoggingConfig:
-    """TensorBoard and progress output."""
+    """TensorBoard, progress output and what validation reports."""
 
     log_loss_interval: int = _help("write train scalars every this many steps", default=10)
     num_log_images: int = _help(
@@ -168,6 +168,10 @@ class LoggingConfig:
     )
     log_histograms: bool = _help("write parameter histograms at each densification step", default=True)
     progress_bar: bool = _help("show a tqdm progress bar", default=True)
+    lpips_weights: Optional[Path] = _help(
+        "LPIPS AlexNet weights file (docs/FORMATS.md, written by tools/make_lpips_weights.py; nothing is "
+        "downloaded): validation then also reports val LPIPS; null = no LPIPS", default=None,
+    )
 
 
 @dataclass
@@ -243,7 +247,9 @@ class TrainConfig:
     exposure_compensation_config: ExposureCompensationConfig = _help(
         "per-image exposure compensation", default_factory=ExposureCompensationConfig
     )
-    logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
+    logging: LoggingConfig = _help(
+        "TensorBoard, progress output and validation metrics", default_factory=LoggingConfig
+    )
 
 
 # Fields that exist in a section's dataclass but are not settable from YAML, with the reason.
