@@ -211,7 +211,7 @@ class ExposureCompensationConfig:
 
 @dataclass
 class LoggingConfig:
-    """TensorBoard and progress output."""
+    """TensorBoard, progress output and what validation reports."""
 
     log_loss_interval: int = _help("write train scalars every this many steps", default=10)
     num_log_images: int = _help(
@@ -219,6 +219,10 @@ class LoggingConfig:
     )
     log_histograms: bool = _help("write parameter histograms at each densification step", default=True)
     progress_bar: bool = _help("show a tqdm progress bar", default=True)
+    lpips_weights: Optional[Path] = _help(
+        "LPIPS AlexNet weights file (docs/FORMATS.md, written by tools/make_lpips_weights.py; nothing is "
+        "downloaded): validation then also reports val LPIPS; null = no LPIPS", default=None,
+    )
 
 
 @dataclass
@@ -258,6 +262,12 @@ class TrainConfig:
     strategy: Literal["default", "mcmc"] = _help(
         "densification strategy: default (official clone/split/prune) or mcmc", default="default"
     )
+    optimizer: Literal["adam", "sparse-adam"] = _help(
+        "adam: torch Adam over every Gaussian (official); sparse-adam: only the Gaussians visible in the step "
+        "(radius > 0 in a render of the batch, in any process) update their parameters and Adam moments "
+        "(Taming 3DGS sparse Adam, with torch Adam's bias correction); the rates of learning-rates apply to both",
+        default="adam",
+    )
     increase_color_max_sh_band_interval: int = _help(
         "raise the active SH degree by one every this many steps", default=1000
     )
@@ -292,7 +302,9 @@ class TrainConfig:
     exposure_compensation_config: ExposureCompensationConfig = _help(
         "per-image exposure compensation", default_factory=ExposureCompensationConfig
     )
-    logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
+    logging: LoggingConfig = _help(
+        "TensorBoard, progress output and validation metrics", default_factory=LoggingConfig
+    )
 
 
 # Fields that exist in a section's dataclass but are not settable from YAML, with the reason.

@@ -1,5 +1,5 @@
-"""Rendering views of a model and scoring them (PSNR, SSIM), as the official `render.py` +
-`metrics.py`: renders clamped to [0, 1], PSNR and SSIM per view, means over the views.
+"""Rendering views of a model and scoring them (PSNR, SSIM, optionally LPIPS), as the official
+`render.py` + `metrics.py`: renders clamped to [0, 1], scores per view, means over the views.
 """
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import torch
 
 from taichi_3dgs.data.views import View
+from taichi_3dgs.lpips import LPIPS
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
@@ -46,33 +47,46 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
 
 @dataclass
 class ViewScore:
-    """Scores of one rendered view."""
+    """Scores of one rendered view: PSNR (dB), SSIM, and LPIPS when it was computed (else None)."""
 
     image: str
     psnr: float
     ssim: float
+    lpips: Optional[float] = None
 
 
 @dataclass
 class EvaluationResult:
     """Mean and per-view scores, plus the first few renders for logging.
 
-    renders: (name, prediction [H, W, 3], ground truth [H, W, 3], depth [H, W], alpha [H, W]),
-    float32 CPU tensors.
+    lpips is None when LPIPS was not computed. renders: (name, prediction [H, W, 3], ground truth
+    [H, W, 3], depth [H, W], alpha [H, W]), float32 CPU tensors.
     """
 
     psnr: float
     ssim: float
     per_view: list[ViewScore]
     renders: list[tuple] = field(default_factory=list)
+    lpips: Optional[float] = None
+
+    @classmethod
+    def of_views(cls, per_view: Sequence[ViewScore], renders: Sequence[tuple] = ()) -> "EvaluationResult":
+        """The result whose scores are the means of `per_view` (at least one view; LPIPS when every
+        view has it)."""
+        def mean(values: list) -> Optional[float]:
+            return None if any(v is None for v in values) else sum(values) / len(values)
+
+        return cls(psnr=mean([s.psnr for s in per_view]), ssim=mean([s.ssim for s in per_view]),
+                   per_view=list(per_view), renders=list(renders), lpips=mean([s.lpips for s in per_view]))
 
     def to_json(self) -> dict:
-        """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}."""
-        return {
-            "psnr": self.psnr,
-            "ssim": self.ssim,
-            "per_view": [{"image": s.image, "psnr": s.psnr, "ssim": s.ssim} for s in self.per_view],
-        }
+        """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}, with
+        "lpips" beside "ssim" (mean and per view) when it was computed."""
+        def scores(item) -> dict:
+            values = {"psnr": item.psnr, "ssim": item.ssim}
+            return values if item.lpips is None else {**values, "lpips": item.lpips}
+
+        return {**scores(self), "per_view": [{"image": s.image, **scores(s)} for s in self.per_view]}
 
 
 @torch.no_grad()
@@ -84,8 +98,12 @@ def evaluate(
     num_renders: int = 0,
     ssim_window_size: int = SSIM_WINDOW_SIZE,
     ssim_sigma: float = SSIM_SIGMA,
+    lpips: Optional[LPIPS] = None,
 ) -> Optional[EvaluationResult]:
     """Render every view over `background` and score it against its image (all pixels).
+
+    Args:
+        lpips: also score LPIPS with these weights (on the model's device), or None.
 
     Returns:
         The scores (means over the views), with the renders of the first `num_renders` views;
@@ -98,17 +116,12 @@ def evaluate(
         out = render_view(model, view, config, background)
         prediction = out.image.clamp(0.0, 1.0)
         target = view.target(background)
-        scores.append(
-            ViewScore(view.name, float(psnr(prediction, target)), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)))
-        )
+        scores.append(ViewScore(view.name, float(psnr(prediction, target)),
+                                float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)),
+                                None if lpips is None else float(lpips(prediction, target))))
         if index < num_renders:
             renders.append((view.name, prediction.cpu(), target.cpu(), out.depth.cpu(), out.alpha.cpu()))
-    return EvaluationResult(
-        psnr=sum(s.psnr for s in scores) / len(scores),
-        ssim=sum(s.ssim for s in scores) / len(scores),
-        per_view=scores,
-        renders=renders,
-    )
+    return EvaluationResult.of_views(scores, renders)
 
 
 def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
