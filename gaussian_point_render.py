@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Render a trained scene at every pose of a camera JSON or a poses.pt camera path; for poses
-with images, write ground truth and per-view PSNR / SSIM; optionally an MP4.
+with images, write ground truth and per-view PSNR / SSIM (and LPIPS with --lpips_weights);
+optionally an MP4.
 
     python gaussian_point_render.py --scene scene.parquet --cameras val.json --output_dir out
     python gaussian_point_render.py --scene scene.parquet --cameras poses.pt \\
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image_downscale_factor", type=positive_int, default=1,
                         help="evaluate at the image size divided by this, as the scene was trained "
                              "(the config's image-downscale-factor)")
+    parser.add_argument("--lpips_weights",
+                        help="LPIPS AlexNet weights file (docs/FORMATS.md, tools/make_lpips_weights.py): also "
+                             "report LPIPS")
     args = parser.parse_args(argv)
     background = (1.0, 1.0, 1.0) if args.white_background else (0.0, 0.0, 0.0)
 
@@ -40,12 +44,13 @@ def main(argv: list[str] | None = None) -> int:
         from taichi_3dgs.viewer.evaluation import render_and_evaluate
 
         metrics = render_and_evaluate(args.scene, args.cameras, args.output_dir, args.gt_dir, args.video,
-                                      args.fps, background, args.image_downscale_factor)
+                                      args.fps, background, args.image_downscale_factor, args.lpips_weights)
         if metrics is None:
             print(f"rendered to {args.output_dir}/renders (no ground-truth images, no metrics)")
         else:
             mean = metrics["mean"]
-            print(f"{len(metrics['views'])} views: mean PSNR {mean['psnr']:.3f} dB, SSIM {mean['ssim']:.4f}"
+            lpips = f", LPIPS {mean['lpips']:.4f}" if "lpips" in mean else ""
+            print(f"{len(metrics['views'])} views: mean PSNR {mean['psnr']:.3f} dB, SSIM {mean['ssim']:.4f}{lpips}"
                   f" -> {args.output_dir}/metrics.json")
 
     return run_tool(parser.prog, work, args.debug)

@@ -13,7 +13,12 @@ composes in the camera frame, T' = T @ [[R, t], [0, 1]], as pose optimisation's 
 
 With `--reference` nothing is written: the script prints the median and mean rotation error
 (degrees) and camera-centre error (scene units, and % of the reference's scene extent) of
-`--cameras` against the records of `--reference` (same images, same order).
+`--cameras` against the records of `--reference` (same images, same order), as they are and after
+aligning `--cameras` to the reference by the similarity transform that best maps them onto the
+reference (`align_to_reference`; BARF, Lin et al. 2021, aligns by Procrustes likewise).
+Cameras and scene refined together are defined only up to such a transform (moving, turning or
+scaling both together changes no image), so the aligned errors are what pose optimisation can be
+asked to recover; the unaligned ones add the drift of the whole reconstruction.
 """
 from __future__ import annotations
 
@@ -62,6 +67,30 @@ def pose_errors(records: list[CameraRecord], reference: list[CameraRecord]) -> t
     return np.array(rotation), np.array(translation)
 
 
+def align_to_reference(records: list[CameraRecord], reference: list[CameraRecord]) -> list[CameraRecord]:
+    """`records` moved by the similarity x -> s R x + t that best maps them onto the reference:
+    R the chordal mean of the cameras' relative rotations R_ref,i R_i^T (scipy `Rotation.mean`;
+    the camera centres of a video path are nearly on a line and would leave the turn about it
+    undetermined), then s and t by least squares of the centres given R (Umeyama 1991's closed form:
+    s = sum y . R x / sum |x|^2 on the centred centres). Each camera-to-world pose T becomes
+    [[R R_T, s R c_T + t], [0, 1]]: the scale moves the centre only."""
+    relative = Rotation.from_matrix(np.array([truth.T_pointcloud_camera[:3, :3] @ record.T_pointcloud_camera[:3, :3].T
+                                              for record, truth in zip(records, reference)]))
+    rotation = relative.mean().as_matrix()
+    centres = np.array([record.camera_center for record in records])
+    targets = np.array([record.camera_center for record in reference])
+    x, y = centres - centres.mean(axis=0), targets - targets.mean(axis=0)
+    scale = float(np.sum(y * (x @ rotation.T)) / np.sum(x * x))
+    shift = targets.mean(axis=0) - scale * rotation @ centres.mean(axis=0)
+    aligned = []
+    for record, centre in zip(records, centres):
+        pose = np.eye(4)
+        pose[:3, :3] = rotation @ record.T_pointcloud_camera[:3, :3]
+        pose[:3, 3] = scale * rotation @ centre + shift
+        aligned.append(dataclasses.replace(record, T_pointcloud_camera=pose))
+    return aligned
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -78,11 +107,13 @@ def main() -> int:
         reference = read_cameras_json(args.reference)
         if [r.image_path.name for r in records] != [r.image_path.name for r in reference]:
             parser.error(f"{args.cameras} and {args.reference} do not list the same images in the same order")
-        rotation, translation = pose_errors(records, reference)
         extent = scene_extent(reference)
-        print(f"{len(records)} cameras, scene extent {extent:.4f}: rotation error median {np.median(rotation):.4f} deg "
-              f"(mean {rotation.mean():.4f}), centre error median {np.median(translation):.5f} "
-              f"({100 * np.median(translation) / extent:.3f} % of the extent; mean {translation.mean():.5f})")
+        print(f"{len(records)} cameras, scene extent {extent:.4f}")
+        for label, cameras in (("as given", records), ("aligned", align_to_reference(records, reference))):
+            rotation, translation = pose_errors(cameras, reference)
+            print(f"{label}: rotation error median {np.median(rotation):.4f} deg (mean {rotation.mean():.4f}), "
+                  f"centre error median {np.median(translation):.5f} ({100 * np.median(translation) / extent:.3f} % "
+                  f"of the extent; mean {translation.mean():.5f})")
         return 0
     if args.output is None:
         parser.error("give --output (a perturbed JSON to write) or --reference (to measure errors)")

@@ -55,6 +55,15 @@ class Timer:
         return time.perf_counter()
 
 
+def device_line(arch: str) -> str:
+    """'device: ...' for a benchmark's output: the GPU's name, or the CPU's cores, load average and
+    torch threads (CPU figures depend on what else runs: the load lets readers judge them)."""
+    if arch == "cuda":
+        return f"device: cuda ({torch.cuda.get_device_name()})"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return f"device: cpu ({os.cpu_count()} cores, load average {load}, torch threads {torch.get_num_threads()})"
+
+
 def median_ms(fn, runs: int, warmup: int, timer: Timer) -> float:
     """Median wall time of fn() in milliseconds over `runs` calls after `warmup` calls."""
     for _ in range(warmup):
@@ -177,12 +186,7 @@ def main(argv=None) -> None:
         (out.image.sum() + out.alpha.sum()).backward()
 
     out = forward()
-    if arch == "cuda":
-        print(f"device: cuda ({torch.cuda.get_device_name()})")
-    else:
-        # CPU figures depend on what else runs: print the load so readers can judge them
-        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-        print(f"device: cpu ({os.cpu_count()} cores, load average {load}, torch threads {torch.get_num_threads()})")
+    print(device_line(arch))
     print(f"image: {args.width}x{args.height}, scene tiled {args.tile}x{args.tile}")
     print(f"Gaussians: {len(scene['means']):,} ({int((out.radii > 0).sum()):,} visible)")
     print(f"(tile, Gaussian) pairs: {out.num_pairs:,}")

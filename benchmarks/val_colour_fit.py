@@ -56,7 +56,7 @@ def main() -> int:
     model = load_initial_model(args.scene)
     views = load_views(read_cameras_json(args.cameras), args.image_downscale_factor, 1600, "cpu", str(args.cameras))
     background = torch.tensor(args.background, dtype=torch.float32)
-    config = RasterizerConfig(color_activation=model.color_activation)
+    config = RasterizerConfig(color_activation=model.color_activation, antialiased=model.antialiased)
     plain, fitted = [], []
     for view in views:
         with torch.no_grad():

@@ -12,6 +12,11 @@ from packaging.utils import canonicalize_name
 SEPARATELY_INSTALLED = {"torch"}
 """Distributions installed before requirements.txt (README: the CPU or CUDA build of torch)."""
 
+BUILD_TOOL_IMPORTS = {"tools/make_lpips_weights.py": {"lpips"}}
+"""Imports of tools that run on another machine to make an optional input file, never where
+taichi_3dgs runs: make_lpips_weights.py reads the `lpips` package (with torchvision) to write the
+LPIPS weights file (docs/FORMATS.md), which taichi_3dgs then reads without either package."""
+
 SERVED_BY = {"torch.utils.tensorboard": "tensorboard"}
 """Modules of one distribution that import another one: torch's SummaryWriter needs the
 tensorboard package, which no source file imports by name."""
@@ -45,13 +50,14 @@ def _imported_distributions() -> dict[str, set[str]]:
     for path in _runtime_sources():
         for name in _absolute_imports(path):
             top = name.split(".")[0]
-            if top in sys.stdlib_module_names or top == "taichi_3dgs":
+            relative = str(path.relative_to(REPO_ROOT))
+            if top in sys.stdlib_module_names or top == "taichi_3dgs" or top in BUILD_TOOL_IMPORTS.get(relative, ()):
                 continue
             assert top in providers, f"{path}: imports {top!r}, which no installed distribution provides"
             distributions = set(providers[top])
             distributions.update(dist for module, dist in SERVED_BY.items() if name == module)
             for dist in distributions:
-                imported.setdefault(canonicalize_name(dist), set()).add(str(path.relative_to(REPO_ROOT)))
+                imported.setdefault(canonicalize_name(dist), set()).add(relative)
     return imported
 
 

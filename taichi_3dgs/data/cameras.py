@@ -67,6 +67,25 @@ def rigid_transform_problem(matrix: np.ndarray) -> str | None:
     return None
 
 
+def project_points(points: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pinhole projection of world points: (u, v, depth), each [M] float64.
+
+    Args:
+        points: [M, 3] world-frame positions.
+        viewmat: [4, 4] world-to-camera transform (OpenCV axes). K: [3, 3] zero-skew intrinsics, pixels.
+
+    Returns:
+        u, v: pixel coordinates (origin at the top-left image corner, docs/FORMATS.md), inf or nan
+        where depth is 0; depth: camera z (world units; <= 0 behind the camera).
+    """
+    camera = points @ viewmat[:3, :3].T + viewmat[:3, 3]
+    depth = camera[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = K[0, 0] * camera[:, 0] / depth + K[0, 2]
+        v = K[1, 1] * camera[:, 1] / depth + K[1, 2]
+    return u, v, depth
+
+
 def pinhole_intrinsics_problem(K: np.ndarray) -> str | None:
     """What keeps `K` from being pinhole intrinsics, or None when it is.
 

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from taichi_3dgs.data.cameras import CameraRecord
+from taichi_3dgs.data.cameras import CameraRecord, project_points
 from taichi_3dgs.data.point_cloud import PointCloud
 
 BATCH_SIZE = 65536
@@ -80,11 +80,7 @@ def _visible_in_all(points: np.ndarray, views: Sequence[tuple[np.ndarray, np.nda
     survivors = np.arange(len(points))
     for viewmat, K, width, height in views:
         # Most candidates fail within a few cameras; testing only the survivors keeps this cheap.
-        camera = points[survivors] @ viewmat[:3, :3].T + viewmat[:3, 3]
-        depth = camera[:, 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = K[0, 0] * camera[:, 0] / depth + K[0, 2]
-            v = K[1, 1] * camera[:, 1] / depth + K[1, 2]
+        u, v, depth = project_points(points[survivors], viewmat, K)
         survivors = survivors[(depth > 0) & (u >= 0) & (u < width) & (v >= 0) & (v < height)]
     visible = np.zeros(len(points), dtype=bool)
     visible[survivors] = True

@@ -67,11 +67,26 @@ class View:
 
         An RGBA image is composited over background [3]: rgb * a + background * (1 - a).
         """
-        image = self.image.to(background.device).to(torch.float32) / 255.0
-        if image.shape[-1] == 4:
-            alpha = image[..., 3:]
-            return image[..., :3] * alpha + background * (1.0 - alpha)
-        return image
+        return _composite(self.image, background)
+
+    def colors_at(self, rows: torch.Tensor, cols: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+        """The ground-truth colours of pixels (rows[i], cols[i]) as float32 [M, 3] in [0, 1] on
+        background's device, composited as `target` (without building the whole image).
+
+        Args:
+            rows, cols: [M] integer pixel indices (0 <= rows < height, 0 <= cols < width), any device.
+        """
+        return _composite(self.image[rows.to(self.image.device), cols.to(self.image.device)], background)
+
+
+def _composite(pixels: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """uint8 [..., 3] or [..., 4] (RGBA) pixels as float32 [..., 3] in [0, 1] on background's
+    device, RGBA composited over background [3]: rgb * a + background * (1 - a)."""
+    pixels = pixels.to(background.device).to(torch.float32) / 255.0
+    if pixels.shape[-1] == 4:
+        alpha = pixels[..., 3:]
+        return pixels[..., :3] * alpha + background * (1.0 - alpha)
+    return pixels
 
 
 def target_size(width: int, height: int, downscale_factor: int, max_long_side: int) -> tuple[int, int]:

@@ -14,16 +14,25 @@ This module holds the autograd op and the choice of kernel layout, by architectu
 - "per_pixel" (CUDA, Vulkan, `blending_per_pixel`): one thread per pixel, one block per tile, the
   tile's pairs staged in block shared memory, gradients added atomically.
 Both read the per-pair payload of `blending_payload`, gathered here in sorted order.
+
+With an `absgrad_out` accumulator the backward also sums, per Gaussian, the absolute value of each
+pixel's contribution to dL/dmeans2d (componentwise), the statistic of AbsGS (Ye et al. 2024,
+"AbsGS: Recovering Fine Details for 3D Gaussian Splatting"; gsplat's `absgrad`): the
+plain gradient sums the pixels' contributions, whose signs cancel across a Gaussian that covers
+a detailed area. Both layouts compile that variant separately, so without it nothing changes.
 """
 
 import torch
 
 from taichi_3dgs.backend import GPU_ARCHS, init_taichi
 from taichi_3dgs.rasterizer.binning import TileBins
-from taichi_3dgs.rasterizer.blending_payload import GRAD_SIZE, PAYLOAD_SIZE, gather_payload
+from taichi_3dgs.rasterizer.blending_payload import (
+    ABS_U, ABS_V, ABSGRAD_SIZE, GRAD_SIZE, PAYLOAD_SIZE, gather_payload,
+)
 from taichi_3dgs.rasterizer.blending_per_pixel import backward_per_pixel, forward_per_pixel
 from taichi_3dgs.rasterizer.blending_per_tile import backward_per_tile, forward_per_tile
 from taichi_3dgs.rasterizer.config import RasterizerConfig
+from taichi_3dgs.rasterizer.ndarrays import check_tensor
 
 KERNELS = ("auto", "per_tile", "per_pixel")
 
@@ -42,7 +51,8 @@ def _layout(kernel: str) -> str:
 
 class _BlendTiles(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, means2d, conics, colors, opacities, depths, bins, background, width, height, config, layout):
+    def forward(ctx, means2d, conics, colors, opacities, depths, bins, background, width, height, config, layout,
+                absgrad_out):
         # Taichi inspects .grad of tensors that require grad; the kernels need only the data.
         means2d, conics, colors, opacities, depths = (
             t.detach() for t in (means2d, conics, colors, opacities, depths)
@@ -63,6 +73,8 @@ class _BlendTiles(torch.autograd.Function):
                image, transmittance, depth, last)
         ctx.save_for_backward(ids, payload, bins.tile_ranges, background, transmittance, last)
         ctx.settings = (means2d.shape[0], bins.tiles_x, width, height, config, layout)
+        # Not saved for backward: the backward adds to it in place, as autograd adds to .grad.
+        ctx.absgrad_out = absgrad_out
         ctx.mark_non_differentiable(depth)
         return image, 1.0 - transmittance, depth
 
@@ -74,13 +86,15 @@ class _BlendTiles(torch.autograd.Function):
         v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
             if v_image is None else v_image.contiguous()
         v_alpha = torch.zeros_like(transmittance) if v_alpha is None else v_alpha.contiguous()
-        grads = torch.zeros((n, GRAD_SIZE), dtype=torch.float32, device=device)
+        absgrad = ctx.absgrad_out is not None
+        grad_size = ABSGRAD_SIZE if absgrad else GRAD_SIZE
+        grads = torch.zeros((n, grad_size), dtype=torch.float32, device=device)
         args = (payload, tile_ranges, background, width, height, tiles_x, config.tile_size,
-                config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha)
+                config.alpha_threshold, config.max_alpha, transmittance, last, v_image, v_alpha, absgrad)
         if ids.shape[0] > 0 and layout == "per_tile":
             # One row per pair, summed per Gaussian in a fixed order: bit-for-bit reproducible
             # training on the CPU (atomic float adds would depend on thread timing).
-            pair_grads = torch.empty((ids.shape[0], GRAD_SIZE), dtype=torch.float32, device=device)
+            pair_grads = torch.empty((ids.shape[0], grad_size), dtype=torch.float32, device=device)
             backward_per_tile(*args, pair_grads)
             grads.index_add_(0, ids.long(), pair_grads)  # int64: torch's int32 path is 5x slower
         elif ids.shape[0] > 0:
@@ -89,7 +103,9 @@ class _BlendTiles(torch.autograd.Function):
         v_conics = grads[:, 2:5]
         v_opacities = grads[:, 5]
         v_colors = grads[:, 6:9]
-        return v_means2d, v_conics, v_colors, v_opacities, None, None, None, None, None, None, None
+        if absgrad:
+            ctx.absgrad_out += grads[:, [ABS_U, ABS_V]]
+        return v_means2d, v_conics, v_colors, v_opacities, None, None, None, None, None, None, None, None
 
 
 def blend_tiles(
@@ -104,6 +120,7 @@ def blend_tiles(
     background: torch.Tensor,
     config: RasterizerConfig = RasterizerConfig(),
     kernel: str = "auto",
+    absgrad_out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Alpha-blend the binned Gaussians front to back into an image.
 
@@ -121,16 +138,23 @@ def blend_tiles(
         background: [3] float32 RGB, weighted by the final transmittance.
         config: tile_size, alpha_threshold, max_alpha, transmittance_threshold are used.
         kernel: "auto" (per_tile on CPU, per_pixel on CUDA and Vulkan), "per_tile" or "per_pixel".
+        absgrad_out: None, or a float32 [N, 2] tensor on the device of means2d, to which each
+            backward pass adds, per Gaussian, the sum over pixels of (|dL_p/du|, |dL_p/dv|),
+            dL_p/d(u, v) being pixel p's contribution to dL/dmeans2d (AbsGS; gsplat's
+            means2d.absgrad). It accumulates like .grad: zero it to restart.
 
     Returns:
         (image [H, W, 3], alpha [H, W] = 1 - final transmittance, depth [H, W] = alpha-weighted
         camera z normalised by alpha, 0 where alpha is 0), all float32.
 
     Raises:
-        ValueError: unknown `kernel`, or "per_pixel" on ti.cpu (which has no block shared memory).
+        ValueError: unknown `kernel`, "per_pixel" on ti.cpu (which has no block shared memory), or an
+            `absgrad_out` that is not a float32 [N, 2] tensor on the device of means2d.
     """
     layout = _layout(kernel)
+    if absgrad_out is not None:
+        check_tensor("absgrad_out", absgrad_out, (means2d.shape[0], 2), means2d.device)
     return _BlendTiles.apply(
         means2d.contiguous(), conics.contiguous(), colors.contiguous(), opacities.contiguous(),
-        depths.contiguous(), bins, background.contiguous(), int(width), int(height), config, layout,
+        depths.contiguous(), bins, background.contiguous(), int(width), int(height), config, layout, absgrad_out,
     )

@@ -16,6 +16,10 @@ PAYLOAD_SIZE = 13
 # Added to the squared Mahalanobis extent so float rounding never drops a pixel from a span.
 EXTENT_MARGIN = 1e-2
 GRAD_SIZE = 9  # u, v, conic a, b, c, opacity, r, g, b
+# With absgrad, two more gradient columns: the sums over pixels of |dL/du| and |dL/dv| of each
+# pixel's own contribution (AbsGS, Ye et al. 2024; gsplat's `absgrad`).
+ABS_U, ABS_V = 9, 10
+ABSGRAD_SIZE = 11
 
 
 @ti.kernel

@@ -13,7 +13,7 @@ Taichi's Vulkan backend, which Mesa's lavapipe runs on the CPU. Math: `taichi_3d
 import taichi as ti
 
 from taichi_3dgs.rasterizer.blending_payload import (
-    DEPTH, OPACITY, PAIR_SIZE, gaussian_at, load_pair, pair_color, pair_gradient, tile_bounds,
+    ABS_U, ABS_V, DEPTH, OPACITY, PAIR_SIZE, gaussian_at, load_pair, pair_color, pair_gradient, tile_bounds,
 )
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I32_2D
 
@@ -94,12 +94,13 @@ def forward_per_pixel(
 def backward_per_pixel(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, ids: I32_1D,
-    grads: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, absgrad: ti.template(),
+    ids: I32_1D, grads: F32_2D,
 ):
     """Replay every pixel back to front with one thread per pixel, one block per tile; arguments as
     `blending_per_tile.backward_per_tile`, but each pixel's gradient of pair j is added atomically
-    to grads[ids[j]] ([N, GRAD_SIZE], zeroed by the caller) instead of a row per pair."""
+    to grads[ids[j]] ([N, GRAD_SIZE], or [N, ABSGRAD_SIZE] with absgrad; zeroed by the caller)
+    instead of a row per pair."""
     block = ti.static(tile_size * tile_size)
     ti.loop_config(block_dim=block)
     for p in range(tile_ranges.shape[0] * block):
@@ -149,6 +150,9 @@ def backward_per_pixel(
                         i = staged_ids[b]
                         for k in ti.static(range(6)):
                             ti.atomic_add(grads[i, k], grad[k])
+                        if ti.static(absgrad):
+                            ti.atomic_add(grads[i, ABS_U], ti.abs(grad[0]))  # dL/du, dL/dv
+                            ti.atomic_add(grads[i, ABS_V], ti.abs(grad[1]))
                         for ch in ti.static(range(3)):
                             ti.atomic_add(grads[i, 6 + ch], alpha * T * v_c[ch])
             ti.simt.block.sync()  # the batch is consumed before the next one is staged

@@ -12,8 +12,8 @@ so CPU training is bit-for-bit reproducible. Math: `taichi_3dgs.rasterizer.blend
 import taichi as ti
 
 from taichi_3dgs.rasterizer.blending_payload import (
-    CONIC_A, CONIC_B, CONIC_C, DEPTH, EXTENT, GRAD_SIZE, OPACITY, RED, U, V, Y_HI, Y_LO, gaussian_at,
-    load_pair, pair_gradient, tile_bounds,
+    ABS_U, ABS_V, CONIC_A, CONIC_B, CONIC_C, DEPTH, EXTENT, GRAD_SIZE, OPACITY, RED, U, V, Y_HI, Y_LO,
+    gaussian_at, load_pair, pair_gradient, tile_bounds,
 )
 from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_2D
 
@@ -142,7 +142,7 @@ def replay_pixel(
 def backward_per_tile(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
     tiles_x: ti.i32, tile_size: ti.template(), alpha_threshold: ti.f32, max_alpha: ti.f32,
-    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D,
+    transmittance: F32_2D, last: I32_2D, v_image: F32_3D, v_alpha_out: F32_2D, absgrad: ti.template(),
     pair_grads: F32_2D,
 ):
     """Replay every pixel back to front from its final transmittance and last contributor (one
@@ -150,7 +150,9 @@ def backward_per_tile(
 
     Inputs as `forward_per_tile`, with its outputs transmittance and last and the incoming
     gradients v_image [H, W, 3] and v_alpha_out [H, W]. Writes pair_grads [P, GRAD_SIZE]: row j is
-    the gradient of pair j (u, v, conic a, b, c, opacity, r, g, b) summed over the tile's pixels.
+    the gradient of pair j (u, v, conic a, b, c, opacity, r, g, b) summed over the tile's pixels;
+    with absgrad (a compile-time flag) pair_grads is [P, ABSGRAD_SIZE] and columns ABS_U, ABS_V
+    also hold the sums over the tile's pixels of |dL/du| and |dL/dv| of each pixel.
     """
     ti.loop_config(block_dim=1)
     for t in range(tile_ranges.shape[0]):
@@ -171,6 +173,7 @@ def backward_per_tile(
         j = tile_ranges[t, 1] - 1
         while j >= tile_ranges[t, 0]:
             acc = ti.types.vector(GRAD_SIZE, ti.f32)(0.0)
+            abs_acc = ti.math.vec2(0.0)
             if j < end:  # pairs behind every pixel's last contributor get a zero row
                 ya, yb = row_range(payload, j, y0, y1)
                 pair = load_pair(payload, j)
@@ -179,7 +182,13 @@ def backward_per_tile(
                     for x in range(xa, xb):
                         p = (y - y0) * tile_size + (x - x0)
                         if j < last_tile[p]:
-                            acc += replay_pixel(pair, x, y, p, alpha_threshold, max_alpha, background, tile)
+                            grad = replay_pixel(pair, x, y, p, alpha_threshold, max_alpha, background, tile)
+                            acc += grad
+                            if ti.static(absgrad):
+                                abs_acc += ti.abs(ti.math.vec2(grad[0], grad[1]))  # dL/du, dL/dv
             for k in ti.static(range(GRAD_SIZE)):
                 pair_grads[j, k] = acc[k]
+            if ti.static(absgrad):
+                pair_grads[j, ABS_U] = abs_acc[0]
+                pair_grads[j, ABS_V] = abs_acc[1]
             j -= 1

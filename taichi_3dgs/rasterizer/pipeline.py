@@ -1,6 +1,6 @@
 """The rasterizer's entry point: projection -> SH colour -> tile binning -> blending."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 
@@ -25,6 +25,12 @@ class RasterizeOutput(NamedTuple):
         means2d: [N, 2] float32 projected centres in pixels; after `loss.backward()`,
             `means2d.grad` holds dL/dmeans2d (the view-space gradient used by densification).
         num_pairs: number of (tile, Gaussian) pairs blended (a measure of the work done).
+        means2d_absgrad: with `rasterize(absgrad=True)`, [N, 2] float32, zero after the forward;
+            each `loss.backward()` adds, per Gaussian, the sum over pixels of the absolute values
+            (componentwise) of each pixel's contribution to dL/dmeans2d (AbsGS, Ye et al. 2024;
+            gsplat's `means2d.absgrad`), so it is >= |means2d.grad| componentwise. None otherwise.
+            With `inverse_depth` too, a pixel's contributions through the image and through the
+            inverse-depth image are taken in absolute value separately (two blending passes).
         inverse_depth: [H, W] float32, sum_i alpha_i T_i / z_i (1 / world units; the official
             rasterizer's `invDepth`, not divided by alpha, 0 where nothing is drawn), differentiable;
             None unless `rasterize` was called with render_inverse_depth=True.
@@ -36,7 +42,8 @@ class RasterizeOutput(NamedTuple):
     radii: torch.Tensor
     means2d: torch.Tensor
     num_pairs: int
-    inverse_depth: torch.Tensor | None = None
+    means2d_absgrad: Optional[torch.Tensor] = None
+    inverse_depth: Optional[torch.Tensor] = None
 
 
 def activate_colors(raw: torch.Tensor, color_activation: str) -> torch.Tensor:
@@ -59,6 +66,7 @@ def rasterize(
     sh_degree: int = 3,
     background: torch.Tensor | None = None,
     config: RasterizerConfig = RasterizerConfig(),
+    absgrad: bool = False,
     render_inverse_depth: bool = False,
 ) -> RasterizeOutput:
     """Render N 3D Gaussians into one pinhole camera, differentiably.
@@ -94,10 +102,14 @@ def rasterize(
         sh_degree: SH bands used, 0..3.
         background: [3] float32 RGB in [0, 1], or None for black.
         config: `RasterizerConfig`.
+        absgrad: also sum the absolute per-pixel gradients of means2d in the backward
+            (`RasterizeOutput.means2d_absgrad`; densification with AbsGS). Costs two more
+            gradient columns per Gaussian in the backward.
         render_inverse_depth: also render the differentiable `inverse_depth` image.
 
     Returns:
-        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs, inverse_depth).
+        `RasterizeOutput` (image, alpha, depth, radii, means2d, num_pairs, means2d_absgrad,
+        inverse_depth).
 
     Raises:
         ValueError: a tensor of the wrong shape/dtype/device, a non-positive image size, or
@@ -123,8 +135,10 @@ def rasterize(
     if config.antialiased:  # otherwise the compensations are 1 (0 only for culled, unbinned Gaussians)
         opacities = opacities * proj.compensations
     bins = bin_tiles(means2d, proj.radii, proj.depths, width, height, config.tile_size)
+    absgrad_out = torch.zeros_like(means2d) if absgrad else None
     image, alpha, depth = blend_tiles(
-        means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config
+        means2d, proj.conics, colors, opacities, proj.depths, bins, width, height, background, config,
+        absgrad_out=absgrad_out,
     )
     inverse_depth = None
     if render_inverse_depth:
@@ -133,9 +147,12 @@ def rasterize(
         visible = proj.radii > 0
         inverse_z = torch.where(visible, 1.0 / torch.where(visible, proj.depths, torch.ones_like(proj.depths)), 0.0)
         zeros = torch.zeros_like(inverse_z)
+        # The same absgrad accumulator: a depth loss's pull on means2d counts for densification
+        # as the colour loss's does (so means2d_absgrad stays >= |means2d.grad|).
         inverse_image, _, _ = blend_tiles(
             means2d, proj.conics, torch.stack([inverse_z, zeros, zeros], dim=-1), opacities, proj.depths, bins,
-            width, height, torch.zeros_like(background), config,
+            width, height, torch.zeros_like(background), config, absgrad_out=absgrad_out,
         )
         inverse_depth = inverse_image[..., 0]
-    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]), inverse_depth)
+    return RasterizeOutput(image, alpha, depth, proj.radii, means2d, int(bins.gaussian_ids.shape[0]), absgrad_out,
+                           inverse_depth)

@@ -37,6 +37,9 @@ class GaussianScene:
         sh_degree: highest SH band in use, 0..3.
         color_activation: "linear" (official: rgb = max(0, SH + 0.5)) or "sigmoid" (original
             Taichi project: rgb = sigmoid(SH)).
+        antialiased: the scene was trained with the Mip-Splatting 2D filter (Yu et al. 2024,
+            eq. 9; `RasterizerConfig.antialiased`), so every renderer must apply it; False for
+            scenes trained without it and for files that do not record it.
 
     All tensors live on one device. `validate()` checks the whole record.
     """
@@ -48,6 +51,7 @@ class GaussianScene:
     sh_coeffs: torch.Tensor
     sh_degree: int = MAX_SH_DEGREE
     color_activation: str = "linear"
+    antialiased: bool = False
 
     @property
     def num_gaussians(self) -> int:
@@ -99,6 +103,9 @@ class GaussianScene:
         if self.color_activation not in COLOR_ACTIVATIONS:
             raise ValueError(f"GaussianScene.color_activation: expected one of "
                              f"{list(COLOR_ACTIVATIONS)}, got {self.color_activation!r}")
+        if not isinstance(self.antialiased, bool):
+            raise ValueError(f"GaussianScene.antialiased: expected True or False, got "
+                             f"{self.antialiased!r}")
         unused = self.sh_coeffs.detach()[:, num_sh_coeffs(self.sh_degree):, :]
         nonzero = (unused != 0).flatten(start_dim=1).any(dim=1)
         if bool(nonzero.any()):

@@ -11,6 +11,7 @@ the official optimizer gives them different learning rates; `sh_coeffs` concaten
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -61,6 +62,8 @@ class GaussianModel(nn.Module):
     Attributes:
         color_activation: "linear" (official) or "sigmoid" (scenes of the original project).
         active_sh_degree: SH degree currently rendered (0..3); training raises it.
+        antialiased: rendered with the Mip-Splatting 2D filter (`GaussianScene.antialiased`); the
+            trainer sets it from its rasterizer config, and `to_scene` passes it on.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class GaussianModel(nn.Module):
         sh_coeffs: torch.Tensor,
         color_activation: str = "linear",
         active_sh_degree: int = 0,
+        antialiased: bool = False,
     ):
         super().__init__()
         n = means.shape[0]
@@ -93,6 +97,7 @@ class GaussianModel(nn.Module):
         self.sh_rest = as_param(sh_coeffs[:, 1:])
         self.color_activation = color_activation
         self.active_sh_degree = active_sh_degree
+        self.antialiased = antialiased
 
     @property
     def num_gaussians(self) -> int:
@@ -122,6 +127,7 @@ class GaussianModel(nn.Module):
         num_neighbours: int = 3,
         seed: int = 0,
         device: torch.device | str = "cpu",
+        extra_points: PointCloud | None = None,
     ) -> "GaussianModel":
         """New Gaussians at the points of `cloud`, as the official `create_from_pcd`.
 
@@ -130,10 +136,14 @@ class GaussianModel(nn.Module):
                 drawn uniformly in [0, 1] with `seed`.
             initial_opacity: opacity of every Gaussian, in (0, 1).
             num_neighbours: neighbours of the isotropic scale estimate.
+            extra_points: M more points with colours (e.g. `data.background_points`), appended
+                after the cloud's (rows N..N+M-1) and initialised by the same rule; the nearest
+                neighbours are then searched among all N + M points. None: the cloud alone.
 
         Raises:
             ValueError: fewer than 2 points, non-finite coordinates, or all points identical (zero
-                extent: every nearest-neighbour scale would be the 1e-7 floor).
+                extent: every nearest-neighbour scale would be the 1e-7 floor); extra_points
+                without colours or with non-finite coordinates.
         """
         xyz = np.asarray(cloud.xyz, dtype=np.float32)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
@@ -145,11 +155,18 @@ class GaussianModel(nn.Module):
         if not np.ptp(xyz, axis=0).any():
             raise ValueError(f"point cloud: all {len(xyz)} points are identical ({xyz[0].tolist()}), a scene of "
                              "zero extent; expected points spread over the scene's surfaces")
-        n = len(xyz)
         if cloud.rgb is None:
-            rgb = np.random.default_rng(seed).random((n, 3), dtype=np.float32)
+            rgb = np.random.default_rng(seed).random((len(xyz), 3), dtype=np.float32)
         else:
             rgb = np.asarray(cloud.rgb, dtype=np.float32) / 255.0
+        if extra_points is not None:
+            if extra_points.rgb is None:
+                raise ValueError("extra points: have no colours; expected rgb for every added point")
+            if not np.isfinite(extra_points.xyz).all():
+                raise ValueError("extra points: coordinates contain NaN or inf")
+            xyz = np.concatenate([xyz, extra_points.xyz])
+            rgb = np.concatenate([rgb, np.asarray(extra_points.rgb, dtype=np.float32) / 255.0])
+        n = len(xyz)
         sh = np.zeros((n, NUM_SH_COEFFS, 3), dtype=np.float32)
         sh[:, 0, :] = (rgb - 0.5) / SH_C0
         log_scales = np.log(np.sqrt(mean_knn_squared_distance(xyz, num_neighbours)))
@@ -169,7 +186,8 @@ class GaussianModel(nn.Module):
 
     @classmethod
     def from_scene(cls, scene: GaussianScene, device: torch.device | str = "cpu") -> "GaussianModel":
-        """Trainable copy of a loaded scene; its SH degree becomes the active degree.
+        """Trainable copy of a loaded scene; its SH degree becomes the active degree, its colour
+        activation and `antialiased` flag are kept.
 
         Raises:
             ValueError: `scene.validate()` fails (names the field).
@@ -184,6 +202,7 @@ class GaussianModel(nn.Module):
             scene.sh_coeffs,
             color_activation=scene.color_activation,
             active_sh_degree=int(scene.sh_degree),
+            antialiased=scene.antialiased,
         )
 
     @torch.no_grad()
@@ -205,6 +224,7 @@ class GaussianModel(nn.Module):
             sh_coeffs=sh,
             sh_degree=self.active_sh_degree,
             color_activation=self.color_activation,
+            antialiased=self.antialiased,
         )
 
 
@@ -214,29 +234,36 @@ def load_initial_model(
     num_neighbours: int = 3,
     seed: int = 0,
     device: torch.device | str = "cpu",
+    extra_points: Callable[[PointCloud], PointCloud] | None = None,
 ) -> GaussianModel:
     """The model a training run starts from.
 
     A `.ply` file (official layout) or a parquet with all trained-scene columns is a warm start:
     loaded as is. Any other parquet is a point cloud (`x, y, z[, r, g, b]`) and is initialised by
-    `GaussianModel.from_point_cloud`.
+    `GaussianModel.from_point_cloud`, with the points `extra_points(cloud)` returns added (the
+    trainer's `initial-points`) when it is given.
 
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: the file is not a readable scene or point cloud, or gives no Gaussian to train
-            (a scene without Gaussians; see `GaussianModel.from_point_cloud` for point clouds); the
-            message names the file.
+            (a scene without Gaussians; see `GaussianModel.from_point_cloud` for point clouds);
+            `extra_points` is given for a warm start; the message names the file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: point cloud / scene file not found")
     if path.suffix.lower() == ".ply" or is_trained_scene_parquet(path):
+        if extra_points is not None:
+            raise ValueError(f"{path}: is a trained scene, which training continues as it is; initial points "
+                             "(initial-points) are added to point clouds only: set their counts to 0, or start "
+                             "from a point cloud")
         model = GaussianModel.from_scene(read_scene(path), device)
         if model.num_gaussians == 0:
             raise ValueError(f"{path}: the scene has no Gaussian; expected a trained scene to continue from")
         return model
     cloud = read_point_cloud(path)
     try:
-        return GaussianModel.from_point_cloud(cloud, initial_opacity, num_neighbours, seed, device)
+        extra = None if extra_points is None else extra_points(cloud)
+        return GaussianModel.from_point_cloud(cloud, initial_opacity, num_neighbours, seed, device, extra)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None

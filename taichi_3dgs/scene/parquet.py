@@ -4,7 +4,9 @@ The column names are those of the original Taichi project (`GaussianPointCloudSc
 `x, y, z`, `cov_q0..3` (quaternion x, y, z, w), `cov_s0..2` (log std-dev), `alpha0` (opacity
 logit), `r_sh0..15`, `g_sh0..15`, `b_sh0..15`. Files written here also carry file-level key-value
 metadata (format version, colour activation, SH degree); a trained-scene file without it is one of
-the original project's and is read as `sigmoid` colour with SH degree 3.
+the original project's and is read as `sigmoid` colour with SH degree 3. The optional key
+`taichi_3dgs.antialiased` records whether the scene was trained with the Mip-Splatting 2D filter;
+files without it (older taichi_3dgs versions, the original project) are read as not antialiased.
 """
 from __future__ import annotations
 
@@ -35,6 +37,8 @@ FORMAT_VERSION_KEY = "taichi_3dgs.format_version"
 COLOR_ACTIVATION_KEY = "taichi_3dgs.color_activation"
 SH_DEGREE_KEY = "taichi_3dgs.sh_degree"
 METADATA_KEYS = (FORMAT_VERSION_KEY, COLOR_ACTIVATION_KEY, SH_DEGREE_KEY)
+# Optional (absent in files of older versions, which read as False), so not in METADATA_KEYS.
+ANTIALIASED_KEY = "taichi_3dgs.antialiased"
 
 # The original project wrote no metadata; its scenes used sigmoid colour and all 16 SH coefficients.
 LEGACY_COLOR_ACTIVATION = "sigmoid"
@@ -71,7 +75,8 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
 
     Returns:
         GaussianScene with `color_activation` and `sh_degree` from the file metadata, or
-        `sigmoid` / 3 for an original-project file without metadata.
+        `sigmoid` / 3 for an original-project file without metadata, and `antialiased` from the
+        `taichi_3dgs.antialiased` key (False without it).
 
     Raises:
         FileNotFoundError: `path` does not exist.
@@ -89,7 +94,9 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
             f"{path}: missing trained-scene column(s) {shown} ({len(missing)} of "
             f"{len(TRAINED_SCENE_COLUMNS)}); expected x, y, z, cov_q0..cov_q3, cov_s0..cov_s2, "
             f"alpha0, r_sh0..r_sh15, g_sh0..g_sh15, b_sh0..b_sh15")
-    color_activation, sh_degree = _read_metadata(path, parquet_file.metadata.metadata or {})
+    metadata = parquet_file.metadata.metadata or {}
+    color_activation, sh_degree = _read_metadata(path, metadata)
+    antialiased = _read_antialiased(path, metadata)
     try:
         table = parquet_file.read(columns=TRAINED_SCENE_COLUMNS)
     except (pa.ArrowException, OSError) as error:
@@ -108,6 +115,7 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
         sh_coeffs=sh.reshape(-1, 3, NUM_SH_COEFFS).transpose(1, 2).contiguous(),
         sh_degree=sh_degree,
         color_activation=color_activation,
+        antialiased=antialiased,
     )
     try:
         scene.validate()
@@ -121,7 +129,8 @@ def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene) -> None:
 
     Columns in `TRAINED_SCENE_COLUMNS` order, float32; quaternions stored x, y, z, w; file-level
     key-value metadata `taichi_3dgs.format_version = "1"`, `taichi_3dgs.color_activation`,
-    `taichi_3dgs.sh_degree` (docs/FORMATS.md). Tensors may be on any device.
+    `taichi_3dgs.sh_degree` and `taichi_3dgs.antialiased` ("true" / "false") (docs/FORMATS.md).
+    Tensors may be on any device.
 
     Raises:
         ValueError: `scene.validate()` fails; nothing is written.
@@ -144,6 +153,7 @@ def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene) -> None:
         FORMAT_VERSION_KEY.encode(): FORMAT_VERSION.encode(),
         COLOR_ACTIVATION_KEY.encode(): scene.color_activation.encode(),
         SH_DEGREE_KEY.encode(): str(scene.sh_degree).encode(),
+        ANTIALIASED_KEY.encode(): str(scene.antialiased).lower().encode(),
     })
     table = table.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
@@ -190,3 +200,14 @@ def _read_metadata(path: Path, metadata: dict[bytes, bytes]) -> tuple[str, int]:
         raise ValueError(f"{path}: metadata '{SH_DEGREE_KEY}' is {sh_degree!r}, expected an "
                          f"integer 0..{MAX_SH_DEGREE}")
     return color_activation, int(sh_degree)
+
+
+def _read_antialiased(path: Path, metadata: dict[bytes, bytes]) -> bool:
+    """The `taichi_3dgs.antialiased` metadata value; False when the file has no such key."""
+    value = metadata.get(ANTIALIASED_KEY.encode())
+    if value is None:
+        return False
+    if value not in (b"true", b"false"):
+        raise ValueError(f"{path}: metadata '{ANTIALIASED_KEY}' is {value.decode(errors='replace')!r}, "
+                         f"expected 'true' or 'false'")
+    return value == b"true"

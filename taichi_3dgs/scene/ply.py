@@ -6,7 +6,9 @@ the 15 higher SH coefficients (bands 1..3) per channel, stored channel-major (al
 then G, then B); normals zero; `opacity` a logit, `scale_*` log std-devs, `rot_*` the quaternion
 w, x, y, z (not normalised). graphdeco's `load_ply` asserts 45 `f_rest_*` (its `max_sh_degree` is
 3), so a scene of a lower SH degree is written with zeros in the bands it does not have, and its
-degree is kept in the header comment `taichi_3dgs sh_degree D` (`SH_DEGREE_COMMENT`).
+degree is kept in the header comment `taichi_3dgs sh_degree D` (`SH_DEGREE_COMMENT`). A scene
+trained with the Mip-Splatting 2D filter also gets the comment `taichi_3dgs antialiased true`
+(`ANTIALIASED_COMMENT`); files without it read as not antialiased.
 
 Other writers' files with 0, 9 or 24 `f_rest_*` properties (degree 0, 1, 2) are read too. The
 colour model is the official one (`linear`), so only linear scenes are written; see
@@ -39,6 +41,10 @@ PLY_PROPERTIES = (
 SH_DEGREE_COMMENT = "taichi_3dgs sh_degree"
 """Header comment `<SH_DEGREE_COMMENT> D` holding the scene's SH degree D (0..3)."""
 
+ANTIALIASED_COMMENT = "taichi_3dgs antialiased"
+"""Header comment `<ANTIALIASED_COMMENT> true|false`; written (as true) for antialiased scenes only,
+so other scenes keep graphdeco's header plus the degree comment."""
+
 _REQUIRED_PROPERTIES = tuple(name for name in PLY_PROPERTIES if name not in _NORMALS + _F_REST)
 # Number of f_rest_* properties for SH degree 0, 1, 2, 3.
 _F_REST_COUNTS = {3 * (num_sh_coeffs(degree) - 1): degree for degree in range(MAX_SH_DEGREE + 1)}
@@ -51,17 +57,19 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
     lacks are zero in `sh_coeffs` ([N, 16, 3] float32). The SH degree is, in this order: the
     header comment `taichi_3dgs sh_degree D` (written by `write_ply`); for a 45-`f_rest_*` file
     without it (graphdeco's own), the highest band with a non-zero coefficient (0 for N = 0); else
-    the degree the `f_rest_*` count holds. Normals and unknown properties are ignored. Quaternions
-    are returned as stored (w, x, y, z, not normalised), so writing the scene back reproduces the
-    file's values. N may be 0.
+    the degree the `f_rest_*` count holds. `antialiased` is the value of the header comment
+    `taichi_3dgs antialiased true|false`, False without it. Normals and unknown properties are
+    ignored. Quaternions are returned as stored (w, x, y, z, not normalised), so writing the scene
+    back reproduces the file's values. N may be 0.
 
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: not a PLY file, no `vertex` element, a missing property, an `f_rest_*` count
             other than 0/9/24/45 or a gap in their numbering, a NaN/inf value (naming the
-            property and vertex row), a malformed or repeated `taichi_3dgs sh_degree` comment,
-            or one whose degree the `f_rest_*` count cannot hold or that leaves non-zero
-            coefficients above it; the message names the file.
+            property and vertex row), a malformed or repeated `taichi_3dgs sh_degree` or
+            `taichi_3dgs antialiased` comment, or a degree comment whose degree the `f_rest_*`
+            count cannot hold or that leaves non-zero coefficients above it; the message names
+            the file.
     """
     path = Path(path)
     if not path.exists():
@@ -89,7 +97,9 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
     if gap:
         raise ValueError(f"{path}: vertex property {gap[0]} missing; expected f_rest_0.."
                          f"f_rest_{num_rest - 1}")
-    comment_degree = _comment_sh_degree(path, ply.comments)
+    comment_degree = _comment_value(path, ply.comments, SH_DEGREE_COMMENT,
+                                    [str(d) for d in range(MAX_SH_DEGREE + 1)])
+    antialiased = _comment_value(path, ply.comments, ANTIALIASED_COMMENT, ["true", "false"]) == "true"
 
     def column(name: str) -> torch.Tensor:
         values = checked_float32(np.asarray(vertex[name]), str(path), f"vertex property '{name}'")
@@ -110,8 +120,8 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
         sh_degree = _highest_nonzero_band(sh_coeffs) if file_degree == MAX_SH_DEGREE \
             else file_degree
     else:
-        _check_comment_degree(path, comment_degree, file_degree, sh_coeffs)
-        sh_degree = comment_degree
+        sh_degree = int(comment_degree)
+        _check_comment_degree(path, sh_degree, file_degree, sh_coeffs)
     return GaussianScene(
         means=torch.stack([column("x"), column("y"), column("z")], dim=1),
         quats=stacked("rot_", 4),
@@ -120,6 +130,7 @@ def read_ply(path: str | os.PathLike) -> GaussianScene:
         sh_coeffs=sh_coeffs,
         sh_degree=sh_degree,
         color_activation="linear",
+        antialiased=antialiased,
     )
 
 
@@ -130,8 +141,8 @@ def write_ply(path: str | os.PathLike, scene: GaussianScene) -> None:
     (module docstring) whatever `scene.sh_degree`: bands above it are written as zeros (they are
     zero in the scene), so graphdeco's `load_ply` (which asserts 45 `f_rest_*`) and the viewers
     following it accept the file; normals zero. The degree goes into the header comment
-    `taichi_3dgs sh_degree D`. Tensors may be on any device; N may be 0 (a header with
-    `element vertex 0`).
+    `taichi_3dgs sh_degree D`, an antialiased scene's flag into `taichi_3dgs antialiased true`.
+    Tensors may be on any device; N may be 0 (a header with `element vertex 0`).
 
     Raises:
         ValueError: `scene.validate()` fails, or the scene uses `sigmoid` colour (the official
@@ -153,8 +164,11 @@ def write_ply(path: str | os.PathLike, scene: GaussianScene) -> None:
     ], dim=1)
     vertices = recfunctions.unstructured_to_structured(
         columns.numpy(), dtype=np.dtype([(name, "<f4") for name in PLY_PROPERTIES]))
+    comments = [f"{SH_DEGREE_COMMENT} {scene.sh_degree}"]
+    if scene.antialiased:
+        comments.append(f"{ANTIALIASED_COMMENT} true")
     ply = PlyData([PlyElement.describe(vertices, "vertex")], text=False, byte_order="<",
-                  comments=[f"{SH_DEGREE_COMMENT} {scene.sh_degree}"])
+                  comments=comments)
     with atomic_path(path) as tmp:
         ply.write(str(tmp))
 
@@ -177,19 +191,23 @@ def check_linear_scene(path: str | os.PathLike, scene: GaussianScene, file_forma
             f"export_scene does this)")
 
 
-def _comment_sh_degree(path: Path, comments: list[str]) -> int | None:
-    """The degree of the file's `taichi_3dgs sh_degree D` header comment, None without one."""
-    key = SH_DEGREE_COMMENT.split()
-    ours = [comment for comment in comments if comment.split()[:len(key)] == key]
+def _comment_value(path: Path, comments: list[str], key: str, allowed: list[str]) -> str | None:
+    """The value V of the file's one header comment `<key> V` (one of `allowed`), None without one.
+
+    Raises:
+        ValueError: several such comments, or a value not in `allowed` (names the file).
+    """
+    words = key.split()
+    ours = [comment for comment in comments if comment.split()[:len(words)] == words]
     if not ours:
         return None
-    expected = f"expected one header comment '{SH_DEGREE_COMMENT} D' with D in 0..{MAX_SH_DEGREE}"
+    expected = f"expected one header comment '{key} V' with V one of {', '.join(allowed)}"
     if len(ours) > 1:
         raise ValueError(f"{path}: header comments {ours}: {expected}")
-    value = ours[0].split()[len(key):]
-    if len(value) != 1 or value[0] not in [str(d) for d in range(MAX_SH_DEGREE + 1)]:
+    value = ours[0].split()[len(words):]
+    if len(value) != 1 or value[0] not in allowed:
         raise ValueError(f"{path}: header comment '{ours[0]}': {expected}")
-    return int(value[0])
+    return value[0]
 
 
 def _check_comment_degree(path: Path, degree: int, file_degree: int,

@@ -11,13 +11,14 @@ Layout (github.com/antimatter15/splat, `convert.py::process_ply_to_splat` and
 rounded to nearest (ties to even, as `main.js` stores them through a `Uint8ClampedArray`;
 `convert.py` truncates instead, up to a whole step low). Records are sorted by descending
 importance exp(sum log_scales) * sigmoid(opacity) (the sort of both sources; ties keep the scene's
-order). Only the DC colour survives: view-dependent SH bands are dropped. The colour is the
-official `linear` model, so only linear scenes are written; see
-`color_conversion.sigmoid_to_linear`.
+order). Only the DC colour survives: view-dependent SH bands are dropped, and so is the scene's
+`antialiased` flag (no room for it: a warning says so). The colour is the official `linear`
+model, so only linear scenes are written; see `color_conversion.sigmoid_to_linear`.
 """
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -39,7 +40,9 @@ def write_splat(path: str | os.PathLike, scene: GaussianScene) -> None:
     Layout, quantisation and order: module docstring (32 * N bytes, records sorted by descending
     exp(sum log_scales) * sigmoid(opacity_logits)). Scales, colours, opacities and the importance
     are computed in float64 and rounded once. A zero quaternion is written as (128, 128, 128, 128).
-    Tensors may be on any device; N may be 0 (an empty file).
+    Tensors may be on any device; N may be 0 (an empty file). An antialiased scene is written
+    with a warning: the format cannot record the Mip-Splatting 2D filter, so its viewers render
+    the scene without it.
 
     Raises:
         ValueError: `scene.validate()` fails, or the scene uses `sigmoid` colour (the format's
@@ -48,6 +51,10 @@ def write_splat(path: str | os.PathLike, scene: GaussianScene) -> None:
         OSError: the file cannot be written; the destination is left untouched.
     """
     check_linear_scene(path, scene, ".splat")
+    if scene.antialiased:
+        warnings.warn(f"{path}: the scene is antialiased (trained with the Mip-Splatting 2D "
+                      f"filter), which the .splat format cannot record; .splat viewers render it "
+                      f"without the filter", stacklevel=2)
     scene = scene.to("cpu")
     log_scales = scene.log_scales.double()
     opacities = torch.sigmoid(scene.opacity_logits.double())

@@ -28,6 +28,15 @@ has a 3x4 affine colour transform M_i = [A_i | b_i], the identity at the start; 
 loss compares with image i is  render @ A_i^T + b_i  (each pixel colour c becomes A_i c + b_i),
 not clamped, as the trainer's renders. The official renderer computes `render @ M[:3, :3]`, i.e.
 stores A^T; `exposure.json` here stores A, the matrix acting on colour column vectors.
+The transforms and the scene's colours share a free gauge: for any invertible colour map
+c -> G c + h, the scene coloured G c + h with every M_i composed with its inverse renders every
+training image alike, so the official free transforms let the plain renders' colours drift from
+the photos' (BENCHMARKS.md: 5.7 dB on colmap_desk). With `keep-mean-identity` (the default) each
+step ends by subtracting mean_i(M_i) - [I | 0] from every M_i, the least-squares projection onto
+transforms averaging to the identity: the scene keeps the colours of the average training image.
+
+Both learning rates are multiplied by sqrt(B) for B cameras per step, as gsplat's pose rate
+(`simple_trainer.py`: pose_opt_lr * sqrt(batch_size)); B = 1 changes nothing.
 """
 from __future__ import annotations
 
@@ -45,6 +54,7 @@ from taichi_3dgs.data.cameras import CameraRecord, read_json_file, write_cameras
 from taichi_3dgs.data.views import View
 from taichi_3dgs.training.checkpoint import restoring
 from taichi_3dgs.training.config import ExposureCompensationConfig, PoseOptimizationConfig, TrainConfig
+from taichi_3dgs.training.batch_scaling import learning_rate_factor
 from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.optimization import exponential_learning_rate
 
@@ -138,10 +148,11 @@ class PoseCorrections(_AdamOptimized):
     """
 
     def __init__(self, num_cameras: int, config: PoseOptimizationConfig, num_iterations: int, scene_extent: float,
-                 device: torch.device | str):
+                 device: torch.device | str, batch_size: int = 1):
         self.config = config
         self.num_iterations = num_iterations
         self.scene_extent = scene_extent
+        self.rate_factor = learning_rate_factor(batch_size)
         self.corrections = torch.zeros(num_cameras, 6, dtype=torch.float32, device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([self.corrections], lr=config.learning_rate,
                                           weight_decay=config.weight_decay)
@@ -158,9 +169,9 @@ class PoseCorrections(_AdamOptimized):
 
     def set_learning_rate(self, step: int) -> None:
         """Log-linear decay from learning-rate to learning-rate-final over the run (gsplat:
-        ExponentialLR with gamma 0.01 ** (1 / max_steps)); a function of `step`, so resuming
-        gives the same rates."""
-        self._set_learning_rate(exponential_learning_rate(
+        ExponentialLR with gamma 0.01 ** (1 / max_steps)), times sqrt(B); a function of `step`, so
+        resuming gives the same rates."""
+        self._set_learning_rate(self.rate_factor * exponential_learning_rate(
             step, self.config.learning_rate, self.config.learning_rate_final, self.num_iterations))
 
     @torch.no_grad()
@@ -207,9 +218,10 @@ class ExposureTransforms(_AdamOptimized):
     """
 
     def __init__(self, image_names: Sequence[str], config: ExposureCompensationConfig, num_iterations: int,
-                 device: torch.device | str):
+                 device: torch.device | str, batch_size: int = 1):
         self.config = config
         self.num_iterations = num_iterations
+        self.rate_factor = learning_rate_factor(batch_size)
         self.image_names = list(image_names)
         identity = torch.eye(3, 4, dtype=torch.float32, device=device)
         self.transforms = identity.repeat(len(self.image_names), 1, 1).requires_grad_(True)
@@ -229,11 +241,20 @@ class ExposureTransforms(_AdamOptimized):
 
     def set_learning_rate(self, step: int) -> None:
         """The official `get_expon_lr_func(exposure_lr_init, exposure_lr_final, delay steps,
-        delay mult, max_steps=iterations)` at `step`."""
+        delay mult, max_steps=iterations)` at `step`, times sqrt(B)."""
         cfg = self.config
-        self._set_learning_rate(exponential_learning_rate(
+        self._set_learning_rate(self.rate_factor * exponential_learning_rate(
             step, cfg.learning_rate, cfg.learning_rate_final, self.num_iterations, cfg.learning_rate_delay_steps,
             cfg.learning_rate_delay_mult))
+
+    def step(self) -> None:
+        """Adam step on the accumulated gradients, gradients cleared; then, with
+        `keep-mean-identity`, every transform shifted so that their mean is [I | 0]."""
+        super().step()
+        if self.config.keep_mean_identity:
+            with torch.no_grad():
+                identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
+                self.transforms -= self.transforms.mean(dim=0) - identity
 
     @torch.no_grad()
     def as_arrays(self) -> dict[str, np.ndarray]:
@@ -331,7 +352,7 @@ class CameraOptimization:
         self.exposure: Optional[ExposureTransforms] = None
         if config.pose_optimization:
             self.poses = PoseCorrections(len(train_views), config.pose_optimization_config, config.num_iterations,
-                                         scene_extent(self.records), device)
+                                         scene_extent(self.records), device, config.batch_size)
         if config.exposure_compensation:
             names = [view.name for view in train_views]
             first: dict[str, int] = {}
@@ -342,7 +363,7 @@ class CameraOptimization:
                                      "image file names (exposure.json is keyed by them)")
                 first[name] = index
             self.exposure = ExposureTransforms(names, config.exposure_compensation_config, config.num_iterations,
-                                               device)
+                                               device, config.batch_size)
 
     def training_view(self, index: int, view: View) -> View:
         """Training view `index` with its corrected viewmat (differentiable), or `view` itself."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,42 @@ class SceneInitConfig:
     initial_opacity: float = _help("opacity of new Gaussians, in (0, 1)", default=0.1)
     num_neighbours: int = _help(
         "nearest neighbours whose mean squared distance sets the initial isotropic scale", default=3
+    )
+
+
+@dataclass
+class InitialPointsConfig:
+    """Initial Gaussians added where the point cloud is thin (`taichi_3dgs/data/background_points.py`).
+
+    Structure-from-motion clouds cover the object of a capture, hardly the walls, floor or sky
+    behind it. Both counts default to 0 (nothing added). The added points are coloured from the
+    training images (RGBA ones over `background-color`), drawn with `seed`, and initialised with the
+    cloud's points by the same rule: the nearest-neighbour scale is searched among all points, so
+    on the shell it is the shell's own spacing, proportional to its radius (about 2.6 x radius /
+    sqrt(far-shell)). `strategy: default` prunes, after the first opacity reset, Gaussians larger
+    than `max-world-size-ratio` x extent or `max-screen-radius` px: at the default radius and ratio
+    that is 99 % of the shell Gaussians at 10,000 shell points, 28 % at 100,000 and 3 % at 200,000
+    (until densification has split them). Not for a trained scene (`pointcloud-parquet-path` a .ply
+    or trained-scene parquet).
+    """
+
+    random_in_view_volume: int = _help(
+        "add this many points uniform in the union of the training cameras' view frusta, each frustum cut to the "
+        "depths at which its camera sees the point cloud (view-volume-depth-quantiles); each takes the colour of "
+        "the pixel it was drawn through", default=0
+    )
+    view_volume_depth_quantiles: tuple[float, float] = _help(
+        "(near, far) quantiles of the depths of the cloud's points a camera sees, bounding its frustum; a camera "
+        "that sees none takes those of all cameras' depths", default=(0.01, 0.99)
+    )
+    far_shell: int = _help(
+        "add this many points uniform on a sphere about the training cameras' centroid, a background of last "
+        "resort (as hierarchical 3DGS's skybox); each takes the mean colour of the pixels it projects to, grey "
+        "0.5 where no camera sees it", default=0
+    )
+    far_shell_radius: float = _help(
+        "radius of the far shell in units of the scene extent (1.1 x the largest camera distance from the "
+        "centroid), > 1 so that it encloses every camera", default=10.0
     )
 
 
@@ -87,6 +124,15 @@ class DensificationConfig:
     densify_until_iteration: int = _help("no densification from this step on", default=15_000)
     densification_view_space_position_gradients_threshold: float = _help(
         "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
+    )
+    absgrad: bool = _help(
+        "densify on the norm of the per-pixel absolute view-space gradients summed over pixels instead of the "
+        "norm of their sum (AbsGS, Ye et al. 2024; gsplat's absgrad), compared with absgrad-threshold: reaches "
+        "large Gaussians over detailed areas, whose per-pixel gradients cancel", default=False
+    )
+    absgrad_threshold: float = _help(
+        "with absgrad: clone/split when the mean absolute-gradient norm (NDC units) is above this (gsplat's "
+        "recommended grow_grad2d with absgrad)", default=8e-4
     )
     percent_dense: float = _help(
         "clone when the largest scale is <= percent-dense x extent, else split", default=0.01
@@ -156,6 +202,11 @@ class ExposureCompensationConfig:
     learning_rate_delay_mult: float = _help(
         "factor of the rate at step 0 while delayed (official exposure_lr_delay_mult)", default=0.0
     )
+    keep_mean_identity: bool = _help(
+        "after each step shift every transform by the same amount so that their mean is the identity: the scene "
+        "keeps the colours of the average training image (false: the official free transforms, whose common "
+        "part the scene's colours can absorb, so plain renders drift from the photos' colours)", default=True
+    )
 
 
 @dataclass
@@ -177,7 +228,7 @@ class DepthLossConfig:
 
 @dataclass
 class LoggingConfig:
-    """TensorBoard and progress output."""
+    """TensorBoard, progress output and what validation reports."""
 
     log_loss_interval: int = _help("write train scalars every this many steps", default=10)
     num_log_images: int = _help(
@@ -185,6 +236,10 @@ class LoggingConfig:
     )
     log_histograms: bool = _help("write parameter histograms at each densification step", default=True)
     progress_bar: bool = _help("show a tqdm progress bar", default=True)
+    lpips_weights: Optional[Path] = _help(
+        "LPIPS AlexNet weights file (docs/FORMATS.md, written by tools/make_lpips_weights.py; nothing is "
+        "downloaded): validation then also reports val LPIPS; null = no LPIPS", default=None,
+    )
 
 
 @dataclass
@@ -224,15 +279,25 @@ class TrainConfig:
     strategy: Literal["default", "mcmc"] = _help(
         "densification strategy: default (official clone/split/prune) or mcmc", default="default"
     )
+    optimizer: Literal["adam", "sparse-adam"] = _help(
+        "adam: torch Adam over every Gaussian (official); sparse-adam: only the Gaussians visible in the step "
+        "(radius > 0 in a render of the batch, in any process) update their parameters and Adam moments "
+        "(Taming 3DGS sparse Adam, with torch Adam's bias correction); the rates of learning-rates apply to both",
+        default="adam",
+    )
     increase_color_max_sh_band_interval: int = _help(
         "raise the active SH degree by one every this many steps", default=1000
     )
     rasterisation_config: RasterizerConfig = _help(
-        "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene",
+        "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene, and the "
+        "saved scenes record antialiased for their renderers",
         default_factory=RasterizerConfig,
     )
     gaussian_point_cloud_scene_config: SceneInitConfig = _help(
         "initialisation from the point cloud", default_factory=SceneInitConfig
+    )
+    initial_points: InitialPointsConfig = _help(
+        "initial Gaussians added where the point cloud is thin (background)", default_factory=InitialPointsConfig
     )
     learning_rates: LearningRateConfig = _help("Adam learning rates", default_factory=LearningRateConfig)
     loss_function_config: LossConfig = _help("photometric loss", default_factory=LossConfig)
@@ -259,7 +324,9 @@ class TrainConfig:
         "(depth_path, docs/FORMATS.md)", default=False,
     )
     depth_loss_config: DepthLossConfig = _help("depth supervision", default_factory=DepthLossConfig)
-    logging: LoggingConfig = _help("TensorBoard and progress output", default_factory=LoggingConfig)
+    logging: LoggingConfig = _help(
+        "TensorBoard, progress output and validation metrics", default_factory=LoggingConfig
+    )
 
 
 # Fields that exist in a section's dataclass but are not settable from YAML, with the reason.
@@ -289,6 +356,10 @@ def _type_name(tp: Any) -> str:
     if dataclasses.is_dataclass(tp):
         return "a mapping (section)"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(tp, str(tp))
+
+
+# A decimal number as written in YAML or on the command line (no nan, inf or hex).
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
@@ -321,6 +392,10 @@ def _convert(value: Any, tp: Any, where: str, base_dir: Path) -> Any:
             raise wrong()
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot in the mantissa) as a string
+            if not _NUMBER.fullmatch(value.strip()):
+                raise wrong()
+            return float(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise wrong()
         return float(value)
@@ -400,6 +475,9 @@ def _check(config: TrainConfig, source: str) -> None:
     positive("image-downscale-factor", config.image_downscale_factor)
     positive("max-image-long-side", config.max_image_long_side)
     positive("increase-color-max-sh-band-interval", config.increase_color_max_sh_band_interval)
+    if config.seed < 0:
+        raise ConfigError(f"{source}: key 'seed' must be >= 0 (numpy's generators take non-negative seeds), "
+                          f"got {config.seed}")
     if not all(0.0 <= c <= 1.0 for c in config.background_color):
         raise ConfigError(f"{source}: key 'background-color' must hold 3 values in [0, 1], got {config.background_color}")
     scene = config.gaussian_point_cloud_scene_config
@@ -407,10 +485,22 @@ def _check(config: TrainConfig, source: str) -> None:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.max-sh-degree' must be 0..3")
     if not 0.0 < scene.initial_opacity < 1.0:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")
+    points = config.initial_points
+    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell)):
+        if count < 0:
+            raise ConfigError(f"{source}: key 'initial-points.{key}' must be >= 0 (0 = none), got {count}")
+    near, far = points.view_volume_depth_quantiles
+    if not 0.0 <= near < far <= 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.view-volume-depth-quantiles' must be [near, far] with "
+                          f"0 <= near < far <= 1, got {[near, far]}")
+    if not points.far_shell_radius > 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.far-shell-radius' must be > 1 (scene extents: the shell "
+                          f"must enclose the cameras), got {points.far_shell_radius!r}")
     if config.loss_function_config.ssim_window_size % 2 != 1:
         raise ConfigError(f"{source}: key 'loss-function-config.ssim-window-size' must be odd")
     positive("adaptive-controller-config.num-iterations-densify", config.adaptive_controller_config.num_iterations_densify)
     positive("adaptive-controller-config.num-iterations-reset-alpha", config.adaptive_controller_config.num_iterations_reset_alpha)
+    positive("adaptive-controller-config.absgrad-threshold", config.adaptive_controller_config.absgrad_threshold)
     positive("mcmc-config.refine-every", config.mcmc_config.refine_every)
     positive("logging.log-loss-interval", config.logging.log_loss_interval)
     pose = config.pose_optimization_config

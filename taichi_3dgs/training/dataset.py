@@ -12,14 +12,19 @@ import torch
 from taichi_3dgs.data.cameras import CameraRecord
 
 
+def scene_centre(records: Sequence[CameraRecord]) -> np.ndarray:
+    """[3] float64 centroid of the camera centres, world frame (official `getNerfppNorm` centre)."""
+    return np.stack([r.camera_center for r in records]).mean(axis=0)
+
+
 def scene_extent(records: Sequence[CameraRecord]) -> float:
-    """1.1 x the largest distance of a camera centre from the centroid of the centres, world units.
+    """1.1 x the largest distance of a camera centre from `scene_centre`, world units.
 
     Official `getNerfppNorm` radius; it scales the means' learning rate and the densification
     size thresholds. Falls back to 1.0 when all cameras share one centre (the radius would be 0).
     """
     centres = np.stack([r.camera_center for r in records])
-    radius = 1.1 * float(np.linalg.norm(centres - centres.mean(axis=0), axis=1).max())
+    radius = 1.1 * float(np.linalg.norm(centres - scene_centre(records), axis=1).max())
     return radius if radius > 1e-9 else 1.0
 
 

@@ -36,7 +36,14 @@ from taichi_3dgs.training.optimization import append_rows, keep_rows, replace_ro
 
 
 class Strategy(Protocol):
-    """What the trainer calls; see the module docstring for the order."""
+    """What the trainer calls; see the module docstring for the order.
+
+    Attributes:
+        absgrad: the renders given to `step_post_backward` must carry `means2d_absgrad`
+            (`rasterize(absgrad=True)`).
+    """
+
+    absgrad: bool
 
     def regularization_loss(self, model: GaussianModel) -> torch.Tensor | float:
         """Extra loss term added to the photometric loss (0.0 for none)."""
@@ -71,7 +78,10 @@ class DefaultStrategy:
     w.r.t. its 2D mean in pixels times (W/2, H/2) (the gradient w.r.t. NDC coordinates, as the
     official rasterizer's `dL_dmean2D`), summed and counted; and its largest screen radius. With B
     views per step the loss is their mean, so each view's gradient is multiplied back by B (gsplat
-    `DefaultStrategy._update_state`: x n_cameras) and compares with the same threshold.
+    `DefaultStrategy._update_state`: x n_cameras) and compares with the same threshold. With
+    `absgrad` the gradient is replaced by the sum over pixels of the absolute per-pixel gradients
+    (`RasterizeOutput.means2d_absgrad`; AbsGS, Ye et al. 2024, as gsplat's `absgrad`) and
+    the threshold by `absgrad-threshold`.
 
     Every `num-iterations-densify` steps after `num-iterations-warm-up` (and before
     `densify-until-iteration`): Gaussians whose mean gradient norm is >= the threshold are cloned
@@ -86,6 +96,7 @@ class DefaultStrategy:
 
     def __init__(self, config: DensificationConfig, scene_extent: float, white_background: bool = False):
         self.config = config
+        self.absgrad = config.absgrad
         self.scene_extent = scene_extent
         self.white_background = white_background
         self.grad_norm_sum: Optional[torch.Tensor] = None  # [N] f32
@@ -109,9 +120,14 @@ class DefaultStrategy:
 
         Args:
             renders: this process's renders of the step, (out, width px, height px) each, with
-                out.means2d.grad [N, 2] (after backward) and out.radii [N] int.
+                out.means2d.grad [N, 2] (after backward; with absgrad out.means2d_absgrad [N, 2]
+                instead) and out.radii [N] int.
             batch_size: views in the step over all processes (the loss is their mean).
             world: the processes; the step's sums and maxima are reduced over them.
+
+        Raises:
+            ValueError: with absgrad, a render without means2d_absgrad (not rendered with
+                `rasterize(absgrad=True)`).
         """
         if step >= self.config.densify_until_iteration:
             return
@@ -123,11 +139,18 @@ class DefaultStrategy:
         # are the same in every process, so they take this step's radii and are reduced in place.
         grad_norm_sum, visible_count = (torch.zeros(n, device=device) for _ in range(2))
         for out, width, height in renders:
-            if out.means2d.grad is None:  # nothing visible: the masked updates would add nothing
+            if self.absgrad:
+                grad = out.means2d_absgrad
+                if grad is None:
+                    raise ValueError("densification with absgrad: the render has no means2d_absgrad; render with "
+                                     "rasterize(..., absgrad=True)")
+            else:
+                grad = out.means2d.grad
+            if grad is None:  # nothing visible: the masked updates would add nothing
                 continue
             visible = out.radii > 0
-            scale = torch.tensor([width / 2.0 * batch_size, height / 2.0 * batch_size], device=out.means2d.device)
-            grad_norm = (out.means2d.grad * scale).norm(dim=-1)
+            scale = torch.tensor([width / 2.0 * batch_size, height / 2.0 * batch_size], device=grad.device)
+            grad_norm = (grad * scale).norm(dim=-1)
             # Masked by `where`, not by boolean indexing, which syncs with the host on CUDA every step.
             grad_norm_sum += torch.where(visible, grad_norm, 0.0)
             visible_count += visible.float()
@@ -175,7 +198,9 @@ class DefaultStrategy:
         n = model.num_gaussians
         grads = torch.nan_to_num(self.grad_norm_sum / self.visible_count, nan=0.0)
         max_scale = torch.exp(model.log_scales).max(dim=1).values
-        large_grad = grads >= cfg.densification_view_space_position_gradients_threshold
+        threshold = (cfg.absgrad_threshold if self.absgrad
+                     else cfg.densification_view_space_position_gradients_threshold)
+        large_grad = grads >= threshold
         small = max_scale <= cfg.percent_dense * self.scene_extent
         clone = large_grad & small
         split = large_grad & ~small
@@ -286,6 +311,8 @@ class MCMCStrategy:
     Gaussians are zero (gsplat zeroes the sampled rows; the dead rows' old moments are also
     dropped here, since they belonged to another place).
     """
+
+    absgrad = False  # no gradient statistics
 
     def __init__(self, config: MCMCConfig):
         self.config = config

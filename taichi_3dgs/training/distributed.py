@@ -14,6 +14,8 @@ opacity resets and MCMC relocation decide the same everywhere:
   the global batch (up to the order of the float sums);
 - the densification statistics: each step's sums (maxima for radii) are reduced over the ranks
   before they are accumulated (`World.sum_`, `World.max_`);
+- with `optimizer: sparse-adam`, the Gaussians that Adam updates: those visible in a render of the
+  step in any process (`World.union`);
 - what the trainer decides from measured values (the divergence check on the loss, Ctrl-C) is
   reduced first.
 
@@ -42,6 +44,7 @@ import torch.distributed as dist
 
 from taichi_3dgs.backend import ARCH_ENV_VAR, torch_device
 from taichi_3dgs.data.views import View
+from taichi_3dgs.lpips import LPIPS
 from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.evaluation import EvaluationResult, evaluate
@@ -86,6 +89,15 @@ class World:
         """Replace `tensor` by its elementwise maximum over the processes, in place."""
         if self.size > 1:
             dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+
+    def union(self, mask: torch.Tensor) -> torch.Tensor:
+        """The elementwise OR of the bool tensor `mask` over the processes (`mask` itself in one
+        process; every process must call it with the same shape)."""
+        if self.size == 1:
+            return mask
+        flags = mask.to(torch.uint8)  # collectives reduce numbers, not bools
+        self.max_(flags)
+        return flags.bool()
 
     def sum_gradients(self, parameters: Iterable[torch.Tensor]) -> None:
         """Sum the `.grad` of every parameter over the processes (one all-reduce of all of them;
@@ -232,7 +244,8 @@ def joined_world() -> Iterator[World]:
 
 def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[View], num_views: int,
                           config: RasterizerConfig, background: torch.Tensor, num_renders: int,
-                          ssim_window_size: int, ssim_sigma: float) -> Optional[EvaluationResult]:
+                          ssim_window_size: int, ssim_sigma: float,
+                          lpips: Optional[LPIPS] = None) -> Optional[EvaluationResult]:
     """`evaluation.evaluate` of all `num_views` val views, each rank rendering its share.
 
     Args:
@@ -247,12 +260,12 @@ def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[Vi
         there is no val view.
     """
     if world.size == 1:
-        return evaluate(model, views, config, background, num_renders, ssim_window_size, ssim_sigma)
+        return evaluate(model, views, config, background, num_renders, ssim_window_size, ssim_sigma, lpips)
     if num_views == 0:
         return None
     # This rank holds views rank, rank + size, ...: those below num_renders are logged.
     local = evaluate(model, views, config, background, len(range(world.rank, num_renders, world.size)),
-                     ssim_window_size, ssim_sigma)
+                     ssim_window_size, ssim_sigma, lpips)
     per_view: list[Any] = [None] * num_views
     for rank, scores in enumerate(world.all_gather([] if local is None else local.per_view)):
         per_view[rank::world.size] = scores

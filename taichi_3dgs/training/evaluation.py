@@ -1,6 +1,7 @@
-"""Rendering views of a model and scoring them (PSNR, SSIM), as the official `render.py` +
-`metrics.py`: renders clamped to [0, 1], PSNR and SSIM per view, means over the views; for views
-with a depth map also the depth error (`depth_supervision.depth_error`), its mean over those views.
+"""Rendering views of a model and scoring them (PSNR, SSIM, optionally LPIPS), as the official
+`render.py` + `metrics.py`: renders clamped to [0, 1], scores per view, means over the views; for
+views with a depth map also the depth error (`depth_supervision.depth_error`), its mean over those
+views.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Optional, Sequence
 import torch
 
 from taichi_3dgs.data.views import View
+from taichi_3dgs.lpips import LPIPS
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
@@ -17,17 +19,18 @@ from taichi_3dgs.training.depth_supervision import depth_error
 
 
 def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
-                render_inverse_depth: bool = False):
+                render_inverse_depth: bool = False, absgrad: bool = False):
     """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
 
     Args:
         config: rasterizer constants; its colour activation must be the model's.
         background: float32 [3] on the model's device.
         render_inverse_depth: also render the inverse-depth image (`rasterize`).
+        absgrad: also compute `means2d_absgrad` in the backward (`rasterize`'s absgrad).
 
     Returns:
         The rasterizer output (image [H, W, 3], alpha, depth, radii [N], means2d [N, 2],
-        inverse_depth when asked for).
+        inverse_depth [H, W] when asked for, means2d_absgrad [N, 2] or None).
     """
     return rasterize(
         model.means,
@@ -43,60 +46,63 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
         background=background,
         config=config,
         render_inverse_depth=render_inverse_depth,
+        absgrad=absgrad,
     )
 
 
 @dataclass
 class ViewScore:
-    """Scores of one rendered view; depth_error only for a view with a depth map."""
+    """Scores of one rendered view: PSNR (dB), SSIM, LPIPS when it was computed (else None), and
+    depth_error only for a view with a depth map (else None)."""
 
     image: str
     psnr: float
     ssim: float
+    lpips: Optional[float] = None
     depth_error: Optional[float] = None
-
-    def to_json(self) -> dict:
-        """{"image": name, "psnr": .., "ssim": ..} and "depth_error" when there is one."""
-        scores = {"image": self.image, "psnr": self.psnr, "ssim": self.ssim}
-        if self.depth_error is not None:
-            scores["depth_error"] = self.depth_error
-        return scores
 
 
 @dataclass
 class EvaluationResult:
     """Mean and per-view scores, plus the first few renders for logging.
 
-    depth_error: mean over the views that have one, None when none has.
-    renders: (name, prediction [H, W, 3], ground truth [H, W, 3], depth [H, W], alpha [H, W]),
-    float32 CPU tensors.
+    lpips is None when LPIPS was not computed; depth_error is the mean over the views that have
+    one, None when none has. renders: (name, prediction [H, W, 3], ground truth [H, W, 3],
+    depth [H, W], alpha [H, W]), float32 CPU tensors.
     """
 
     psnr: float
     ssim: float
     per_view: list[ViewScore]
     renders: list[tuple] = field(default_factory=list)
+    lpips: Optional[float] = None
     depth_error: Optional[float] = None
 
     @classmethod
-    def of_views(cls, per_view: list[ViewScore], renders: list[tuple]) -> "EvaluationResult":
-        """The means of per_view's scores (at least one view), with `renders`."""
+    def of_views(cls, per_view: Sequence[ViewScore], renders: Sequence[tuple] = ()) -> "EvaluationResult":
+        """The result whose scores are the means of `per_view` (at least one view; LPIPS when every
+        view has it; the depth error over the views that have one)."""
+        def mean(values: list) -> Optional[float]:
+            return None if any(v is None for v in values) else sum(values) / len(values)
+
         depth_errors = [s.depth_error for s in per_view if s.depth_error is not None]
-        return cls(
-            psnr=sum(s.psnr for s in per_view) / len(per_view),
-            ssim=sum(s.ssim for s in per_view) / len(per_view),
-            per_view=per_view,
-            renders=renders,
-            depth_error=sum(depth_errors) / len(depth_errors) if depth_errors else None,
-        )
+        return cls(psnr=mean([s.psnr for s in per_view]), ssim=mean([s.ssim for s in per_view]),
+                   per_view=list(per_view), renders=list(renders), lpips=mean([s.lpips for s in per_view]),
+                   depth_error=mean(depth_errors) if depth_errors else None)
 
     def to_json(self) -> dict:
-        """{"psnr": x, "ssim": y, "per_view": [`ViewScore.to_json`, ...]}, and "depth_error" when
-        a view has one."""
-        scores = {"psnr": self.psnr, "ssim": self.ssim, "per_view": [s.to_json() for s in self.per_view]}
-        if self.depth_error is not None:
-            scores["depth_error"] = self.depth_error
-        return scores
+        """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}, with
+        "lpips" beside "ssim" (mean and per view) when it was computed and "depth_error" (mean and
+        per view) where there is one."""
+        def scores(item) -> dict:
+            values = {"psnr": item.psnr, "ssim": item.ssim}
+            if item.lpips is not None:
+                values["lpips"] = item.lpips
+            if item.depth_error is not None:
+                values["depth_error"] = item.depth_error
+            return values
+
+        return {**scores(self), "per_view": [{"image": s.image, **scores(s)} for s in self.per_view]}
 
 
 @torch.no_grad()
@@ -108,9 +114,13 @@ def evaluate(
     num_renders: int = 0,
     ssim_window_size: int = SSIM_WINDOW_SIZE,
     ssim_sigma: float = SSIM_SIGMA,
+    lpips: Optional[LPIPS] = None,
 ) -> Optional[EvaluationResult]:
     """Render every view over `background` and score it against its image (all pixels), and the
     depth of views with a depth map against it (`depth_supervision.depth_error`).
+
+    Args:
+        lpips: also score LPIPS with these weights (on the model's device), or None.
 
     Returns:
         The scores (means over the views), with the renders of the first `num_renders` views;
@@ -125,6 +135,7 @@ def evaluate(
         target = view.target(background)
         scores.append(ViewScore(
             view.name, float(psnr(prediction, target)), float(ssim(prediction, target, None, ssim_window_size, ssim_sigma)),
+            None if lpips is None else float(lpips(prediction, target)),
             None if view.depth is None else depth_error(view, out.depth, out.alpha),
         ))
         if index < num_renders:

@@ -1,8 +1,9 @@
 """Adam over the Gaussian parameters, the means' learning-rate schedule, and row surgery.
 
-One `torch.optim.Adam` with one param group per parameter, each group tagged with the parameter's
-name, as the official `GaussianModel.training_setup`; with B cameras per step, rates, epsilon and
-betas scaled as gsplat's (`batch_scaling`). Densification changes the number of rows:
+One `torch.optim.Adam` (or, with `optimizer: sparse-adam`, its subclass `SparseGaussianAdam`, which
+steps the visible Gaussians only) with one param group per parameter, each group tagged with the
+parameter's name, as the official `GaussianModel.training_setup`; with B cameras per step, rates,
+epsilon and betas scaled as gsplat's (`batch_scaling`). Densification changes the number of rows:
 `keep_rows`, `append_rows` and `replace_rows` swap each parameter for a resized one and resize its
 Adam moments the same way (kept rows keep their moments, new rows start at zero), as the official
 `_prune_optimizer` / `cat_tensors_to_optimizer` / `replace_tensor_to_optimizer`.
@@ -17,19 +18,25 @@ import torch
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.batch_scaling import adam_betas, adam_eps, learning_rate_factor
 from taichi_3dgs.training.config import LearningRateConfig
+from taichi_3dgs.training.sparse_adam import SparseGaussianAdam
 
 _MOMENT_KEYS = ("exp_avg", "exp_avg_sq")
 
 
 def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent: float,
-                   batch_size: int = 1) -> torch.optim.Adam:
+                   batch_size: int = 1, kind: str = "adam") -> torch.optim.Adam:
     """Adam with the official per-parameter learning rates; the means' rate is times `scene_extent`.
 
     For B = `batch_size` cameras per step (gsplat's rules, `batch_scaling`): rates x sqrt(B),
     epsilon / sqrt(B), betas 1 - B (1 - beta); B = 1 is the official optimizer exactly.
 
+    Args:
+        kind: the config's `optimizer`: "adam" (torch.optim.Adam) or "sparse-adam"
+            (`sparse_adam.SparseGaussianAdam`: its `step(visibility)` updates the visible
+            Gaussians only); both with the same groups, rates, eps, betas and state layout.
+
     Raises:
-        ValueError: batch_size outside 1..MAX_BATCH_SIZE.
+        ValueError: batch_size outside 1..MAX_BATCH_SIZE, or an unknown kind.
     """
     factor = learning_rate_factor(batch_size)
     lr = {
@@ -41,7 +48,10 @@ def make_optimizer(model: GaussianModel, rates: LearningRateConfig, scene_extent
         "sh_rest": rates.sh_rest * factor,
     }
     groups = [{"params": [getattr(model, name)], "lr": lr[name], "name": name} for name in PARAMETER_NAMES]
-    return torch.optim.Adam(groups, lr=0.0, eps=adam_eps(rates.adam_eps, batch_size), betas=adam_betas(batch_size))
+    classes = {"adam": torch.optim.Adam, "sparse-adam": SparseGaussianAdam}
+    if kind not in classes:
+        raise ValueError(f"optimizer {kind!r}: expected one of {', '.join(map(repr, classes))}")
+    return classes[kind](groups, lr=0.0, eps=adam_eps(rates.adam_eps, batch_size), betas=adam_betas(batch_size))
 
 
 def exponential_learning_rate(step: int, lr_init: float, lr_final: float, max_steps: int,

@@ -3,7 +3,8 @@
 Per step, as the official `train.py`: pick the next view of a shuffled stack, raise the SH degree
 every `increase-color-max-sh-band-interval` steps, set the means' learning rate, render, loss
 (1 - lambda) L1 + lambda (1 - SSIM) (+ the strategy's regulariser), backward, densification
-statistics, Adam step, logs, evaluation, densification (not after the last step), checkpoints.
+statistics, Adam step (with `optimizer: sparse-adam`, of the Gaussians visible in the step's
+renders only), logs, evaluation, densification (not after the last step), checkpoints.
 With `batch-size` B > 1 a step takes B distinct views off the stack, renders and backpropagates
 them one by one (the loss is their mean) and then steps Adam once; rates and schedule scale as
 `batch_scaling` says. Under torchrun (`distributed.World`) each process trains on its share of the
@@ -20,7 +21,8 @@ config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-opti
 train.json holds the refined training cameras, rewritten at each evaluation), `exposure.json`
 (with `exposure-compensation`, at each evaluation), `scene_<step>.parquet` at each evaluation,
 `best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply` (official PLY) at
-the end, `metrics.json` (the last evaluation) and `checkpoints/`.
+the end, `metrics.json` (the last evaluation: val PSNR, SSIM, and LPIPS with `logging.lpips-weights`)
+and `checkpoints/`.
 
 Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
 cloud, and with `--resume` the checkpoint and whether it belongs to this config) is read and checked
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import signal
@@ -49,8 +52,11 @@ from tqdm import tqdm
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.cli import check_port_free
+from taichi_3dgs.data.background_points import background_points
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json
-from taichi_3dgs.data.views import load_view, load_views
+from taichi_3dgs.data.point_cloud import PointCloud
+from taichi_3dgs.data.views import View, load_view, load_views
+from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.rasterizer import RasterizeOutput
 from taichi_3dgs.scene.diagnostics import ABSURD_SCALE_RATIO
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
@@ -63,7 +69,7 @@ from taichi_3dgs.training.checkpoint import (
     restoring, save_checkpoint,
 )
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
-from taichi_3dgs.training.dataset import ViewSampler, scene_extent
+from taichi_3dgs.training.dataset import ViewSampler, scene_centre, scene_extent
 from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.depth_supervision import depth_loss, depth_loss_weight
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
@@ -176,6 +182,28 @@ def _warn_about_first_render(model: GaussianModel, out: RasterizeOutput, view_na
     return bool(problems)
 
 
+def _load_lpips(config: TrainConfig, source: str, device: torch.device) -> Optional[LPIPS]:
+    """The LPIPS metric of `logging.lpips-weights` on `device`, or None when the key is null.
+
+    Raises:
+        ConfigError: the file is missing or not valid LPIPS weights (names the key and the file).
+    """
+    path = config.logging.lpips_weights
+    if path is None:
+        return None
+    try:
+        return load_lpips(path, device)
+    except (FileNotFoundError, ValueError) as error:
+        raise ConfigError(f"{source}: key 'logging.lpips-weights': {error}") from None
+
+
+def _scores_line(evaluation: EvaluationResult) -> str:
+    """'val PSNR x dB, SSIM y[, LPIPS z][, depth error e %]' for the printed lines."""
+    lpips = "" if evaluation.lpips is None else f", LPIPS {evaluation.lpips:.4f}"
+    depth = "" if evaluation.depth_error is None else f", depth error {100 * evaluation.depth_error:.2f} %"
+    return f"val PSNR {evaluation.psnr:.2f} dB, SSIM {evaluation.ssim:.4f}{lpips}{depth}"
+
+
 def _write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult], num_gaussians: int,
                    minutes: float) -> None:
     metrics = {
@@ -185,6 +213,21 @@ def _write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult]
         "train_minutes": minutes,
     }
     write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+
+
+def _initial_points(config: TrainConfig, train_views: list[View], train_records: list[CameraRecord], extent: float,
+                    background: torch.Tensor) -> Optional[Callable[[PointCloud], PointCloud]]:
+    """The `extra_points` of `load_initial_model` for the config's `initial-points` (None when
+    both counts are 0): the view-volume and far-shell points of `data.background_points`."""
+    points = config.initial_points
+    if not (points.random_in_view_volume or points.far_shell):
+        return None
+    return functools.partial(
+        background_points, views=train_views, num_view_volume=points.random_in_view_volume,
+        depth_quantiles=points.view_volume_depth_quantiles, num_far_shell=points.far_shell,
+        shell_centre=scene_centre(train_records), shell_radius=points.far_shell_radius * extent,
+        background=background, seed=config.seed,
+    )
 
 
 def _check_batch(batch_size: int, world: World, num_train_views: int, config: TrainConfig, source: str) -> None:
@@ -229,8 +272,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
 
     Raises:
         ConfigError: a required path is not set, an output folder cannot be created or written,
-            there is no train camera, `batch-size` exceeds the train cameras or is not a
-            multiple of the number of processes, or `depth-loss` is on and no train camera has a
+            `logging.lpips-weights` names a missing or malformed file (or val images too small
+            for LPIPS), there is no train camera, `batch-size` exceeds the train cameras or is not
+            a multiple of the number of processes, or `depth-loss` is on and no train camera has a
             depth map.
         FileNotFoundError / ValueError: missing or invalid cameras, images, depth maps, point
             cloud or checkpoint, or a checkpoint written by another config (the message names the
@@ -254,6 +298,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         check_port_free(*viewer)
     device = torch_device()
     background = torch.tensor(config.background_color, dtype=torch.float32, device=device)
+    lpips = _load_lpips(config, config_source, device)
 
     train_records, val_records = _read_cameras(config, config_source)
     batch_size = config.batch_size
@@ -267,6 +312,11 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     val_views = [load_view(record, config.image_downscale_factor, config.max_image_long_side, device,
                            f"{config.val_dataset_json_path}: record {index}", with_depth=True)
                  for index, record in world.share(list(enumerate(val_records)))]
+    for view in val_views if lpips is not None else []:  # refused now, not at the first evaluation
+        try:
+            check_image_size(view.width, view.height, f"val image {view.name}")
+        except ValueError as error:
+            raise ConfigError(f"{config_source}: key 'logging.lpips-weights': {error}") from None
     extent = scene_extent(train_records)
     first = train_views[0]
     say(f"{len(train_views)} train / {len(val_records)} val views at {first.width}x{first.height} px "
@@ -295,12 +345,16 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         initial_sh_degree = checkpoint["initial_sh_degree"]
     else:
         model = load_initial_model(
-            config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device
+            config.pointcloud_parquet_path, scene_cfg.initial_opacity, scene_cfg.num_neighbours, config.seed, device,
+            _initial_points(config, train_views, train_records, extent, background),
         )
         initial_sh_degree = model.active_sh_degree
+    # The config's filter, also for a warm start from a scene that recorded another one: the saved
+    # scenes record the filter they were trained with, for every renderer to apply.
+    model.antialiased = config.rasterisation_config.antialiased
 
     rates = schedule.learning_rates
-    optimizer = make_optimizer(model, rates, extent, batch_size)
+    optimizer = make_optimizer(model, rates, extent, batch_size, config.optimizer)
     white = all(c == 1.0 for c in config.background_color)
     strategy = make_strategy(config.strategy, schedule.adaptive_controller_config, schedule.mcmc_config, extent, white)
     # Pose optimisation and exposure compensation: with both off, each cameras_opt hook is a no-op.
@@ -386,7 +440,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         def validate(step: int) -> Optional[EvaluationResult]:
             # Every rank renders its share of the val views; the scores reach every rank.
             result = evaluate_across_ranks(world, model, val_views, len(val_records), raster_cfg, background,
-                                           log_cfg.num_log_images, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma)
+                                           log_cfg.num_log_images, loss_cfg.ssim_window_size, loss_cfg.ssim_sigma,
+                                           lpips)
             improved = result is not None and result.psnr > best["psnr"]
             if improved:
                 best.update(psnr=result.psnr, step=step)
@@ -398,6 +453,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             if result is not None:
                 writer.add_scalar("val/psnr", result.psnr, step)
                 writer.add_scalar("val/ssim", result.ssim, step)
+                if result.lpips is not None:
+                    writer.add_scalar("val/lpips", result.lpips, step)
                 if result.depth_error is not None:
                     writer.add_scalar("val/depth error", result.depth_error, step)
                 for name, prediction, target, depth, alpha in result.renders:
@@ -405,9 +462,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                                      dataformats="HWC")
                 if improved:
                     write_scene_parquet(out_dir / "best_scene.parquet", scene)
-                depth = "" if result.depth_error is None else f", depth error {100 * result.depth_error:.2f} %"
-                say(f"step {step}: val PSNR {result.psnr:.2f} dB, SSIM {result.ssim:.4f}{depth}, "
-                    f"{model.num_gaussians} Gaussians")
+                say(f"step {step}: {_scores_line(result)}, {model.num_gaussians} Gaussians")
             _write_metrics(out_dir / "metrics.json", step, result, model.num_gaussians, minutes())
             return result
 
@@ -439,7 +494,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         target = view.target(step_background)
                         supervise_depth = config.depth_loss and view.depth is not None
                         out = render_view(model, cameras_opt.training_view(index, view), raster_cfg, step_background,
-                                          render_inverse_depth=supervise_depth)
+                                          render_inverse_depth=supervise_depth, absgrad=strategy.absgrad)
                         image = cameras_opt.compensate(index, out.image)  # what the loss compares
                         if step == start_step + 1 and main and not renders:
                             warned_blank = _warn_about_first_render(model, out, view.name, step, extent,
@@ -465,7 +520,12 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                                 first_view = (view.name, float(view_psnr))
                     world.sum_gradients(list(model.parameters()) + cameras_opt.parameters())
                     strategy.step_post_backward(step, renders, batch_size, world)
-                    optimizer.step()
+                    if config.optimizer == "sparse-adam":
+                        # Visible: radius > 0 in any render of the batch, in any process.
+                        visible = torch.stack([out.radii > 0 for out, _, _ in renders]).any(dim=0)
+                        optimizer.step(world.union(visible))
+                    else:
+                        optimizer.step()
                     optimizer.zero_grad(set_to_none=True)
                     cameras_opt.step()
 
@@ -541,6 +601,6 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             write_ply(out_dir / "point_cloud.ply", final)
     result = TrainResult(step, False, model.num_gaussians, evaluation, minutes())
     say(f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
-        + (f", val PSNR {evaluation.psnr:.2f} dB, SSIM {evaluation.ssim:.4f}" if evaluation else "")
+        + (f", {_scores_line(evaluation)}" if evaluation else "")
         + f"; outputs in {out_dir}")
     return result

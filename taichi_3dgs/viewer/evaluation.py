@@ -1,18 +1,19 @@
 """What `gaussian_point_render.py` runs: render a trained scene at given poses, write the renders
-(and ground-truth images) as PNG like the official 3DGS `render.py`, per-view PSNR / SSIM like its
-`metrics.py`, and optionally an MP4.
+(and ground-truth images) as PNG like the official 3DGS `render.py`, per-view PSNR / SSIM (and
+LPIPS, given its weights file) like its `metrics.py`, and optionally an MP4.
 
 Output layout under `output_prefix`:
 
     renders/00000.png ...   the renders, one per pose, in pose order
     gt/00000.png ...        the ground-truth images at render size (or under `gt_prefix`)
-    metrics.json            {"scene", "poses", "mean": {"psnr", "ssim"},
-                             "views": [{"name", "image_path", "psnr", "ssim"}, ...]}
-    metrics.csv             name,image_path,psnr,ssim per view, then a row named "mean"
+    metrics.json            {"scene", "poses", "mean": {"psnr", "ssim"[, "lpips"]},
+                             "views": [{"name", "image_path", "psnr", "ssim"[, "lpips"]}, ...]}
+    metrics.csv             name,image_path,psnr,ssim[,lpips] per view, then a row named "mean"
 
 Metrics are computed, as the official `metrics.py` does, on the 8-bit images that are written
-(both divided by 255), with `taichi_3dgs.metrics.psnr` / `ssim`. Ground truth with an alpha
-channel is composited over the background colour, which is also the render's background.
+(both divided by 255), with `taichi_3dgs.metrics.psnr` / `ssim` and `taichi_3dgs.lpips`. Ground
+truth with an alpha channel is composited over the background colour, which is also the render's
+background.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.views import View, load_view
+from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.viewer.poses import load_camera_path
@@ -98,18 +100,23 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
     return views
 
 
-def image_metrics(render: np.ndarray, ground_truth: np.ndarray) -> tuple[float, float]:
-    """(PSNR dB, SSIM) of two [H, W, 3] uint8 images, both scaled to [0, 1] (float32)."""
+def image_metrics(render: np.ndarray, ground_truth: np.ndarray, lpips: LPIPS | None = None) -> dict[str, float]:
+    """{"psnr": dB, "ssim": .., and "lpips" when `lpips` is given} of two [H, W, 3] uint8 images,
+    both scaled to [0, 1] (float32; LPIPS on the weights' device)."""
     pred = torch.from_numpy(render).float() / 255.0
     gt = torch.from_numpy(ground_truth).float() / 255.0
-    return float(psnr(pred, gt)), float(ssim(pred, gt))
+    scores = {"psnr": float(psnr(pred, gt)), "ssim": float(ssim(pred, gt))}
+    if lpips is not None:
+        scores["lpips"] = float(lpips(pred.to(lpips.device), gt.to(lpips.device)))
+    return scores
 
 
 def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.PathLike,
                         output_prefix: str | os.PathLike, gt_prefix: str | os.PathLike | None = None,
                         video_path: str | os.PathLike | None = None, fps: float = 30.0,
                         background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                        image_downscale_factor: int = 1) -> dict | None:
+                        image_downscale_factor: int = 1,
+                        lpips_weights: str | os.PathLike | None = None) -> dict | None:
     """Render every pose of `poses_path` and evaluate the ones with images (module docstring).
 
     An empty scene renders the background; `render_warnings` warns about an empty or degenerate
@@ -124,6 +131,8 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         fps: video frame rate.
         background: RGB in [0, 1] behind the Gaussians (and under transparent ground truth).
         image_downscale_factor: evaluate JSON poses at the image size divided by this.
+        lpips_weights: LPIPS AlexNet weights file (`taichi_3dgs.lpips.load_lpips`): also score
+            LPIPS; None: PSNR and SSIM only.
 
     Returns:
         The metrics dict written to metrics.json, or None when no pose has an image.
@@ -142,6 +151,15 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
                              "video cannot hold; render without --video")
         if fps <= 0:
             raise ValueError(f"--fps: expected > 0, got {fps}")
+    lpips = None
+    if lpips_weights is not None:
+        try:
+            lpips = load_lpips(lpips_weights, torch_device())
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"--lpips_weights {error}") from None
+        for index, view in enumerate(views):
+            if view.target is not None:
+                check_image_size(view.width, view.height, f"--lpips_weights: {poses_path}: record {index}")
     scene = read_scene(scene_path).to(torch_device())
     warn_degenerate_scene(scene, str(scene_path), [view.viewmat for view in views])
     output_prefix = Path(output_prefix)
@@ -158,23 +176,23 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         if view.target is not None:
             ground_truth = to_uint8(view.target.target(torch.tensor(background, dtype=torch.float32)))
             save_png(gt_dir / f"{view.name}.png", ground_truth)
-            view_psnr, view_ssim = image_metrics(pixels, ground_truth)
             rows.append({"name": view.name, "image_path": str(view.image_path),
-                         "psnr": view_psnr, "ssim": view_ssim})
+                         **image_metrics(pixels, ground_truth, lpips)})
     warn_blind_views(blind, "camera", str(poses_path))
     if video_path is not None:
         write_video(video_path, frames, fps)
     if not rows:
         return None
+    score_keys = ("psnr", "ssim") if lpips is None else ("psnr", "ssim", "lpips")
     metrics = {
         "scene": str(scene_path),
         "poses": str(poses_path),
-        "mean": {key: float(np.mean([row[key] for row in rows])) for key in ("psnr", "ssim")},
+        "mean": {key: float(np.mean([row[key] for row in rows])) for key in score_keys},
         "views": rows,
     }
     write_text_atomic(output_prefix / "metrics.json", json.dumps(metrics, indent=1))
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=["name", "image_path", "psnr", "ssim"], lineterminator="\n")
+    writer = csv.DictWriter(table, fieldnames=["name", "image_path", *score_keys], lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     writer.writerow({"name": "mean", "image_path": "", **metrics["mean"]})

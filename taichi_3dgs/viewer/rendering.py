@@ -37,8 +37,8 @@ class RenderedView(NamedTuple):
 def render_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
                 height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
                 sh_degree: int | None = None, near_plane: float | None = None) -> RenderedView:
-    """Render `scene` from one pinhole camera (rasterizer defaults, the scene's colour model):
-    colour, alpha and depth.
+    """Render `scene` from one pinhole camera (rasterizer defaults, the scene's colour model and
+    `antialiased` flag, as it was trained): colour, alpha and depth.
 
     Args:
         scene: Gaussians in the world frame, on the Taichi device (`backend.torch_device()`),
@@ -63,7 +63,7 @@ def render_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray,
     if scene is None:
         empty = torch.zeros(height, width, dtype=torch.float32, device=device)
         return RenderedView(background_tensor.expand(height, width, 3).clone(), empty, empty.clone())
-    config = RasterizerConfig(color_activation=scene.color_activation)
+    config = RasterizerConfig(color_activation=scene.color_activation, antialiased=scene.antialiased)
     if near_plane is not None:
         config = replace(config, near_plane=near_plane)
     out = rasterize(

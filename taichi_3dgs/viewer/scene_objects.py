@@ -105,7 +105,8 @@ def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:
     """Concatenate scenes (already in one frame) into one Gaussian set.
 
     Args:
-        scenes: at least one scene, all on one device with the same `color_activation`.
+        scenes: at least one scene, all on one device with the same `color_activation` and
+            `antialiased` flag.
 
     Returns:
         A `GaussianScene` with N = sum of the inputs' N, in input order, and `sh_degree` the
@@ -113,7 +114,8 @@ def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:
         single scene is returned as it is (no copy per frame).
 
     Raises:
-        ValueError: no scenes, or scenes with different colour activations.
+        ValueError: no scenes, or scenes with different colour activations or `antialiased`
+            flags.
     """
     if not scenes:
         raise ValueError("merge_scenes: expected at least one scene")
@@ -121,12 +123,16 @@ def merge_scenes(scenes: list[GaussianScene]) -> GaussianScene:
     if len(activations) > 1:
         raise ValueError(f"merge_scenes: scenes use different colour activations {sorted(activations)}; "
                          "convert them to one (`sigmoid_to_linear`) before merging")
+    if len({scene.antialiased for scene in scenes}) > 1:
+        raise ValueError("merge_scenes: some scenes are antialiased and some are not; one rasterizer "
+                         "call applies the Mip-Splatting filter to all Gaussians or to none")
     if len(scenes) == 1:
         return scenes[0]
     return GaussianScene(
         **{name: torch.cat([getattr(scene, name) for scene in scenes]) for name in TENSOR_FIELDS},
         sh_degree=max(scene.sh_degree for scene in scenes),
         color_activation=scenes[0].color_activation,
+        antialiased=scenes[0].antialiased,
     )
 
 
@@ -153,7 +159,8 @@ def load_scene_objects(paths: list[str | os.PathLike], device: torch.device | st
 
     When the files mix colour models, the `sigmoid` ones (the original project's) are converted
     to `linear` with `sigmoid_to_linear` (a least-squares fit; a warning gives its error), since
-    one rasterizer call uses one colour activation.
+    one rasterizer call uses one colour activation. Scenes trained with and without the
+    Mip-Splatting filter (`GaussianScene.antialiased`) cannot be shown together: that is refused.
 
     Args:
         paths: scene files, at least one.
@@ -163,11 +170,19 @@ def load_scene_objects(paths: list[str | os.PathLike], device: torch.device | st
         One `SceneObject` per path, named by the file name, in order.
 
     Raises:
-        FileNotFoundError, ValueError: from `read_scene` (naming the file), or no paths.
+        FileNotFoundError, ValueError: from `read_scene` (naming the file), no paths, or both
+            antialiased and other scenes (naming them).
     """
     if not paths:
         raise ValueError("expected at least one scene file")
     scenes = [read_scene(path) for path in paths]
+    if len({scene.antialiased for scene in scenes}) > 1:
+        antialiased = [str(path) for path, scene in zip(paths, scenes) if scene.antialiased]
+        plain = [str(path) for path, scene in zip(paths, scenes) if not scene.antialiased]
+        raise ValueError(f"scenes trained with the Mip-Splatting antialiasing filter "
+                         f"({', '.join(antialiased)}) and without it ({', '.join(plain)}) cannot be "
+                         f"viewed together: one render applies the filter to every Gaussian or to "
+                         f"none; view them separately")
     if len({scene.color_activation for scene in scenes}) > 1:
         for index, scene in enumerate(scenes):
             if scene.color_activation == "sigmoid":

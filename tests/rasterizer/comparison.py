@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reference import PARAMETER_NAMES, ReferenceOutput, rasterize_reference, scene_args
+from reference import PARAMETER_NAMES, ReferenceOutput, means2d_absgrad_reference, rasterize_reference, scene_args
 from taichi_3dgs import RasterizerConfig, rasterize
 
 
@@ -34,7 +34,9 @@ class RenderPair:
 
     out: the rasterizer's output (tensors detached); ref: the reference's `ReferenceOutput`;
     grads / ref_grads: gradient of the loss w.r.t. each of PARAMETER_NAMES (None when autograd
-    produced none); means2d_grad / ref_means2d_grad: the view-space gradients [N, 2].
+    produced none); means2d_grad / ref_means2d_grad: the view-space gradients [N, 2];
+    means2d_absgrad (None unless rendered with absgrad) / ref_means2d_absgrad: the sums over pixels
+    of the absolute per-pixel view-space gradients [N, 2].
     """
 
     out: object
@@ -43,6 +45,8 @@ class RenderPair:
     ref_grads: dict
     means2d_grad: torch.Tensor | None
     ref_means2d_grad: torch.Tensor | None
+    means2d_absgrad: torch.Tensor | None
+    ref_means2d_absgrad: torch.Tensor
 
 
 def _loss_weights(height, width, seed):
@@ -51,13 +55,14 @@ def _loss_weights(height, width, seed):
                                                                                       dtype=torch.float64)
 
 
-def render_pair(scene, sh_degree=3, background=None, config=RasterizerConfig(), seed=0) -> RenderPair:
-    """Run both renderers on `scene` (a dict from reference.random_scene or benchmarks.garden_scene)."""
+def render_pair(scene, sh_degree=3, background=None, config=RasterizerConfig(), seed=0, absgrad=False) -> RenderPair:
+    """Run both renderers on `scene` (a dict from reference.random_scene or benchmarks.garden_scene);
+    `absgrad` is passed to `rasterize`."""
     w_image, w_alpha = _loss_weights(scene["height"], scene["width"], seed)
 
     params = {name: scene[name].clone().requires_grad_(True) for name in PARAMETER_NAMES}
     args = scene_args({**scene, **params})
-    out = rasterize(*args, sh_degree=sh_degree, background=background, config=config)
+    out = rasterize(*args, sh_degree=sh_degree, background=background, config=config, absgrad=absgrad)
     loss = (out.image * w_image.float()).sum() + (out.alpha * w_alpha.float()).sum()
     loss.backward()
     grads = {name: params[name].grad for name in PARAMETER_NAMES}
@@ -71,7 +76,8 @@ def render_pair(scene, sh_degree=3, background=None, config=RasterizerConfig(), 
     ref_loss = (ref.image * w_image).sum() + (ref.alpha * w_alpha).sum()
     ref_loss.backward()
     ref_grads = {name: ref_params[name].grad for name in PARAMETER_NAMES}
-    return RenderPair(out, ref, grads, ref_grads, means2d_grad, ref.means2d.grad)
+    return RenderPair(out, ref, grads, ref_grads, means2d_grad, ref.means2d.grad, out.means2d_absgrad,
+                      means2d_absgrad_reference(ref))
 
 
 def gradient_errors(pair: RenderPair) -> dict:

@@ -63,9 +63,13 @@ class ReferenceOutput:
 
     image [H, W, 3]; alpha [H, W] = 1 - T_final; depth [H, W] (alpha-weighted camera z / alpha,
     0 where alpha is 0); inverse_depth [H, W] = sum_i alpha_i T_i / z_i (not divided by alpha,
-    differentiable: the official rasterizer's invdepths); radii [N] int64; means2d [N, 2] (a non-leaf tensor with retained grad:
-    after backward its .grad is the view-space gradient); n_pairs: number of (tile, Gaussian)
-    pairs; projection: the `ReferenceProjection` used.
+    differentiable: the official rasterizer's invdepths); radii [N] int64; means2d [N, 2] (a
+    non-leaf tensor with retained grad: after backward its .grad is the view-space gradient);
+    n_pairs: number of (tile, Gaussian) pairs; projection: the `ReferenceProjection` used; pixel_means2d: per tile (ids [K], copies
+    [P, K, 2]) of the means2d of the tile's K Gaussians, one copy per pixel of the tile, through
+    which that pixel reads them (with retained grad when means2d requires grad: after backward
+    copies.grad[p, k] is pixel p's own contribution to dL/dmeans2d[ids[k]]; see
+    `means2d_absgrad_reference`).
     """
 
     image: torch.Tensor
@@ -76,6 +80,7 @@ class ReferenceOutput:
     means2d: torch.Tensor
     n_pairs: int
     projection: ReferenceProjection
+    pixel_means2d: list
 
 
 def camera_center(viewmat: torch.Tensor) -> torch.Tensor:
@@ -196,7 +201,7 @@ def rasterize_reference(
     order = torch.argsort(proj.depths.detach(), stable=True)
     n_pairs = int(((x_max - x_min) * (y_max - y_min)).sum())
 
-    tile_images, tile_alphas, tile_depths, tile_inverse_depths, tile_pixels = [], [], [], [], []
+    tile_images, tile_alphas, tile_depths, tile_inverse_depths, tile_pixels, pixel_means2d = [], [], [], [], [], []
     for ty in range(tiles_y):
         for tx in range(tiles_x):
             xs = torch.arange(tx * ts, min(width, (tx + 1) * ts))
@@ -213,8 +218,14 @@ def rasterize_reference(
                 tile_depths.append(torch.zeros(n_pix, dtype=torch.float64))
                 tile_inverse_depths.append(torch.zeros(n_pix, dtype=torch.float64))
                 continue
-            dx = (px.double() + 0.5)[:, None] - means2d[ids, 0][None]
-            dy = (py.double() + 0.5)[:, None] - means2d[ids, 1][None]
+            # One copy of the Gaussians' means2d per pixel: the copies' gradients separate the
+            # pixels' contributions, which autograd would otherwise sum into means2d.grad.
+            copies = means2d[ids][None].repeat(len(px), 1, 1)
+            if copies.requires_grad:
+                copies.retain_grad()
+            pixel_means2d.append((ids, copies))
+            dx = (px.double() + 0.5)[:, None] - copies[..., 0]
+            dy = (py.double() + 0.5)[:, None] - copies[..., 1]
             a, b, c = proj.conics[ids].unbind(-1)
             power = -0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy
             alpha = torch.clamp(opacities[ids] * torch.exp(power), max=config.max_alpha)
@@ -242,7 +253,18 @@ def rasterize_reference(
     alpha = torch.cat(tile_alphas)[inverse].reshape(height, width)
     depth = torch.cat(tile_depths)[inverse].reshape(height, width)
     inverse_depth = torch.cat(tile_inverse_depths)[inverse].reshape(height, width)
-    return ReferenceOutput(image, alpha, depth, inverse_depth, proj.radii, means2d, n_pairs, proj)
+    return ReferenceOutput(image, alpha, depth, inverse_depth, proj.radii, means2d, n_pairs, proj, pixel_means2d)
+
+
+def means2d_absgrad_reference(out: ReferenceOutput) -> torch.Tensor:
+    """[N, 2] float64: per Gaussian, the sum over pixels of |pixel p's contribution to
+    dL/dmeans2d| (componentwise), from the per-pixel copies of `out` after backward (AbsGS,
+    Ye et al. 2024; gsplat's means2d.absgrad)."""
+    absgrad = torch.zeros(out.means2d.shape, dtype=torch.float64)
+    for ids, copies in out.pixel_means2d:
+        if copies.grad is not None:
+            absgrad.index_add_(0, ids, copies.grad.abs().sum(dim=0))
+    return absgrad
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,6 +325,6 @@ PARAMETER_NAMES = ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs"
 
 __all__ = [
     "ReferenceProjection", "ReferenceOutput", "camera_center", "centred", "project_reference", "sh_reference",
-    "tile_ranges", "rasterize_reference", "look_at_viewmat", "random_scene",
+    "tile_ranges", "rasterize_reference", "means2d_absgrad_reference", "look_at_viewmat", "random_scene",
     "scene_args", "PARAMETER_NAMES",
 ]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from comparison import GRADIENT_PRECISION, PIXEL_PRECISION, mean_abs_error, pixel_error_quantile, relative_l2
-from reference import PARAMETER_NAMES, random_scene, rasterize_reference, scene_args
+from reference import PARAMETER_NAMES, means2d_absgrad_reference, random_scene, rasterize_reference, scene_args
 from test_rasterize_vs_reference import CASES as COLOUR_CASES
 from taichi_3dgs import RasterizerConfig, rasterize
 
@@ -109,3 +109,33 @@ def test_inverse_depth_is_off_by_default_and_changes_nothing_else():
     mean_inverse_z = with_depth.inverse_depth[covered] / with_depth.alpha[covered]
     assert covered.sum() > 100
     assert ((mean_inverse_z > 1 / 6.01) & (mean_inverse_z < 1 / 1.99)).all()
+
+
+def test_absgrad_with_inverse_depth_adds_each_images_per_pixel_absolute_gradients():
+    # means2d_absgrad with both: a pixel's contributions through the image and through the inverse
+    # depth enter as two absolute values (two blending passes). Expected: the reference's per-pixel
+    # absolute sums for a loss on each image alone, added; they differ from those of the summed loss
+    # (which would be a single pass's), so the test tells the two apart.
+    scene = random_scene(60, 64, 48, seed=5)
+    generator = torch.Generator().manual_seed(11)
+    w_image = torch.rand(48, 64, 3, generator=generator, dtype=torch.float64) - 0.5
+    w_inverse = 20.0 * (torch.rand(48, 64, generator=generator, dtype=torch.float64) - 0.5)
+
+    def loss(out, image_weight, inverse_weight):
+        return ((out.image * image_weight.to(out.image.dtype)).sum()
+                + (out.inverse_depth * inverse_weight.to(out.inverse_depth.dtype)).sum())
+
+    def reference_absgrad(image_weight, inverse_weight):
+        params = {name: scene[name].double().requires_grad_(True) for name in GEOMETRY}
+        ref = rasterize_reference(*scene_args({**scene, **params}), config=DEFAULT)
+        loss(ref, image_weight, inverse_weight).backward()
+        return means2d_absgrad_reference(ref)
+
+    params = {name: scene[name].clone().requires_grad_(True) for name in PARAMETER_NAMES}
+    out = rasterize(*scene_args({**scene, **params}), absgrad=True, render_inverse_depth=True)
+    loss(out, w_image, w_inverse).backward()
+    expected = reference_absgrad(w_image, 0 * w_inverse) + reference_absgrad(0 * w_image, w_inverse)
+    single_pass = reference_absgrad(w_image, w_inverse)
+    assert relative_l2(single_pass, expected) > 0.05  # the inverse depth's pull matters here
+    assert relative_l2(out.means2d_absgrad, expected) < GRADIENT_PRECISION
+    assert (out.means2d_absgrad >= out.means2d.grad.abs() * (1 - 1e-5) - 1e-12).all()

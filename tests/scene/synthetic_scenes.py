@@ -8,7 +8,7 @@ from taichi_3dgs.scene.gaussians import TENSOR_FIELDS, GaussianScene
 
 
 def random_scene(num_gaussians: int = 64, sh_degree: int = 3, color_activation: str = "linear",
-                 seed: int = 0) -> GaussianScene:
+                 seed: int = 0, antialiased: bool = False) -> GaussianScene:
     """N Gaussians with unnormalised quaternions and colour spread over most of 0..1.
 
     SH: DC with std 2 (sigmoid colours ~0.1..0.9), band l with std 0.5 / l, bands above
@@ -31,14 +31,17 @@ def random_scene(num_gaussians: int = 64, sh_degree: int = 3, color_activation: 
         sh_coeffs=sh_coeffs,
         sh_degree=sh_degree,
         color_activation=color_activation,
+        antialiased=antialiased,
     )
 
 
 def assert_scenes_identical(actual: GaussianScene, expected: GaussianScene) -> None:
-    """Every tensor equal bit for bit (same shape and dtype), same degree and activation."""
+    """Every tensor equal bit for bit (same shape and dtype), same degree, activation and
+    `antialiased` flag."""
     for name in TENSOR_FIELDS:
         a, e = getattr(actual, name), getattr(expected, name)
         assert a.dtype == e.dtype and a.shape == e.shape, name
         assert torch.equal(a, e), f"{name} differs"
     assert actual.sh_degree == expected.sh_degree
     assert actual.color_activation == expected.color_activation
+    assert actual.antialiased == expected.antialiased

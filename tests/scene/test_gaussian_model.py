@@ -67,6 +67,42 @@ def test_plain_point_cloud_parquet_is_initialised(tmp_path):
     np.testing.assert_allclose(torch.sigmoid(model.opacity_logits).detach().numpy(), 0.1, rtol=1e-6)
 
 
+def test_extra_points_follow_the_cloud_with_their_colours_and_scales_among_all_points():
+    cloud, extra = random_cloud(with_rgb=False), random_cloud(60, seed=1)
+    model = GaussianModel.from_point_cloud(cloud, seed=3, extra_points=extra)
+    alone = GaussianModel.from_point_cloud(cloud, seed=3)
+    assert model.num_gaussians == 260
+    np.testing.assert_array_equal(model.means.detach().numpy(), np.concatenate([cloud.xyz, extra.xyz]))
+    assert torch.equal(model.sh_dc[:200], alone.sh_dc)  # the cloud's random colours are unchanged
+    expected_dc = (extra.rgb.astype(np.float64) / 255.0 - 0.5) / 0.28209479177387814
+    np.testing.assert_allclose(model.sh_dc[200:, 0].detach().numpy(), expected_dc, rtol=1e-6, atol=1e-6)
+    points = np.concatenate([cloud.xyz, extra.xyz]).astype(np.float64)
+    d2 = ((points[:, None, :] - points[None]) ** 2).sum(-1)
+    np.fill_diagonal(d2, np.inf)
+    expected_scale = np.log(np.sqrt(np.sort(d2, axis=1)[:, :3].mean(axis=1)))
+    np.testing.assert_allclose(model.log_scales[:, 0].detach().numpy(), expected_scale, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(torch.sigmoid(model.opacity_logits).detach().numpy(), 0.1, rtol=1e-6)
+
+
+def test_extra_points_without_colours_are_refused():
+    with pytest.raises(ValueError, match="extra points: have no colours"):
+        GaussianModel.from_point_cloud(random_cloud(), extra_points=random_cloud(5, with_rgb=False))
+
+
+def test_load_initial_model_adds_the_extra_points_of_the_cloud_it_read(tmp_path):
+    path = tmp_path / "points.parquet"
+    write_point_cloud(path, random_cloud(50))
+    received = []
+
+    def shifted(cloud: PointCloud) -> PointCloud:
+        received.append(cloud)
+        return PointCloud(cloud.xyz[:10] + 100.0, cloud.rgb[:10])
+
+    model = load_initial_model(path, extra_points=shifted)
+    assert received == [random_cloud(50)]
+    np.testing.assert_array_equal(model.means[50:].detach().numpy(), random_cloud(50).xyz[:10] + 100.0)
+
+
 def trained_model(seed: int = 0) -> GaussianModel:
     model = GaussianModel.from_point_cloud(random_cloud(40, seed))
     gen = torch.Generator().manual_seed(seed)
@@ -87,6 +123,13 @@ def test_trained_scene_parquet_is_loaded_not_reinitialised(tmp_path):
     assert loaded.active_sh_degree == 3
 
 
+def test_extra_points_for_a_warm_start_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "scene.ply"
+    write_ply(path, trained_model().to_scene())
+    with pytest.raises(ValueError, match=r"scene\.ply: is a trained scene.*initial-points"):
+        load_initial_model(path, extra_points=lambda cloud: cloud)
+
+
 def test_ply_warm_start_keeps_the_parameters(tmp_path):
     model = trained_model(1)
     path = tmp_path / "scene.ply"
@@ -94,6 +137,17 @@ def test_ply_warm_start_keeps_the_parameters(tmp_path):
     loaded = load_initial_model(path)
     assert torch.equal(loaded.means, model.means)
     assert torch.equal(loaded.sh_coeffs, model.sh_coeffs)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".ply"])
+def test_warm_start_and_to_scene_keep_the_antialiased_flag(tmp_path, suffix):
+    model = trained_model(3)
+    assert model.antialiased is False  # a point cloud has not been trained with any filter
+    model.antialiased = True
+    path = tmp_path / f"scene{suffix}"
+    (write_ply if suffix == ".ply" else write_scene_parquet)(path, model.to_scene())
+    loaded = load_initial_model(path)
+    assert loaded.antialiased is True and loaded.to_scene().antialiased is True
 
 
 def test_to_scene_zeroes_bands_above_the_active_degree(tmp_path):

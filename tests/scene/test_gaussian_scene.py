@@ -15,12 +15,12 @@ def test_valid_scene_passes_validation_and_counts_gaussians():
 
 
 def test_to_moves_every_tensor_and_keeps_scalars():
-    scene = random_scene(num_gaussians=3, sh_degree=2, color_activation="sigmoid")
+    scene = random_scene(num_gaussians=3, sh_degree=2, color_activation="sigmoid", antialiased=True)
     moved = scene.to("meta")
     for field in TENSOR_FIELDS:
         assert getattr(moved, field).device.type == "meta"
         assert getattr(scene, field).device.type == "cpu"
-    assert (moved.sh_degree, moved.color_activation) == (2, "sigmoid")
+    assert (moved.sh_degree, moved.color_activation, moved.antialiased) == (2, "sigmoid", True)
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -30,6 +30,7 @@ def test_to_moves_every_tensor_and_keeps_scalars():
     ("log_scales", torch.zeros(5, 3, dtype=torch.float64), "log_scales: expected dtype"),
     ("sh_degree", 4, "sh_degree: expected an int 0..3"),
     ("color_activation", "relu", "color_activation: expected one of"),
+    ("antialiased", "true", "antialiased: expected True or False, got 'true'"),
 ])
 def test_validate_names_the_bad_field(field, value, message):
     scene = dataclasses.replace(random_scene(num_gaussians=5), **{field: value})

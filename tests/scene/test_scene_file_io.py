@@ -10,8 +10,9 @@ from taichi_3dgs.scene.io import read_scene, write_scene
 
 
 @pytest.mark.parametrize("name", ["scene.parquet", "scene.ply", "SCENE.PLY"])
-def test_write_then_read_by_suffix_is_identical(tmp_path, name):
-    scene = random_scene(num_gaussians=20, sh_degree=2)
+@pytest.mark.parametrize("antialiased", [False, True])
+def test_write_then_read_by_suffix_is_identical(tmp_path, name, antialiased):
+    scene = random_scene(num_gaussians=20, sh_degree=2, antialiased=antialiased)
     write_scene(tmp_path / name, scene)
     assert_scenes_identical(read_scene(tmp_path / name), scene)
 

@@ -51,6 +51,7 @@ def test_original_project_file_reads_as_sigmoid_degree_3(tmp_path):
     frame.to_parquet(path)
     scene = read_scene_parquet(path)
     assert (scene.color_activation, scene.sh_degree, scene.num_gaussians) == ("sigmoid", 3, 12)
+    assert scene.antialiased is False
     np.testing.assert_array_equal(scene.quats[:, 0].numpy(), frame["cov_q3"].to_numpy())
     np.testing.assert_array_equal(scene.sh_coeffs[:, 15, 2].numpy(), frame["b_sh15"].to_numpy())
     np.testing.assert_array_equal(scene.means[:, 2].numpy(), frame["z"].to_numpy())
@@ -108,6 +109,35 @@ def test_incomplete_metadata_is_an_error(tmp_path):
     del metadata[b"taichi_3dgs.sh_degree"]
     pq.write_table(table.replace_schema_metadata(metadata), path)
     with pytest.raises(ValueError, match=r"partial\.parquet: .* not 'taichi_3dgs.sh_degree'"):
+        read_scene_parquet(path)
+
+
+@pytest.mark.parametrize("antialiased", [True, False])
+def test_antialiased_flag_round_trips_as_the_formats_md_metadata_key(tmp_path, antialiased):
+    scene = random_scene(num_gaussians=10, antialiased=antialiased)
+    path = _write(tmp_path, scene)
+    expected = b"true" if antialiased else b"false"
+    assert pq.ParquetFile(path).metadata.metadata[b"taichi_3dgs.antialiased"] == expected
+    assert_scenes_identical(read_scene_parquet(path), scene)
+
+
+def test_file_of_an_older_version_without_the_antialiased_key_reads_as_not_antialiased(tmp_path):
+    table = pq.read_table(_write(tmp_path, random_scene(num_gaussians=3, antialiased=True)))
+    metadata = dict(table.schema.metadata)
+    del metadata[b"taichi_3dgs.antialiased"]
+    path = tmp_path / "older.parquet"
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    assert read_scene_parquet(path).antialiased is False
+
+
+def test_bad_antialiased_value_is_an_error_naming_file_key_and_values(tmp_path):
+    table = pq.read_table(_write(tmp_path, random_scene(num_gaussians=3)))
+    metadata = dict(table.schema.metadata)
+    metadata[b"taichi_3dgs.antialiased"] = b"yes"
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pytest.raises(ValueError, match=r"bad\.parquet: metadata 'taichi_3dgs\.antialiased' is 'yes', "
+                                         r"expected 'true' or 'false'"):
         read_scene_parquet(path)
 
 

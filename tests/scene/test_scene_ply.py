@@ -188,8 +188,42 @@ def test_bad_degree_comment_names_file_and_expected_form(tmp_path, comment):
     ply.comments = [comment]
     ply.write(str(path))
     with pytest.raises(ValueError, match=r"bad_comment\.ply: header comment '.*': expected one "
-                                         r"header comment 'taichi_3dgs sh_degree D' with D in "
-                                         r"0\.\.3"):
+                                         r"header comment 'taichi_3dgs sh_degree V' with V one "
+                                         r"of 0, 1, 2, 3"):
+        read_ply(path)
+
+
+def test_antialiased_scene_round_trips_with_its_header_comment(tmp_path):
+    scene = random_scene(num_gaussians=7, sh_degree=1, antialiased=True)
+    path = tmp_path / "scene.ply"
+    write_ply(path, scene)
+    assert _header_lines(path)[2:4] == ["comment taichi_3dgs sh_degree 1",
+                                        "comment taichi_3dgs antialiased true"]
+    assert_scenes_identical(read_ply(path), scene)
+
+
+@pytest.mark.parametrize("comments, antialiased", [([], False),
+                                                   (["taichi_3dgs antialiased false"], False),
+                                                   (["taichi_3dgs antialiased true"], True)])
+def test_antialiased_is_read_from_the_comment_and_false_without_it(tmp_path, comments, antialiased):
+    path = tmp_path / "scene.ply"
+    write_ply(path, random_scene(num_gaussians=3, antialiased=True))
+    ply = PlyData.read(str(path), mmap=False)
+    ply.comments = comments
+    ply.write(str(path))
+    assert read_ply(path).antialiased is antialiased
+
+
+@pytest.mark.parametrize("comments", [["taichi_3dgs antialiased yes"],
+                                      ["taichi_3dgs antialiased true"] * 2])
+def test_bad_antialiased_comment_names_file_and_expected_form(tmp_path, comments):
+    path = tmp_path / "bad_comment.ply"
+    write_ply(path, random_scene(num_gaussians=3))
+    ply = PlyData.read(str(path), mmap=False)
+    ply.comments = comments
+    ply.write(str(path))
+    with pytest.raises(ValueError, match=r"bad_comment\.ply: header comments?.*: expected one header "
+                                         r"comment 'taichi_3dgs antialiased V' with V one of true, false"):
         read_ply(path)
 
 

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 from conftest import REPO_ROOT, dataset_path
 from synthetic_scenes import random_scene
 
-from taichi_3dgs.scene.parquet import write_scene_parquet
+from taichi_3dgs.scene.parquet import read_scene_parquet, write_scene_parquet
 from taichi_3dgs.scene.ply import read_ply
 
 
@@ -42,6 +42,19 @@ def test_parquet_to_ply_converts_an_original_project_scene_and_prints_the_fit_er
     assert "mean absolute colour error 0.00" in result.stdout
     converted = read_ply(tmp_path / "legacy.ply")
     assert (converted.num_gaussians, converted.sh_degree) == (40, 3)
+
+
+def test_converters_keep_the_antialiased_flag_and_splat_export_warns_it_is_lost(tmp_path):
+    write_scene_parquet(tmp_path / "aa.parquet", random_scene(num_gaussians=10, antialiased=True))
+    assert _run("parquet_to_ply.py", "--scene", "aa.parquet", "--output", "aa.ply",
+                cwd=tmp_path).returncode == 0
+    assert read_ply(tmp_path / "aa.ply").antialiased
+    assert _run("ply_to_parquet.py", "--scene", "aa.ply", "--output", "back.parquet",
+                cwd=tmp_path).returncode == 0
+    assert read_scene_parquet(tmp_path / "back.parquet").antialiased
+    splat = _run("parquet_to_ply.py", "--scene", "aa.parquet", "--output", "aa.splat", cwd=tmp_path)
+    assert splat.returncode == 0, splat.stderr
+    assert "parquet_to_ply.py: warning: aa.splat: the scene is antialiased" in splat.stderr
 
 
 def test_parquet_to_ply_bad_input_exits_1_naming_file_and_column(tmp_path):

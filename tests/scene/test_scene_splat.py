@@ -1,5 +1,8 @@
 """.splat export (antimatter15 layout) checked by an independent numpy decode of the real graphdeco
 PLY, and `write_scene` / `export_scene` choosing it by suffix."""
+import warnings
+from dataclasses import replace
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -94,6 +97,17 @@ def test_sigmoid_scene_is_refused_pointing_to_the_conversion(tmp_path):
                                          r"\.color_conversion\.sigmoid_to_linear"):
         write_splat(path, random_scene(num_gaussians=4, color_activation="sigmoid"))
     assert not path.exists()
+
+
+def test_antialiased_scene_is_written_with_a_warning_that_the_flag_is_lost(tmp_path):
+    scene = random_scene(num_gaussians=5, antialiased=True)
+    with pytest.warns(UserWarning, match=r"aa\.splat: the scene is antialiased .* which the \.splat "
+                                         r"format cannot record"):
+        write_splat(tmp_path / "aa.splat", scene)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a plain scene loses nothing: no warning
+        write_splat(tmp_path / "plain.splat", replace(scene, antialiased=False))
+    assert (tmp_path / "aa.splat").read_bytes() == (tmp_path / "plain.splat").read_bytes()
 
 
 def test_write_scene_writes_splat_by_suffix(tmp_path):

@@ -112,6 +112,30 @@ def test_gradient_is_averaged_over_the_steps_a_gaussian_was_visible():
     assert torch.equal(strategy.max_radii, torch.tensor([5.0, 5.0]))
 
 
+def test_absgrad_densifies_on_the_absolute_gradient_against_its_own_threshold():
+    n = 6
+    model = make_model(n)
+    optimizer = make_optimizer(model, LearningRateConfig(), EXTENT)
+    config = DensificationConfig(num_iterations_warm_up=0, num_iterations_densify=1, absgrad=True)
+    strategy = DefaultStrategy(config, EXTENT)
+    assert strategy.absgrad and config.absgrad_threshold == 8e-4
+    out, w, h = fake_render(n, torch.full((n,), 1e-2))  # the plain gradient, far above 2e-4: not used
+    absgrad_ndc = torch.tensor([3e-3, 1e-3, 5e-4, 5e-4, 1e-5, 0.0])  # above 8e-4 for rows 0 and 1 only
+    out.means2d_absgrad = torch.stack([torch.zeros(n), absgrad_ndc / (h / 2.0)], dim=1)  # y in pixels: x H/2
+    strategy.step_post_backward(1, [(out, w, h)])
+    torch.testing.assert_close(strategy.grad_norm_sum, absgrad_ndc)
+    strategy.step_post_optimizer(1, model, optimizer, 1e-4, torch.Generator().manual_seed(0))
+    assert strategy.last_counts == {"cloned": 2, "split": 0, "pruned": 0, "before": 6}
+
+
+def test_absgrad_needs_renders_that_carry_the_statistic():
+    strategy = DefaultStrategy(DensificationConfig(absgrad=True), EXTENT)
+    out, w, h = fake_render(3, torch.zeros(3))
+    out.means2d_absgrad = None
+    with pytest.raises(ValueError, match=r"absgrad.*rasterize\(\.\.\., absgrad=True\)"):
+        strategy.step_post_backward(1, [(out, w, h)])
+
+
 def test_large_gaussians_are_pruned_only_after_the_first_opacity_reset():
     n = 4
     config = DensificationConfig(num_iterations_warm_up=0, num_iterations_densify=10, num_iterations_reset_alpha=30)

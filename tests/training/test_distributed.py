@@ -172,3 +172,25 @@ def test_each_process_takes_every_size_th_item_from_its_rank():
     items = list(range(7))
     assert [World(rank, 3).share(items) for rank in range(3)] == [[0, 3, 6], [1, 4], [2, 5]]
     assert World().share(items) == items
+
+
+def _union_in_process(rank: int, store: str, masks: list[list[bool]], results) -> None:
+    """One of the processes of the union test: join a gloo group, OR its mask with the others'."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=len(masks))
+    union = World(rank, len(masks)).union(torch.tensor(masks[rank]))
+    results[rank] = (union.dtype, union.tolist())
+    dist.destroy_process_group()
+
+
+def test_union_is_the_elementwise_or_of_every_process_mask(tmp_path):
+    """Sparse Adam's visibility: a Gaussian seen by any process is stepped in all of them."""
+    import torch.multiprocessing as mp
+
+    masks = [[True, False, False, True], [False, False, True, True]]
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_union_in_process, args=(str(tmp_path / "store"), masks, results), nprocs=2)
+        assert dict(results) == {rank: (torch.bool, [True, False, True, True]) for rank in range(2)}
+    assert World().union(torch.tensor(masks[0])).tolist() == masks[0]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lpips_reference import random_lpips_weights, reference_lpips, write_random_lpips_weights
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import taichi_3dgs.training.trainer as trainer_module
@@ -15,8 +16,8 @@ from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.parquet import read_scene_parquet
 from taichi_3dgs.scene.ply import read_ply
-from taichi_3dgs.training.config import load_train_config, parse_train_config
-from taichi_3dgs.training.evaluation import evaluate
+from taichi_3dgs.training.config import ConfigError, load_train_config, parse_train_config
+from taichi_3dgs.training.evaluation import evaluate, render_view
 from taichi_3dgs.training.trainer import train
 
 from taichi_3dgs import RasterizerConfig
@@ -152,3 +153,35 @@ def test_resume_after_ctrl_c_reproduces_an_uninterrupted_run(demo_scene, tmp_pat
     for name in ("means", "quats", "log_scales", "opacity_logits", "sh_coeffs"):
         assert torch.allclose(getattr(a, name), getattr(b, name), rtol=0, atol=1e-6), name
     assert resumed.evaluation.psnr == pytest.approx(uninterrupted.evaluation.psnr, abs=1e-6)
+
+
+def test_validation_reports_lpips_with_a_weights_file(demo_scene, tmp_path, capsys):
+    """Val LPIPS in metrics.json (mean and per view, equal to the layer-by-layer reference on the
+    final scene's val renders), TensorBoard and the printed lines; a missing file, or val images
+    too small for LPIPS, stop the run before it writes, naming the key."""
+    weights = write_random_lpips_weights(tmp_path / "alex.pt")
+    missing = dict(logging={"progress-bar": False, "lpips-weights": str(tmp_path / "none.pt")})
+    with pytest.raises(ConfigError, match=rf"<config>: key 'logging.lpips-weights': {tmp_path / 'none.pt'}: "
+                                          "LPIPS weights file not found"):
+        train(demo_config(demo_scene, tmp_path / "out", **missing))
+    logging = {"progress-bar": False, "lpips-weights": str(weights)}
+    with pytest.raises(ConfigError, match=r"<config>: key 'logging.lpips-weights': val image view_000.png: LPIPS "
+                                          r"needs images of at least 31x31 px \(AlexNet's relu5\), got 16x16 px"):
+        train(demo_config(demo_scene, tmp_path / "out", logging=logging, **{"image-downscale-factor": 8}))
+    assert not (tmp_path / "out").exists()
+
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, logging=logging, **{"num-iterations": 2, "val-interval": 2}))
+    val = json.loads((out / "metrics.json").read_text())["val"]
+    model = load_initial_model(out / "final_scene.parquet")
+    views = load_views(read_cameras_json(demo_scene / "val.json"), 1, 1600, "cpu")
+    expected = [reference_lpips(random_lpips_weights(), render_view(model, view, RasterizerConfig(), torch.zeros(3))
+                                .image.clamp(0.0, 1.0), view.target(torch.zeros(3))) for view in views]
+    assert [v["lpips"] for v in val["per_view"]] == pytest.approx(expected, rel=1e-4)
+    assert val["lpips"] == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+    events = EventAccumulator(str(out / "logs"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("val/lpips")] == pytest.approx([val["lpips"]])
+    printed = capsys.readouterr().out
+    assert f"step 2: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f}, LPIPS {val['lpips']:.4f}, " in printed
+

@@ -143,6 +143,15 @@ def test_depth_loss_without_depth_maps_is_refused_naming_the_key(scene, tmp_path
     assert snapshot(tmp_path / "out") is None
 
 
+def test_lpips_weights_that_are_not_a_weights_file_are_refused_naming_key_and_file(scene, tmp_path):
+    weights = tmp_path / "alex.pth"
+    weights.write_bytes(b"<html>a download page, not weights</html>")
+    config = write_config(tmp_path, scene, tmp_path / "out",
+                          logging={"progress-bar": False, "lpips-weights": str(weights)})
+    assert_refused(train_script(config), "key 'logging.lpips-weights'", f"{weights}: not a torch state dict")
+    assert snapshot(tmp_path / "out") is None
+
+
 def test_output_folder_that_is_a_file_is_refused_before_reading_anything(scene, tmp_path):
     out = tmp_path / "out"
     out.write_text("a user's file")

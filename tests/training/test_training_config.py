@@ -42,6 +42,20 @@ def test_value_of_wrong_type_is_rejected_with_key_and_expected_type(tmp_path):
         load_train_config(path)
 
 
+def test_exponent_without_a_dot_is_a_number_though_yaml_reads_it_as_a_string(tmp_path):
+    text = "learning-rates:\n  opacity: 1e-4\n  scales: 5E-3\n"
+    assert yaml.safe_load(text)["learning-rates"]["opacity"] == "1e-4"  # YAML 1.1's float needs the dot
+    rates = load_train_config(write_yaml(tmp_path / "x.yaml", text)).learning_rates
+    assert rates.opacity == 1e-4 and rates.scales == 5e-3
+
+
+@pytest.mark.parametrize("value", ["nan", ".inf", "0x10", "1e-4 fast"])
+def test_strings_that_are_not_decimal_numbers_are_still_refused(tmp_path, value):
+    path = write_yaml(tmp_path / "x.yaml", f"learning-rates:\n  opacity: '{value}'\n")
+    with pytest.raises(ConfigError, match=r"'learning-rates.opacity': expected a number"):
+        load_train_config(path)
+
+
 def test_snake_case_keys_equal_kebab_case_keys(tmp_path):
     kebab = write_yaml(tmp_path / "a.yaml", "num-iterations: 7\nloss-function-config:\n  lambda-value: 0.3\n")
     snake = write_yaml(tmp_path / "b.yaml", "num_iterations: 7\nloss_function_config:\n  lambda_value: 0.3\n")

@@ -8,8 +8,10 @@ import sys
 import imageio.v2 as imageio
 import numpy as np
 import pytest
+import torch
 from conftest import REPO_ROOT
 from image_metrics_reference import reference_psnr, reference_ssim
+from lpips_reference import random_lpips_weights, reference_lpips, write_random_lpips_weights
 from PIL import Image
 from viewer_fixtures import trained_ply_path, write_camera_json
 
@@ -107,6 +109,31 @@ def test_metrics_csv_holds_the_json_values_and_the_mean(evaluated):
     for row, expected in zip(rows, metrics["views"] + [metrics["mean"]]):
         assert float(row["psnr"]) == pytest.approx(expected["psnr"])
         assert float(row["ssim"]) == pytest.approx(expected["ssim"])
+
+
+def test_lpips_weights_add_lpips_to_the_metrics_and_a_missing_file_is_refused(dataset, tmp_path):
+    val_json = str(dataset[0] / "val.json")
+    weights = write_random_lpips_weights(tmp_path / "alex.pt")
+    result = _run("--scene", str(trained_ply_path()), "--cameras", val_json, "--output_dir", "out",
+                  "--lpips_weights", "alex.pt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "out"
+    metrics = json.loads((out / "metrics.json").read_text())
+    for view in metrics["views"]:  # on the 8-bit images written, as PSNR and SSIM
+        render, ground_truth = (torch.from_numpy(_png(out / folder / f"{view['name']}.png") / 255.0).float()
+                                for folder in ("renders", "gt"))
+        assert view["lpips"] == pytest.approx(reference_lpips(random_lpips_weights(), render, ground_truth), rel=1e-4)
+    assert metrics["mean"]["lpips"] == pytest.approx(np.mean([view["lpips"] for view in metrics["views"]]))
+    with open(out / "metrics.csv", newline="") as handle:
+        assert float(list(csv.DictReader(handle))[-1]["lpips"]) == pytest.approx(metrics["mean"]["lpips"])
+    assert f"SSIM {metrics['mean']['ssim']:.4f}, LPIPS {metrics['mean']['lpips']:.4f} -> " in result.stdout
+    assert weights.exists()
+
+    refused = _run("--scene", str(trained_ply_path()), "--cameras", val_json, "--output_dir", "out2",
+                   "--lpips_weights", "none.pt", cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "error: --lpips_weights none.pt: LPIPS weights file not found" in refused.stderr
+    assert not (tmp_path / "out2").exists()
 
 
 def test_poses_pt_gives_renders_and_an_mp4_but_no_metrics(dataset, tmp_path):

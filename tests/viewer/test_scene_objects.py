@@ -119,6 +119,23 @@ def test_scenes_with_different_colour_models_are_not_merged(trained):
         merge_scenes([obj.scene, replace(obj.scene, color_activation="sigmoid")])
 
 
+def test_scenes_with_different_antialiased_flags_are_not_merged(trained):
+    obj, _, _ = trained
+    antialiased = replace(obj.scene, antialiased=True)
+    with pytest.raises(ValueError, match="some scenes are antialiased and some are not"):
+        merge_scenes([obj.scene, antialiased])
+    assert merge_scenes([antialiased, antialiased]).antialiased
+
+
+def test_loading_an_antialiased_scene_with_a_plain_one_is_refused_naming_both(trained, tmp_path):
+    obj, _, _ = trained
+    antialiased_path = tmp_path / "mip.parquet"
+    write_scene_parquet(antialiased_path, replace(obj.scene, antialiased=True))
+    with pytest.raises(ValueError, match=r"antialiasing filter \(.*mip\.parquet\) and without it "
+                                         r"\(.*point_cloud\.ply\) cannot be viewed together"):
+        load_scene_objects([antialiased_path, trained_ply_path()])
+
+
 def test_merged_sh_degree_is_the_largest(trained):
     obj, _, _ = trained
     degree_zero = GaussianScene(obj.scene.means[:3], obj.scene.quats[:3], obj.scene.log_scales[:3],
