@@ -101,12 +101,12 @@ def test_a_blank_render_later_in_the_run_warns_once(scene, tmp_path, monkeypatch
     real_render = trainer_module.render_view
     calls = {"n": 0}
 
-    def fade_out_after_the_first_render(model, *args):
+    def fade_out_after_the_first_render(model, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             with torch.no_grad():
                 model.opacity_logits.fill_(-30.0)
-        return real_render(model, *args)
+        return real_render(model, *args, **kwargs)
 
     monkeypatch.setattr(trainer_module, "render_view", fade_out_after_the_first_render)
     config = demo_config(scene, tmp_path / "out", **{"num-iterations": 4, "val-interval": 100,
