@@ -17,6 +17,11 @@ DEFAULT_MESH_SAMPLE_POINTS = 500
 # Instant-NGP without a mesh: random points (the fox, 2,000 steps at 1/4 size: 500 -> 20.4 dB,
 # 10,000 -> 21.5 dB, 50,000 -> 21.7 dB in a third more time; BENCHMARKS.md).
 DEFAULT_RANDOM_POINTS = 10_000
+# ... and its config adds this many `initial-points.random-in-view-volume` (each camera's frustum
+# between the depths at which it sees the cloud): the fox, 2,000 steps at 1/4 size with absgrad,
+# 21.9 -> 25.2 dB (BENCHMARKS.md "Background coverage"). Not for COLMAP clouds (tumbler -1.1 dB) nor
+# NeRF-synthetic scenes (no background behind the object; chair -0.4 dB), both against absgrad alone.
+NGP_VIEW_VOLUME_POINTS = 10_000
 # NeRF-synthetic / BlenderNeRF: graphdeco 3DGS initialises these scenes with 100k random points.
 DEFAULT_BLENDER_POINTS = 100_000
 

@@ -55,7 +55,8 @@ def test_config_sets_a_white_background_for_the_alpha_images(chair):
     config = yaml.safe_load((chair / "train_config.yaml").read_text())
     assert config["background-color"] == [1.0, 1.0, 1.0]
     assert set(config) == {"train-dataset-json-path", "val-dataset-json-path", "pointcloud-parquet-path",
-                           "summary-writer-log-dir", "output-model-dir", "image-downscale-factor", "background-color"}
+                           "summary-writer-log-dir", "output-model-dir", "image-downscale-factor", "background-color",
+                           "initial-points", "adaptive-controller-config"}
     assert "background-color: [1.0, 1.0, 1.0]" in (chair / "train_config.yaml").read_text()
 
 

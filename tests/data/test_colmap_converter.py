@@ -153,7 +153,8 @@ def test_config_names_exactly_the_written_files(prepared):
     config = yaml.safe_load((folder / "train_config.yaml").read_text())
     assert config == {"train-dataset-json-path": "train.json", "val-dataset-json-path": "val.json",
                       "pointcloud-parquet-path": "point_cloud.parquet", "summary-writer-log-dir": "logs",
-                      "output-model-dir": "output", "image-downscale-factor": 1}
+                      "output-model-dir": "output", "image-downscale-factor": 1,
+                      "adaptive-controller-config": {"absgrad": True}}
     assert all((folder / config[key]).is_file() for key in
                ("train-dataset-json-path", "val-dataset-json-path", "pointcloud-parquet-path"))
 

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import dataset_path
@@ -14,6 +15,7 @@ from distortion_reference import undistortion_error
 from taichi_3dgs.data import read_cameras_json, read_point_cloud
 from taichi_3dgs.data.initial_points import sample_view_volume
 from taichi_3dgs.data.instant_ngp import convert_instant_ngp
+from taichi_3dgs.training.config import load_train_config
 from tool_runner import run_tool
 
 MESH_POINTS = 2000
@@ -141,9 +143,12 @@ def test_no_existing_image_fails_with_exit_1_and_writes_nothing(tmp_path, capsys
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.parametrize("mesh, expected", [(None, 10_000), ("bunny.obj", 500)], ids=["random", "mesh"])
-def test_default_point_count_depends_on_the_point_source(tmp_path, mesh, expected):
-    # 500 on a mesh (the original tool's default); without one, 10,000 random points (BENCHMARKS.md).
+@pytest.mark.parametrize("mesh, expected, view_volume", [(None, 10_000, 10_000), ("bunny.obj", 500, None)],
+                         ids=["random", "mesh"])
+def test_default_point_count_and_config_depend_on_the_point_source(tmp_path, mesh, expected, view_volume):
+    # 500 on a mesh (the original tool's default); without one, 10,000 random points (BENCHMARKS.md),
+    # and the config adds 10,000 view-volume points (measured on ngp_fox, BENCHMARKS.md "Background
+    # coverage"); absgrad densification either way.
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
     path = _fox_subset(tmp_path, frames, camera_angle_x=1.2)
     mesh_args = ["--mesh_path", dataset_path("mesh_stanford") / mesh] if mesh else []
@@ -151,6 +156,10 @@ def test_default_point_count_depends_on_the_point_source(tmp_path, mesh, expecte
                     "--output_dir", tmp_path / "out", *mesh_args)
     assert code == 0
     assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == expected
+    config = yaml.safe_load((tmp_path / "out" / "train_config.yaml").read_text())
+    assert config.get("initial-points", {}).get("random-in-view-volume") == view_volume
+    assert config["adaptive-controller-config"] == {"absgrad": True}
+    load_train_config(tmp_path / "out" / "train_config.yaml")  # the trainer accepts it as written
 
 
 def test_non_rigid_transform_is_refused_as_the_training_reader_would(tmp_path, capsys):

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from taichi_3dgs.data.converter_options import NGP_VIEW_VOLUME_POINTS
 from taichi_3dgs.training.config import load_train_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -28,3 +29,14 @@ def test_desk_config_is_the_cpu_check_setting():
 
 def test_chair_config_composites_over_white():
     assert load_train_config(CONFIG_DIR / "blender_chair.yaml").background_color == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("scene", [s for s in SCENES if s != "demo"])
+def test_real_scene_configs_use_the_converters_measured_options(scene):
+    # The README's results table is measured with what tools/prepare_*.py write (BENCHMARKS.md
+    # "Background coverage"): absgrad everywhere, view-volume points for the Instant-NGP fox only.
+    config = load_train_config(CONFIG_DIR / f"{scene}.yaml")
+    assert config.adaptive_controller_config.absgrad is True
+    expected = NGP_VIEW_VOLUME_POINTS if scene == "ngp_fox" else 0
+    assert config.initial_points.random_in_view_volume == expected
+    assert config.initial_points.far_shell == 0
