@@ -50,11 +50,16 @@ SHORT_RUN = {
 
 # SHA-256 of the final parameters (float32 bytes in PARAMETER_NAMES order) and the Gaussian count
 # of SHORT_RUN trained by the single-camera trainer of commit cf21821, before batching existed
-# (Taichi 1.7.4 ti.cpu, torch 2.13.0 CPU, x86-64; the same with 1 or 2 threads). Another CPU
-# architecture or library version may round differently: see `test_batch_size_1_*`.
+# (Taichi 1.7.4 ti.cpu, torch 2.13.0 CPU, x86-64; the same with 1 or 2 threads). The bits depend on
+# the CPU the kernels are compiled for, so there is one digest per CPU family, each the output of
+# cf21821 itself on that CPU: the first from the machines of 2026-11, the second from an Intel Xeon
+# with AVX-512 (incl. FP16), run 2026-12-06. On a CPU outside these the test fails; add the digest
+# cf21821 gives there (never the current trainer's, which is what is under test).
 REFERENCE = {
-    ("default", 40): (4377, "1e17584027b0279e65b82e678574ed3633fb5317ec9b6874713734b07c808fbe"),
-    ("mcmc", 30): (3187, "7a99ae8a3a60a7b9806a6e9e1359b80770d848d33c32607bf2cd8d0ddcaa7cb3"),
+    ("default", 40): (4377, {"1e17584027b0279e65b82e678574ed3633fb5317ec9b6874713734b07c808fbe",
+                             "df5db3c64240e6d331299060d29760201516aa518c043ff1f9517d2309d8b122"}),
+    ("mcmc", 30): (3187, {"7a99ae8a3a60a7b9806a6e9e1359b80770d848d33c32607bf2cd8d0ddcaa7cb3",
+                          "33451caaf61f5f7ed7677412be4d46a311448a9e7205982280ef5d9d3859ab93"}),
 }
 
 
@@ -84,9 +89,9 @@ def parameter_digest(out: Path) -> str:
 @pytest.mark.parametrize("strategy, steps, batch", [("default", 40, {"batch-size": 1}), ("mcmc", 30, {})])
 def test_batch_size_1_reproduces_the_single_camera_trainer_bit_for_bit(table_scene, tmp_path, strategy, steps, batch):
     result = train(table_config(table_scene, tmp_path / "out", strategy=strategy, **{"num-iterations": steps}, **batch))
-    count, digest = REFERENCE[(strategy, steps)]
+    count, digests = REFERENCE[(strategy, steps)]
     assert result.num_gaussians == count
-    assert parameter_digest(tmp_path / "out") == digest
+    assert parameter_digest(tmp_path / "out") in digests
 
 
 def test_a_step_of_a_batch_trains_on_the_mean_loss_of_distinct_views(table_scene, tmp_path):
