@@ -7,7 +7,8 @@ z forward), `camera_intrinsics` (3x3 K in pixels), `camera_width`, `camera_heigh
 optional `mask_path` and an optional depth map (`depth_path`, `depth_type`, `depth_scale`; read by
 `depth_maps`).
 
-The checks every camera reader applies live here: `rigid_transform_problem` (poses),
+The checks every camera reader applies live here: `rigid_transform_problem` (poses; its
+rotation block by `rotation_problem`, which the viewer's pose checks share),
 `pinhole_intrinsics_problem` (K) and `check_resampled_size` (an image against its camera's size).
 """
 from __future__ import annotations
@@ -33,12 +34,36 @@ OPTIONAL_KEYS = ("camera_id", "mask_path", "depth_path", "depth_type", "depth_sc
 # 1e-7 off (the real NeRF and Instant-NGP files of the test data are within 3e-6); a scaled or
 # sheared pose is off by about twice its scale error, so 1e-3 still refuses a 0.1 % scale.
 ROTATION_TOLERANCE = 1e-3
-RIGID_TRANSFORM_EXPECTED = (f"a finite rigid transform [[R, t], [0, 0, 0, 1]] with R a proper rotation "
-                            f"(R^T R = I within {ROTATION_TOLERANCE:g}, det R = +1)")
+ROTATION_EXPECTED = f"a proper rotation (R^T R = I within {ROTATION_TOLERANCE:g}, det R = +1)"
+RIGID_TRANSFORM_EXPECTED = f"a finite rigid transform [[R, t], [0, 0, 0, 1]] with R {ROTATION_EXPECTED}"
 PINHOLE_EXPECTED = "finite [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0 (pixels)"
 # An image resampled to another size has each side rounded to whole pixels (0.5 px each); the
 # short side predicted from the long side's scale is then off by at most 0.5 + 0.5 * short / long.
 ASPECT_TOLERANCE_PX = 1.0
+
+
+def rotation_problem(rotation: np.ndarray) -> str | None:
+    """What keeps `rotation` from being a proper rotation matrix, or None when it is one.
+
+    Args:
+        rotation: [3, 3] float array (any float dtype; checked in float64).
+
+    Returns:
+        A phrase that completes "<field> ..." (e.g. "is a reflection ..."), or None when the shape
+        is [3, 3], the entries are finite, R is orthonormal (max |R^T R - I| <=
+        ROTATION_TOLERANCE) and det R > 0 (no reflection).
+    """
+    rotation = np.asarray(rotation, dtype=np.float64)
+    if rotation.shape != (3, 3):
+        return f"has shape {list(rotation.shape)}, not [3, 3]"
+    if not np.isfinite(rotation).all():
+        return "has a non-finite entry"
+    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
+    if error > ROTATION_TOLERANCE:
+        return f"is not orthonormal (max |R^T R - I| = {error:.3g})"
+    if np.linalg.det(rotation) < 0:
+        return "is a reflection (det R = -1), not a rotation"
+    return None
 
 
 def rigid_transform_problem(matrix: np.ndarray) -> str | None:
@@ -49,22 +74,19 @@ def rigid_transform_problem(matrix: np.ndarray) -> str | None:
 
     Returns:
         A phrase that completes "<field> ..." (e.g. "has last row [0, 0, 0, 0]"), or None when the
-        entries are finite, the last row is [0, 0, 0, 1] and the rotation block R is orthonormal
-        (max |R^T R - I| <= ROTATION_TOLERANCE) with det R > 0 (no reflection). The inverse of
-        such a transform is one too, so the check serves both directions.
+        shape is [4, 4], the entries are finite, the last row is [0, 0, 0, 1] and the rotation
+        block R passes `rotation_problem`. The inverse of such a transform is one too, so the check
+        serves both directions.
     """
     matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.shape != (4, 4):
+        return f"has shape {list(matrix.shape)}, not [4, 4]"
     if not np.isfinite(matrix).all():
         return "has a non-finite entry"
     if not np.allclose(matrix[3], [0.0, 0.0, 0.0, 1.0]):
         return f"has last row {matrix[3].tolist()}"
-    rotation = matrix[:3, :3]
-    error = float(np.abs(rotation.T @ rotation - np.eye(3)).max())
-    if error > ROTATION_TOLERANCE:
-        return f"has a rotation block that is not orthonormal (max |R^T R - I| = {error:.3g})"
-    if np.linalg.det(rotation) < 0:
-        return "has a rotation block with det R = -1 (a reflection, not a rotation)"
-    return None
+    problem = rotation_problem(matrix[:3, :3])
+    return None if problem is None else f"has a rotation block that {problem}"
 
 
 def project_points(points: np.ndarray, viewmat: np.ndarray, K: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from taichi_3dgs.data.cameras import (RIGID_TRANSFORM_EXPECTED, ROTATION_EXPECTED, rigid_transform_problem,
+                                     rotation_problem)
+
 
 def axis_angle_to_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
     """Rotation by `angle` radians about the unit direction of `axis` (right-hand rule).
@@ -50,17 +53,17 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
 def check_rotation(rotation: np.ndarray, name: str) -> np.ndarray:
     """Return `rotation` as a float64 [3, 3] array after checking it is a proper rotation.
 
+    The check is the camera readers' (`taichi_3dgs.data.cameras.rotation_problem`), so a pose the
+    trainer accepts is accepted here too.
+
     Raises:
-        ValueError: naming `name`, when the shape is not [3, 3] or the matrix is not orthonormal
-            with determinant +1 (to 1e-6).
+        ValueError: naming `name`, when `rotation_problem` finds one (shape not [3, 3], a
+            non-finite entry, max |R^T R - I| above `ROTATION_TOLERANCE`, or det R < 0).
     """
     rotation = np.asarray(rotation, dtype=np.float64)
-    if rotation.shape != (3, 3):
-        raise ValueError(f"{name}: expected a [3, 3] rotation matrix, got shape {list(rotation.shape)}")
-    if not np.allclose(rotation.T @ rotation, np.eye(3), atol=1e-6) \
-            or abs(np.linalg.det(rotation) - 1.0) > 1e-6:
-        raise ValueError(f"{name}: expected a proper rotation matrix (R^T R = I, det R = +1), got "
-                         f"{rotation.tolist()}")
+    problem = rotation_problem(rotation)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}; expected {ROTATION_EXPECTED}, got {rotation.tolist()}")
     return rotation
 
 
@@ -68,12 +71,12 @@ def check_rigid(pose: np.ndarray, name: str) -> np.ndarray:
     """Return `pose` as a float64 [4, 4] array after checking it is a proper rigid transform.
 
     Raises:
-        ValueError: naming `name`, when the shape is not [4, 4], the last row is not
-            [0, 0, 0, 1], or the rotation block is not a proper rotation (`check_rotation`).
+        ValueError: naming `name`, when `taichi_3dgs.data.cameras.rigid_transform_problem` finds
+            one (shape not [4, 4], a non-finite entry, last row not [0, 0, 0, 1], or a rotation
+            block that is not a proper rotation).
     """
     pose = np.asarray(pose, dtype=np.float64)
-    if pose.shape != (4, 4) or not np.allclose(pose[3], [0.0, 0.0, 0.0, 1.0]):
-        raise ValueError(f"{name}: expected a rigid [4, 4] pose [[R, t], [0, 0, 0, 1]], got "
-                         f"{pose.tolist()}")
-    check_rotation(pose[:3, :3], f"{name} rotation block")
+    problem = rigid_transform_problem(pose)
+    if problem is not None:
+        raise ValueError(f"{name} {problem}; expected {RIGID_TRANSFORM_EXPECTED}, got {pose.tolist()}")
     return pose

@@ -45,7 +45,8 @@ def sh_rotation_matrices(rotation: np.ndarray, degree: int = MAX_SH_DEGREE) -> l
         (entry 0 is [[1.0]]).
 
     Raises:
-        ValueError: `rotation` is not a 3x3 proper rotation (to 1e-6), or `degree` outside 0..3.
+        ValueError: `rotation` is not a 3x3 proper rotation (`check_rotation`), or `degree`
+            outside 0..3.
     """
     rotation = check_rotation(rotation, "rotation")
     if not 0 <= degree <= MAX_SH_DEGREE:

@@ -48,7 +48,7 @@ def _write(tmp_path, records) -> os.PathLike:
     ("T_pointcloud_camera", _pose(1.01 * _rotation_z(0.4)), "not orthonormal (max |R^T R - I| = 0.0201)",
      "R^T R = I within 0.001"),
     ("T_pointcloud_camera", _pose(np.array([[1, 0.05, 0], [0, 1, 0], [0, 0, 1]])), "not orthonormal", "det R = +1"),
-    ("T_pointcloud_camera", _pose(np.diag([1.0, 1.0, -1.0])), "det R = -1 (a reflection", "proper rotation"),
+    ("T_pointcloud_camera", _pose(np.diag([1.0, 1.0, -1.0])), "is a reflection (det R = -1)", "proper rotation"),
     ("T_pointcloud_camera", [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]],
      "has last row [0.0, 0.0, 1.0, 1.0]", "[0, 0, 0, 1]"),
     ("T_pointcloud_camera", np.zeros((4, 4)).tolist(), "has last row [0.0, 0.0, 0.0, 0.0]", "rigid transform"),

@@ -57,7 +57,7 @@ def test_real_float32_camera_path_loads_unchanged(tmp_path):
     ("viewmats", 1, np.full((4, 4), np.inf), "'viewmats' has a non-finite entry"),
     ("viewmats", 0, _scaled_rotation(0.5), "'viewmats' has a rotation block that is not orthonormal "
                                            "(max |R^T R - I| = 0.75)"),
-    ("viewmats", 1, np.diag([1.0, -1.0, 1.0, 1.0]), "'viewmats' has a rotation block with det R = -1"),
+    ("viewmats", 1, np.diag([1.0, -1.0, 1.0, 1.0]), "'viewmats' has a rotation block that is a reflection (det R = -1)"),
 ])
 def test_bad_frame_is_refused_naming_file_frame_key_and_expectation(tmp_path, key, frame, value, problem):
     path = _save_with(tmp_path, key, frame, value)

@@ -1,5 +1,6 @@
 """Scene objects on the real trained scene: poses move Gaussians and their view-dependent colour,
 and several objects merge into one correctly depth-sorted set."""
+import json
 import math
 from dataclasses import replace
 
@@ -7,8 +8,10 @@ import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
+from conftest import dataset_path
 from viewer_fixtures import trained_ply_path
 
+from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.rasterizer import rasterize
 from taichi_3dgs.scene import GaussianScene, write_scene_parquet
 from taichi_3dgs.viewer.camera_paths import fit_camera_to_bounds, scene_bounds
@@ -153,3 +156,28 @@ def test_loading_a_sigmoid_scene_with_a_linear_one_converts_it_with_a_warning(tr
         objects = load_scene_objects([trained_ply_path(), sigmoid_path])
     assert [o.scene.color_activation for o in objects] == ["linear", "linear"]
     assert compose_objects(objects).num_gaussians == 2 * obj.scene.num_gaussians
+
+
+def test_object_poses_are_checked_as_the_camera_reader_checks_poses(trained, tmp_path):
+    # The Instant-NGP fox's poses are stored in float32 (R^T R = I only to ~3e-6): the camera
+    # reader accepts them, so an object placed by one must be accepted too (the viewer once
+    # refused anything beyond 1e-6), and both refuse a reflection with the same words.
+    obj, _, _ = trained
+    frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"]
+    poses = [np.array(frame["transform_matrix"]) for frame in frames]
+    errors = [np.abs(pose[:3, :3].T @ pose[:3, :3] - np.eye(3)).max() for pose in poses]
+    pose = poses[int(np.argmax(errors))]
+    assert max(errors) > 1e-6
+    SceneObject("fox pose", obj.scene, T_world_object=pose)
+    reflection = np.diag([1.0, 1.0, -1.0, 1.0])
+    with pytest.raises(ValueError) as viewer_error:
+        SceneObject("mirrored", obj.scene, T_world_object=reflection)
+    record = {"image_path": "a.png", "T_pointcloud_camera": reflection.tolist(),
+              "camera_intrinsics": [[100.0, 0.0, 50.0], [0.0, 100.0, 50.0], [0.0, 0.0, 1.0]],
+              "camera_width": 100, "camera_height": 100}
+    (tmp_path / "cameras.json").write_text(json.dumps([record]))
+    with pytest.raises(ValueError) as reader_error:
+        read_cameras_json(tmp_path / "cameras.json")
+    problem = "has a rotation block that is a reflection (det R = -1), not a rotation"
+    assert f"mirrored: T_world_object {problem}" in str(viewer_error.value)
+    assert problem in str(reader_error.value)
