@@ -58,7 +58,7 @@ from taichi_3dgs.data.point_cloud import PointCloud
 from taichi_3dgs.data.views import View, load_view, load_views
 from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.rasterizer import RasterizeOutput
-from taichi_3dgs.scene.diagnostics import ABSURD_SCALE_RATIO
+from taichi_3dgs.scene.diagnostics import diagnose_scene
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
@@ -161,22 +161,12 @@ def _read_cameras(config: TrainConfig, source: str) -> tuple[list[CameraRecord],
 def _warn_about_first_render(model: GaussianModel, out: RasterizeOutput, view_name: str, step: int,
                              extent: float, alpha_threshold: float) -> bool:
     """Warn when the first render of a run shows that nothing can be learnt as set up: no Gaussian
-    visible from the camera, every Gaussian transparent, or scales absurdly large. True if warned."""
-    with torch.no_grad():
-        visible = int((out.radii > 0).sum())
-        max_opacity = float(torch.sigmoid(model.opacity_logits).max())
-        max_scale = float(torch.exp(model.log_scales).max())
-    problems = []
-    if visible == 0:
-        problems.append(f"none of the {model.num_gaussians} Gaussians is visible from training view {view_name} "
-                        "(check that the cameras' T_pointcloud_camera, camera-to-world, and the point cloud "
-                        "share one world frame)")
-    if max_opacity < alpha_threshold:
-        problems.append(f"every Gaussian is transparent (largest opacity {max_opacity:.3g}, below the "
-                        f"rasterizer's alpha threshold {alpha_threshold:.3g})")
-    if max_scale > ABSURD_SCALE_RATIO * extent:
-        problems.append(f"Gaussians reach a scale of {max_scale:.3g}, more than {ABSURD_SCALE_RATIO:g} x "
-                        f"the scene extent {extent:.3g}")
+    visible from the camera, or a problem `diagnose_scene` finds (no Gaussians, non-finite values,
+    every Gaussian transparent, absurd scales). True if warned."""
+    problems = [] if int((out.radii > 0).sum()) else [
+        f"none of the {model.num_gaussians} Gaussians is visible from training view {view_name} (check that "
+        "the cameras' T_pointcloud_camera, camera-to-world, and the point cloud share one world frame)"]
+    problems += diagnose_scene(model.to_scene(), extent, alpha_threshold)
     for problem in problems:
         warnings.warn(f"step {step}: {problem}")
     return bool(problems)
