@@ -339,6 +339,10 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             _initial_points(config, train_views, train_records, extent, background),
         )
         initial_sh_degree = model.active_sh_degree
+        earlier = latest_checkpoint(out_dir)
+        if earlier is not None:
+            say(f"{out_dir} holds {earlier.name} of an earlier run: this run starts afresh and replaces it at its "
+                "first checkpoint (to continue the earlier run instead, stop now and run again with --resume)")
     # The config's filter, also for a warm start from a scene that recorded another one: the saved
     # scenes record the filter they were trained with, for every renderer to apply.
     model.antialiased = config.rasterisation_config.antialiased

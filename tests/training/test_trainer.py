@@ -185,3 +185,13 @@ def test_validation_reports_lpips_with_a_weights_file(demo_scene, tmp_path, caps
     printed = capsys.readouterr().out
     assert f"step 2: val PSNR {val['psnr']:.2f} dB, SSIM {val['ssim']:.4f}, LPIPS {val['lpips']:.4f}, " in printed
 
+
+
+def test_a_fresh_run_in_a_folder_with_a_checkpoint_says_it_replaces_it(demo_scene, tmp_path, capsys):
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, **{"num-iterations": 2, "val-interval": 2}))
+    assert "earlier run" not in capsys.readouterr().out  # nothing there before the first run
+    train(demo_config(demo_scene, out, **{"num-iterations": 3, "val-interval": 3}))
+    assert (f"{out} holds checkpoint_0000002.pt of an earlier run: this run starts afresh and replaces it at its "
+            "first checkpoint" in capsys.readouterr().out)
+    assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["checkpoint_0000003.pt"]
