@@ -248,12 +248,18 @@ class ExposureTransforms(_AdamOptimized):
             cfg.learning_rate_delay_mult))
 
     def step(self) -> None:
-        """Adam step on the accumulated gradients, gradients cleared; then, with
-        `keep-mean-identity`, every transform shifted so that their mean is [I | 0]."""
+        """Adam step on the accumulated gradients plus `weight-decay` x (T - [I | 0]) (L2 towards the
+        identity, every transform), gradients cleared; then, with `keep-mean-identity`, every
+        transform shifted so that their mean is [I | 0]."""
+        identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
+        if self.config.weight_decay > 0:
+            with torch.no_grad():
+                if self.transforms.grad is None:
+                    self.transforms.grad = torch.zeros_like(self.transforms)
+                self.transforms.grad += self.config.weight_decay * (self.transforms - identity)
         super().step()
         if self.config.keep_mean_identity:
             with torch.no_grad():
-                identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
                 self.transforms -= self.transforms.mean(dim=0) - identity
 
     @torch.no_grad()
