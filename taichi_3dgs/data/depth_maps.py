@@ -89,4 +89,5 @@ def resize_depth_map(depth: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (depth.shape[1], depth.shape[0]) == tuple(size):
         return depth
     image = Image.fromarray(np.ascontiguousarray(depth, dtype=np.float32))  # mode "F"
-    return np.asarray(image.resize(size, Image.Resampling.NEAREST), dtype=np.float32)
+    # A copy: the array over Pillow's buffer is read-only, which torch.from_numpy warns about.
+    return np.array(image.resize(size, Image.Resampling.NEAREST), dtype=np.float32)

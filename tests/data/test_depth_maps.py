@@ -4,6 +4,7 @@ refused naming the JSON, the record and the file; and the demo scene's exact dep
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,16 @@ def test_downscaled_depth_takes_nearest_values_so_holes_do_not_bleed(tmp_path):
     assert view.depth.shape == view.image.shape[:2] == (3, 4)
     assert set(view.depth.flatten().tolist()) <= {0.0, 2.0, 8.0}
     assert set(view.depth.flatten().tolist()) >= {2.0, 8.0}
+
+
+def test_downscaled_depth_loads_without_pytorchs_read_only_array_warning(tmp_path):
+    """Issue 27 item 12: the resampled map was a read-only view of Pillow's buffer."""
+    np.save(tmp_path / "depth.npy", _depths())
+    json_path = _write_json(tmp_path, depth_path="depth.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        view = _load(json_path, downscale=2)
+    view.depth += 1.0  # a tensor of its own
 
 
 def test_depth_fields_round_trip_through_the_json(tmp_path):
