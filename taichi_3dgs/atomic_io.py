@@ -9,8 +9,10 @@ them once nothing else writes into the folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -18,6 +20,11 @@ from typing import Iterator
 # The names `atomic_path` gives its temporary files: mkstemp's 8 random characters between the
 # prefix `.<name>.` and the suffix `.tmp`.
 _TEMPORARY_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# The errors of a write that ran out of room: the disk, the user's quota, or a file-size limit
+# (`ulimit -f`). Libraries that write through their own buffers (pyarrow) report the code only
+# in their message, as "[Errno 27] ...".
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_ERRNO_IN_MESSAGE = re.compile(r"\[Errno (\d+)\]")
 
 
 def _current_umask() -> int:
@@ -33,7 +40,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Usage: `with atomic_path(out) as tmp: writer(tmp)`. The parent folder is created if needed.
 
     Raises:
-        Whatever the body raises; the destination is then left untouched.
+        OSError: the write ran out of room (ENOSPC, EDQUOT or EFBIG, also when a library only
+            names the code in its message): re-raised with `path` as its filename and a reason
+            that says the disk or quota is full.
+        Whatever else the body raises; the destination is then left untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -44,8 +54,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        code = _error_code(error)
+        if code in _NO_ROOM:
+            raise OSError(code, f"cannot write this file: no room left on its disk ({os.strerror(code)}): the disk "
+                                "or the quota is full, or a file-size limit was reached", str(path)) from error
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
+        raise
+
+
+def _error_code(error: OSError) -> int | None:
+    """The errno of `error`, also when a library gives it only in the message."""
+    if error.errno is not None:
+        return error.errno
+    found = _ERRNO_IN_MESSAGE.search(str(error))
+    return int(found.group(1)) if found else None
+
+
+@contextlib.contextmanager
+def removed_on_error(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield `folder`; if it did not exist before and the body raises, delete it with everything
+    the body wrote into it, so a failed run leaves no half-filled output folder behind. A folder
+    that existed is left as it is (its files were written atomically)."""
+    folder = Path(folder)
+    existed = folder.exists()
+    try:
+        yield folder
+    except BaseException:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
 
 

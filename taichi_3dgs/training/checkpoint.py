@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import re
 from pathlib import Path
@@ -95,8 +96,12 @@ def save_checkpoint(output_model_dir: Path, step: int, payload: dict[str, Any]) 
     """
     folder = checkpoint_dir(output_model_dir)
     path = folder / f"checkpoint_{step:07d}.pt"
+    # Serialised in memory first: torch.save's own file writer reports a full disk as an opaque
+    # RuntimeError, a plain write as the OSError that atomic_path names.
+    buffer = io.BytesIO()
+    torch.save({"format": CHECKPOINT_FORMAT, "step": step, **payload}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"format": CHECKPOINT_FORMAT, "step": step, **payload}, tmp)
+        tmp.write_bytes(buffer.getbuffer())
     for old in folder.glob("checkpoint_*.pt"):
         if old != path and _NAME.search(old.name):
             old.unlink()

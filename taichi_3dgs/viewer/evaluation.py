@@ -29,7 +29,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from taichi_3dgs.atomic_io import atomic_path, write_text_atomic
+from taichi_3dgs.atomic_io import atomic_path, removed_on_error, write_text_atomic
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.views import View, load_view
@@ -163,41 +163,42 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
     scene = read_scene(scene_path).to(torch_device())
     warn_degenerate_scene(scene, str(scene_path), [view.viewmat for view in views])
     output_prefix = Path(output_prefix)
-    gt_dir = Path(gt_prefix) if gt_prefix is not None else output_prefix / "gt"
-    frames, rows, blind = [], [], []
-    for index, view in enumerate(views):
-        rendered = render_view(scene, view.viewmat, view.K, view.width, view.height, background)
-        if scene.num_gaussians and is_blind(rendered.alpha):  # an empty scene was warned about
-            blind.append(index)
-        pixels = to_uint8(rendered.image)
-        save_png(output_prefix / "renders" / f"{view.name}.png", pixels)
+    with removed_on_error(output_prefix):  # a failed write leaves no half-filled new folder
+        gt_dir = Path(gt_prefix) if gt_prefix is not None else output_prefix / "gt"
+        frames, rows, blind = [], [], []
+        for index, view in enumerate(views):
+            rendered = render_view(scene, view.viewmat, view.K, view.width, view.height, background)
+            if scene.num_gaussians and is_blind(rendered.alpha):  # an empty scene was warned about
+                blind.append(index)
+            pixels = to_uint8(rendered.image)
+            save_png(output_prefix / "renders" / f"{view.name}.png", pixels)
+            if video_path is not None:
+                frames.append(pixels)
+            if view.target is not None:
+                ground_truth = to_uint8(view.target.target(torch.tensor(background, dtype=torch.float32)))
+                save_png(gt_dir / f"{view.name}.png", ground_truth)
+                rows.append({"name": view.name, "image_path": str(view.image_path),
+                             **image_metrics(pixels, ground_truth, lpips)})
+        warn_blind_views(blind, "camera", str(poses_path))
         if video_path is not None:
-            frames.append(pixels)
-        if view.target is not None:
-            ground_truth = to_uint8(view.target.target(torch.tensor(background, dtype=torch.float32)))
-            save_png(gt_dir / f"{view.name}.png", ground_truth)
-            rows.append({"name": view.name, "image_path": str(view.image_path),
-                         **image_metrics(pixels, ground_truth, lpips)})
-    warn_blind_views(blind, "camera", str(poses_path))
-    if video_path is not None:
-        write_video(video_path, frames, fps)
-    if not rows:
-        return None
-    score_keys = ("psnr", "ssim") if lpips is None else ("psnr", "ssim", "lpips")
-    metrics = {
-        "scene": str(scene_path),
-        "poses": str(poses_path),
-        "mean": {key: float(np.mean([row[key] for row in rows])) for key in score_keys},
-        "views": rows,
-    }
-    write_text_atomic(output_prefix / "metrics.json", json.dumps(metrics, indent=1))
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=["name", "image_path", *score_keys], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    writer.writerow({"name": "mean", "image_path": "", **metrics["mean"]})
-    write_text_atomic(output_prefix / "metrics.csv", table.getvalue())
-    return metrics
+            write_video(video_path, frames, fps)
+        if not rows:
+            return None
+        score_keys = ("psnr", "ssim") if lpips is None else ("psnr", "ssim", "lpips")
+        metrics = {
+            "scene": str(scene_path),
+            "poses": str(poses_path),
+            "mean": {key: float(np.mean([row[key] for row in rows])) for key in score_keys},
+            "views": rows,
+        }
+        write_text_atomic(output_prefix / "metrics.json", json.dumps(metrics, indent=1))
+        table = io.StringIO()
+        writer = csv.DictWriter(table, fieldnames=["name", "image_path", *score_keys], lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"name": "mean", "image_path": "", **metrics["mean"]})
+        write_text_atomic(output_prefix / "metrics.csv", table.getvalue())
+        return metrics
 
 
 def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float) -> None:
