@@ -210,8 +210,17 @@ def check_resumable(payload: dict[str, Any], path: Path, config: TrainConfig, ca
             differing key with both values.
     """
     try:
-        written = parse_train_config(yaml.safe_load(payload["config_yaml"]), f"{path}: key 'config_yaml'", path.parent)
-    except (ConfigError, yaml.YAMLError) as exc:
+        written_yaml = yaml.safe_load(payload["config_yaml"])
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise ValueError(f"{path}: checkpoint key 'config_yaml' (the config the run was started with) is not "
+                         f"valid YAML{where}: {problem}; the checkpoint is damaged: start a new run in another "
+                         "output-model-dir") from None
+    try:
+        written = parse_train_config(written_yaml, f"{path}: key 'config_yaml'", path.parent)
+    except ConfigError as exc:
         raise ValueError(f"{exc}; the checkpoint was written by another taichi_3dgs version or is damaged: "
                          "start a new run in another output-model-dir") from None
     for split, key in _CAMERA_KEYS.items():

@@ -107,6 +107,17 @@ def test_a_config_this_version_cannot_read_is_a_clear_error():
         check_resumable(written, CHECKPOINT, config(), fingerprints(cameras("/data/scene")), "run.yaml")
 
 
+def test_a_damaged_config_yaml_names_the_checkpoint_the_key_and_the_place():
+    """Issue 27 item 6: the YAML parser's own text named neither the file nor what it holds."""
+    written = {"config_yaml": "num-iterations: 10\nlearning-rates: [1, 2\n", "cameras": fingerprints(cameras("/data/scene"))}
+    with pytest.raises(ValueError) as caught:
+        check_resumable(written, CHECKPOINT, config(), fingerprints(cameras("/data/scene")), "run.yaml")
+    message = str(caught.value)
+    assert message.startswith(f"{CHECKPOINT}: checkpoint key 'config_yaml' (the config the run was started with) is "
+                              "not valid YAML at line 3, column 1")
+    assert "damaged" in message and "<unicode string>" not in message and "\n" not in message
+
+
 def saved(tmp_path: Path, content) -> Path:
     path = tmp_path / "checkpoint_0000001.pt"
     torch.save(content, path)
