@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import errno
 import os
 import socket
 import sys
@@ -114,7 +115,7 @@ def port_number(text: str) -> int:
     return value
 
 
-def check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int, host_option: str = "--host", port_option: str = "--port") -> None:
     """Raise if a TCP server could not listen on `host`:`port` now.
 
     viser itself silently moves on to the next free port when the requested one is taken, so the
@@ -124,25 +125,31 @@ def check_port_free(host: str, port: int) -> None:
     Args:
         host: address or host name to bind ("127.0.0.1", "0.0.0.0", "localhost", ...).
         port: TCP port, 0..65535 (0: the system picks a free port; always free).
+        host_option, port_option: the command-line options that set them, named in the messages
+            (the trainer's are --viewer_host / --viewer_port).
 
     Raises:
-        ValueError: the port is out of range, the host cannot be resolved, or the port is in use
-            (the message names host and port).
+        ValueError: the port is out of range, the host cannot be resolved or is not an address of
+            this machine, or the port is in use (the message names the option to change).
     """
     if not 0 <= port <= 65535:
-        raise ValueError(f"--port: expected a TCP port in 0..65535, got {port}")
+        raise ValueError(f"{port_option}: expected a TCP port in 0..65535, got {port}")
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as error:
-        raise ValueError(f"--host {host}: cannot resolve this address ({error.strerror})") from None
+        raise ValueError(f"{host_option} {host}: cannot resolve this address ({error.strerror})") from None
     for family, kind, protocol, _, address in addresses:
         with socket.socket(family, kind, protocol) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as error:
-                raise ValueError(f"port {port} on {host} is not available ({error.strerror}); another "
-                                 f"program (or viewer) uses it: choose another --port") from None
+                if error.errno == errno.EADDRNOTAVAIL:
+                    raise ValueError(f"{host_option} {host}: this machine has no such address ({error.strerror}); "
+                                     "use one of its own, e.g. 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+                                     "network interface)") from None
+                raise ValueError(f"{port_option} {port}: the port is not available on {host} ({error.strerror}); "
+                                 f"another program (or viewer) uses it: choose another {port_option}") from None
 
 
 def debug_requested(flag: bool = False) -> bool:

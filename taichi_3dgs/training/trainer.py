@@ -285,7 +285,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     check_output_folder(out_dir, "output-model-dir", config_source)
     check_output_folder(config.summary_writer_log_dir, "summary-writer-log-dir", config_source)
     if viewer is not None and main:
-        check_port_free(*viewer)
+        check_port_free(*viewer, host_option="--viewer_host", port_option="--viewer_port")
     device = torch_device()
     background = torch.tensor(config.background_color, dtype=torch.float32, device=device)
     lpips = _load_lpips(config, config_source, device)

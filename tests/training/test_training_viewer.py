@@ -104,5 +104,17 @@ def test_a_viewer_port_in_use_is_refused_before_anything_is_written(tmp_path):
         run = _train(config, "--viewer", "--viewer_port", str(port))
         output, _ = run.communicate(timeout=300)
     assert run.returncode == 1, output
-    assert f"port {port} on 127.0.0.1 is not available" in output and "Traceback" not in output
+    assert f"--viewer_port {port}: the port is not available on 127.0.0.1" in output, output
+    assert "choose another --viewer_port" in output and "Traceback" not in output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("host, said", [("no-such-host.invalid", "cannot resolve this address"),
+                                        ("192.0.2.1", "this machine has no such address")])  # TEST-NET-1
+def test_a_viewer_host_that_cannot_serve_is_named_as_the_trainers_option(tmp_path, host, said):
+    """Issue 27 item 8: the trainer's options are --viewer_host / --viewer_port, not --host / --port."""
+    run = _train(_config(tmp_path, 2), "--viewer", "--viewer_host", host)
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, output
+    assert f"--viewer_host {host}: {said}" in output and "Traceback" not in output, output
     assert not (tmp_path / "out").exists()

@@ -214,7 +214,19 @@ def test_port_in_use_is_an_error_naming_the_port():
         result = subprocess.run(_visualizer("--scene", trained_ply_path(), "--web", "--port", port),
                                 capture_output=True, text=True, cwd=REPO_ROOT, timeout=TIMEOUT_S)
     assert result.returncode == 1
-    assert f"port {port} on 127.0.0.1 is not available" in result.stderr
+    assert f"--port {port}: the port is not available on 127.0.0.1" in result.stderr
+    assert "serving" not in result.stdout
+
+
+def test_a_host_this_machine_does_not_have_is_named_not_blamed_on_the_port():
+    """Issue 27 item 7: binding 192.0.2.1 (TEST-NET-1, no machine's address) fails with
+    EADDRNOTAVAIL, which said 'port in use'."""
+    result = subprocess.run(_visualizer("--scene", trained_ply_path(), "--web", "--host", "192.0.2.1", "--port",
+                                        _free_port()), capture_output=True, text=True, cwd=REPO_ROOT, timeout=TIMEOUT_S)
+    assert result.returncode == 1
+    error = result.stderr.strip().splitlines()[-1]
+    assert error.startswith("visualizer.py: error: --host 192.0.2.1: this machine has no such address"), error
+    assert "port" not in error
     assert "serving" not in result.stdout
 
 
