@@ -19,7 +19,7 @@ import time
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import Optional
+from typing import Optional, Sequence
 
 from taichi_3dgs.training.config import ConfigError
 
@@ -56,6 +56,32 @@ def check_output_folder(path: str | os.PathLike, key: str, source: str) -> None:
         raise ConfigError(f"{where}, which cannot be created: {existing} is a file")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{where}, which is not writable (no write permission on {existing})")
+
+
+def check_outputs_are_not_inputs(output_dir: str | os.PathLike, outputs: Sequence[str],
+                                 inputs: dict[str, Optional[str | os.PathLike]], source: str) -> None:
+    """Refuse a run whose outputs would overwrite one of its inputs ("inputs are never outputs").
+
+    Args:
+        output_dir: the run's folder (key 'output-model-dir').
+        outputs: the names of the files the run writes into it (train.json, train_config.yaml, ...).
+        inputs: what the run reads, by the key that names it (a config key, or "the config file"),
+            None for an unset key.
+        source: the config's name, for the message.
+
+    Raises:
+        ConfigError: an output is the same file as an input (also through links or another
+            spelling of the path); the message names both keys and the file.
+    """
+    for name in outputs:
+        written = Path(output_dir) / name
+        if not written.exists():
+            continue
+        for key, path in inputs.items():
+            if path is not None and Path(path).exists() and os.path.samefile(written, path):
+                raise ConfigError(f"{source}: key 'output-model-dir' is {output_dir}, where the run writes {name}, "
+                                  f"which is the input {written} of {key}: the run would overwrite it; choose "
+                                  "another output-model-dir (e.g. a subfolder 'output')")
 
 
 def _process_start(pid: int) -> Optional[str]:

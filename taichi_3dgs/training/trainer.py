@@ -77,7 +77,7 @@ from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
-from taichi_3dgs.training.run_folder import RunLock, check_output_folder
+from taichi_3dgs.training.run_folder import RunLock, check_output_folder, check_outputs_are_not_inputs
 
 
 
@@ -284,6 +284,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     out_dir = Path(config.output_model_dir)
     check_output_folder(out_dir, "output-model-dir", config_source)
     check_output_folder(config.summary_writer_log_dir, "summary-writer-log-dir", config_source)
+    check_outputs_are_not_inputs(out_dir, ["train_config.yaml", "train.json", "val.json"], {
+        "train-dataset-json-path": config.train_dataset_json_path, "val-dataset-json-path": config.val_dataset_json_path,
+        "the config file": config_source}, config_source)
     if viewer is not None and main:
         check_port_free(*viewer, host_option="--viewer_host", port_option="--viewer_port")
     device = torch_device()

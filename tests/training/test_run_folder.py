@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from taichi_3dgs.training.config import ConfigError
-from taichi_3dgs.training.run_folder import LOCK_NAME, FolderInUseError, RunLock, check_output_folder
+from taichi_3dgs.training.run_folder import (
+    LOCK_NAME, FolderInUseError, RunLock, check_output_folder, check_outputs_are_not_inputs,
+)
 
 
 def dead_pid() -> int:
@@ -116,3 +118,17 @@ def test_release_leaves_a_lock_another_run_took(tmp_path):
     write_lock(tmp_path, pid=12345, host="other", process_start=None)
     lock.release()
     assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == 12345
+
+
+def test_an_output_that_is_an_input_is_refused_naming_both(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.json").write_text("[]")
+    (data / "point_cloud.parquet").write_text("x")
+    inputs = {"train-dataset-json-path": data / "train.json", "pointcloud-parquet-path": data / "point_cloud.parquet",
+              "val-dataset-json-path": None}
+    with pytest.raises(ConfigError, match=r"run.yaml: key 'output-model-dir' is .*data, where the run writes "
+                                          r"train.json, which is the input .* of train-dataset-json-path"):
+        check_outputs_are_not_inputs(data / ".", ["train.json", "val.json"], inputs, "run.yaml")
+    check_outputs_are_not_inputs(data / "output", ["train.json"], inputs, "run.yaml")  # a folder of its own
+    check_outputs_are_not_inputs(data, ["val.json"], inputs, "run.yaml")  # no clash

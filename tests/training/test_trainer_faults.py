@@ -143,6 +143,17 @@ def test_depth_loss_without_depth_maps_is_refused_naming_the_key(scene, tmp_path
     assert snapshot(tmp_path / "out") is None
 
 
+def test_an_output_folder_holding_the_input_cameras_is_refused_before_they_are_overwritten(scene, tmp_path):
+    """Issue 27 item 3: with pose-optimization the run rewrote the dataset's own train.json."""
+    data = tmp_path / "data"
+    shutil.copytree(scene, data)
+    before = snapshot(data)
+    config = write_config(tmp_path, data, data, **{"pose-optimization": True})
+    assert_refused(train_script(config), "key 'output-model-dir'", "train.json", "train-dataset-json-path",
+                   "would overwrite it")
+    assert snapshot(data) == before
+
+
 def test_lpips_weights_that_are_not_a_weights_file_are_refused_naming_key_and_file(scene, tmp_path):
     weights = tmp_path / "alex.pth"
     weights.write_bytes(b"<html>a download page, not weights</html>")
