@@ -62,6 +62,10 @@ EXPOSURE_JSON = "exposure.json"
 TRAIN_JSON = "train.json"
 # Checkpoint keys of the two parts (present only when the part is on).
 POSE_KEY = "pose_optimization"
+# Corrections beyond these are no pose error a capture can have, only diverged optimisation: the
+# camera has left the scene (a translation in units of the scene extent, a rotation in degrees).
+MAX_POSE_SHIFT_EXTENTS = 0.5
+MAX_POSE_TURN_DEGREES = 30.0
 EXPOSURE_KEY = "exposure_compensation"
 
 
@@ -191,6 +195,14 @@ class PoseCorrections(_AdamOptimized):
         corrections = self.world_corrections(torch.float64)
         angle = corrections[:, 3:].norm(dim=1).mean()
         return math.degrees(float(angle)), float(corrections[:, :3].norm(dim=1).mean())
+
+    @torch.no_grad()
+    def largest_corrections(self) -> tuple[tuple[int, float], tuple[int, float]]:
+        """((camera, shift in scene extents), (camera, turn in degrees)): the cameras whose
+        correction moves their centre the most (|t| / scene_extent) and turns them the most (|w|)."""
+        shifts, turns = self.corrections[:, :3].norm(dim=1), self.corrections[:, 3:].norm(dim=1)
+        shift_index, turn_index = int(shifts.argmax()), int(turns.argmax())
+        return (shift_index, float(shifts[shift_index])), (turn_index, math.degrees(float(turns[turn_index])))
 
     def state_dict(self) -> dict[str, Any]:
         """{"corrections": [C, 6] tensor (as learnt: t / scene_extent, w), "optimizer": Adam's state_dict}."""
@@ -437,6 +449,23 @@ class CameraOptimization:
             degrees, translation = self.poses.mean_correction()
             writer.add_scalar("pose/mean rotation correction deg", degrees, step)
             writer.add_scalar("pose/mean translation correction", translation, step)
+
+    def runaway_pose(self) -> Optional[str]:
+        """A sentence naming the training camera whose pose correction left the scene (a shift
+        over MAX_POSE_SHIFT_EXTENTS scene extents, or a turn over MAX_POSE_TURN_DEGREES, or a
+        non-finite one), or None (also when pose optimisation is off)."""
+        if self.poses is None:
+            return None
+        (shifted, shift), (turned, turn) = self.poses.largest_corrections()
+        if math.isfinite(shift) and math.isfinite(turn) and shift <= MAX_POSE_SHIFT_EXTENTS \
+                and turn <= MAX_POSE_TURN_DEGREES:
+            return None
+        index, what = ((shifted, f"moved by {shift:.3g} scene extents") if not shift <= MAX_POSE_SHIFT_EXTENTS
+                       else (turned, f"turned by {turn:.3g} degrees"))
+        rate = self.poses.config.learning_rate
+        return (f"pose optimisation {what} training camera {index} ({Path(self.records[index].image_path).name}), "
+                f"beyond any error of a captured pose ({MAX_POSE_SHIFT_EXTENTS} extents, {MAX_POSE_TURN_DEGREES:g} "
+                f"degrees): the corrections diverged; lower pose-optimization-config.learning-rate ({rate:g})")
 
     def _parts(self) -> list:
         return [part for part in (self.poses, self.exposure) if part is not None]

@@ -417,6 +417,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             if not bool(finite):  # a diverged scene must not replace the last good checkpoint
                 raise degenerate(step, "parameters became NaN or infinite: training diverged (learning rates "
                                        "too high?)")
+            runaway = cameras_opt.runaway_pose()
+            if runaway is not None:  # nor cameras that left the scene
+                raise degenerate(step, runaway)
             if not main:
                 return
             save_checkpoint(out_dir, step, {
@@ -533,6 +536,9 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         if not math.isfinite(loss_value):
                             raise degenerate(step, f"the loss is {loss_value}: training diverged (learning rates "
                                                    "too high?)")
+                        runaway = cameras_opt.runaway_pose()
+                        if runaway is not None:
+                            raise degenerate(step, runaway)
                         if main:
                             out = renders[0][0]
                             if not warned_blank and float(out.alpha.detach().max()) < raster_cfg.alpha_threshold:

@@ -38,7 +38,7 @@ from taichi_3dgs.training.config import ConfigError, PoseOptimizationConfig, par
 from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.evaluation import evaluate, render_view
 from taichi_3dgs.training.losses import l1_loss
-from taichi_3dgs.training.trainer import train
+from taichi_3dgs.training.trainer import DegenerateTrainingError, train
 
 
 def in_world_units(corrections: np.ndarray, extent: float) -> np.ndarray:
@@ -367,3 +367,30 @@ def test_resume_refuses_a_checkpoint_written_without_pose_optimisation(rendered_
     with pytest.raises(ValueError, match=r"was written with pose-optimization False \(<config> says True\)"):
         train(camera_config(rendered_scene, tmp_path / "run", False, **{"num-iterations": 7, "val-interval": 7,
                                                                         "pose-optimization": True}), resume=True)
+
+
+def test_a_runaway_pose_learning_rate_stops_the_run_naming_the_camera_and_the_key(rendered_scene, tmp_path):
+    """Issue 27 item 4: at a (legal, absurd) rate of 1000 the cameras left the scene unnoticed."""
+    config = camera_config(rendered_scene, tmp_path / "out", False, **{
+        "num-iterations": 12, "val-interval": 12, "checkpoint-interval": 100, "pose-optimization": True,
+        "logging": {"progress-bar": False, "log-loss-interval": 4},
+        "pose-optimization-config": {"learning-rate": 1000.0, "learning-rate-final": 1000.0}})
+    with pytest.raises(DegenerateTrainingError, match=r"step 4: pose optimisation (moved by|turned by) .* training "
+                                                      r"camera \d+ .*pose-optimization-config.learning-rate \(1000\)"):
+        train(config)
+    assert latest_checkpoint(config.output_model_dir) is None
+
+
+def test_a_correction_beyond_any_capture_error_is_named_and_one_within_is_not(demo):
+    records = read_cameras_json(demo / "train.json")[:3]
+    config = parse_train_config({"pose-optimization": True}, "run.yaml")
+    hooks = CameraOptimization(config, records, load_views(records, 1, 1600, "cpu"), "cpu")
+    with torch.no_grad():
+        hooks.poses.corrections[1] = torch.tensor([0.3, 0.0, 0.0, np.radians(20.0), 0.0, 0.0])
+    assert hooks.runaway_pose() is None
+    with torch.no_grad():
+        hooks.poses.corrections[2, 4] = np.radians(31.0)
+    assert "turned by 31 degrees training camera 2" in hooks.runaway_pose()
+    with torch.no_grad():
+        hooks.poses.corrections[0, 0] = 0.6
+    assert "moved by 0.6 scene extents training camera 0" in hooks.runaway_pose()
