@@ -82,6 +82,21 @@ def _valid(view: View) -> torch.Tensor:
     return valid if view.mask is None else valid & view.mask
 
 
+def unusable_depth_map(view: View) -> Optional[str]:
+    """Why the depth map of training view `view` can never add a depth loss, or None if it can.
+
+    It cannot when it has no valid pixel (every value 0, i.e. no depth, or masked out), or when it
+    is a relative inverse map that is constant over its valid pixels (or has one): its scale and
+    shift fit (`align_scale_shift`) is then degenerate at every step.
+    """
+    valid = _valid(view)
+    if not bool(valid.any()):
+        return "holds no depth (every pixel 0 or masked out)"
+    if view.camera.depth_type == "inverse" and align_scale_shift(view.depth, view.depth, valid) is None:
+        return "is a relative inverse depth map that is constant, so its scale and shift cannot be fitted"
+    return None
+
+
 def target_inverse_depth(view: View, inverse_depth: torch.Tensor,
                          alpha: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
     """The inverse depth the render of `view` is compared with (module docstring).

@@ -71,7 +71,7 @@ from taichi_3dgs.training.checkpoint import (
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, scene_centre, scene_extent
 from taichi_3dgs.training.densification import make_strategy
-from taichi_3dgs.training.depth_supervision import depth_loss, depth_loss_weight
+from taichi_3dgs.training.depth_supervision import depth_loss, depth_loss_weight, unusable_depth_map
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
 from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render_view
 from taichi_3dgs.metrics import psnr, ssim
@@ -239,6 +239,23 @@ def _check_depth_maps(config: TrainConfig, train_records: list[CameraRecord], so
                           "records to supervise (docs/FORMATS.md), or depth-loss: false")
 
 
+def _check_depth_supervision(config: TrainConfig, train_views: list[View], source: str) -> None:
+    """Refuse `depth-loss: true` when no training depth map can supervise (all empty, or relative
+    maps that are constant); warn, naming them, when only some cannot."""
+    with_maps = [view for view in train_views if view.depth is not None]
+    unusable = [(view.name, why) for view in with_maps if (why := unusable_depth_map(view)) is not None]
+    if not unusable:
+        return
+    first, why = unusable[0]
+    more = f" (and {len(unusable) - 1} more)" if len(unusable) > 1 else ""
+    if len(unusable) == len(with_maps):
+        raise ConfigError(f"{source}: key 'depth-loss' is true but no depth map of key 'train-dataset-json-path' "
+                          f"({config.train_dataset_json_path}) can supervise: the one of {first} {why}{more}; "
+                          "expected maps with depth (docs/FORMATS.md), or depth-loss: false")
+    warnings.warn(f"{len(unusable)} of the {len(with_maps)} training depth maps add no depth loss: the one of "
+                  f"{first} {why}{more}")
+
+
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
           world: World = SINGLE_PROCESS, viewer: Optional[tuple[str, int]] = None) -> TrainResult:
     """Train a Gaussian scene as `config` says; see the module docstring for the outputs.
@@ -301,6 +318,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
     # Training depth maps are loaded only for the depth loss (they take more memory than the images).
     train_views = load_views(train_records, config.image_downscale_factor, config.max_image_long_side, device,
                              str(config.train_dataset_json_path), with_depth=config.depth_loss)
+    if config.depth_loss:
+        _check_depth_supervision(config, train_views, config_source)
     # Each process decodes only the val images it renders (`evaluate_across_ranks`).
     val_views = [load_view(record, config.image_downscale_factor, config.max_image_long_side, device,
                            f"{config.val_dataset_json_path}: record {index}", with_depth=True)

@@ -154,6 +154,40 @@ def test_an_output_folder_holding_the_input_cameras_is_refused_before_they_are_o
     assert snapshot(data) == before
 
 
+def _cameras_with_depth(scene: Path, folder: Path, depth, depth_type: str = "metric", only: int | None = None) -> Path:
+    """train.json of `scene` whose records name .npy depth maps filled with `depth` (all of them,
+    or only record `only`, the others keeping theirs), of `depth_type`."""
+    records = read_cameras_json(scene / "train.json")
+    for index, record in enumerate(records):
+        if only is None or index == only:
+            np.save(folder / f"depth_{index}.npy", np.full((record.height, record.width), depth, np.float32))
+            records[index] = dataclasses.replace(record, depth_path=str(folder / f"depth_{index}.npy"),
+                                                 depth_type=depth_type, depth_scale=None)
+    write_cameras_json(folder / "train.json", records)
+    return folder / "train.json"
+
+
+@pytest.mark.parametrize("depth, depth_type, why", [(0.0, "metric", "holds no depth"),
+                                                    (0.5, "inverse", "constant, so its scale and shift cannot be fitted")])
+def test_depth_loss_whose_depth_maps_cannot_supervise_is_refused_naming_why(scene, tmp_path, depth, depth_type, why):
+    """Issue 27 items 1, 2: all-zero maps, or constant relative maps, trained without a word."""
+    cameras = _cameras_with_depth(scene, tmp_path, depth, depth_type)
+    result = train_script(write_config(tmp_path, scene, tmp_path / "out", **{
+        "train-dataset-json-path": str(cameras), "depth-loss": True}))
+    assert_refused(result, "key 'depth-loss' is true", str(cameras), "can supervise", why, "and 6 more")
+    assert snapshot(tmp_path / "out") is None
+
+
+def test_a_depth_map_that_cannot_supervise_among_good_ones_is_a_warning_naming_it(scene, tmp_path):
+    cameras = _cameras_with_depth(scene, tmp_path, 0.0, only=3)
+    result = train_script(write_config(tmp_path, scene, tmp_path / "out", **{
+        "train-dataset-json-path": str(cameras), "depth-loss": True}))
+    assert result.returncode == 0, result.stderr
+    name = Path(read_cameras_json(cameras)[3].image_path).name
+    assert f"warning: 1 of the 7 training depth maps add no depth loss: the one of {name} holds no depth" \
+        in result.stderr, result.stderr
+
+
 def test_lpips_weights_that_are_not_a_weights_file_are_refused_naming_key_and_file(scene, tmp_path):
     weights = tmp_path / "alex.pth"
     weights.write_bytes(b"<html>a download page, not weights</html>")
