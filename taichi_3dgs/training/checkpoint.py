@@ -36,8 +36,10 @@ _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
 # Config keys (dotted YAML keys; a section name covers its keys) that may differ between a
 # checkpoint and the run resuming it. num-iterations: a run may be made longer (or shorter); the
 # means' learning-rate decay then follows the new length (learning-rates.means-max-steps null).
+# The initial point cloud is not read on resume (the Gaussians come from the checkpoint), so its
+# path may change with the dataset folder's.
 RESUMABLE_KEYS = ("num-iterations", "val-interval", "checkpoint-interval", "logging",
-                  "summary-writer-log-dir", "output-model-dir")
+                  "summary-writer-log-dir", "output-model-dir", "pointcloud-parquet-path")
 # Compared by the cameras' fingerprint, not by path.
 _CAMERA_KEYS = {"train": "train-dataset-json-path", "val": "val-dataset-json-path"}
 # The section each strategy reads; the other one's keys do not matter to a run.
@@ -150,10 +152,17 @@ def model_from_checkpoint(payload: dict[str, Any], path: Path, device: torch.dev
     """The Gaussians of a `load_checkpoint` payload, on `device`.
 
     Raises:
-        ValueError: the tensors do not make a model (wrong shapes, unknown colour activation) or
-            hold no Gaussian; the message names the file.
+        ValueError: the tensors do not make a model (wrong shapes, unknown colour activation), hold
+            a non-finite value or no Gaussian; the message names the file.
     """
     tensors = payload["model"]
+    for name in PARAMETER_NAMES:
+        value = tensors[name]
+        if isinstance(value, torch.Tensor) and value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            row = int((~torch.isfinite(value.reshape(value.shape[0], -1))).any(dim=1).nonzero()[0])
+            raise ValueError(f"{path}: checkpoint key 'model' has a non-finite value in '{name}' (row {row}); the "
+                             "file is damaged (the trainer never saves a diverged scene): start a new run in another "
+                             "output-model-dir")
     with restoring(path, "model"):
         model = GaussianModel(
             tensors["means"], tensors["quats"], tensors["log_scales"], tensors["opacity_logits"],

@@ -254,6 +254,27 @@ def test_resume_with_a_checkpoint_missing_a_key_names_file_and_key(scene, finish
     assert_refused(result, str(checkpoint), "no key 'optimizer'")
 
 
+def test_resume_with_a_non_finite_checkpoint_is_refused_naming_it_before_anything_is_written(scene, finished_run,
+                                                                                             tmp_path):
+    """Issue 27 item 10: a NaN mean was found only after the run had written its outputs."""
+    def poison(content):
+        content["model"]["means"][5, 1] = float("nan")
+    result, checkpoint = resume_with_edited_checkpoint(scene, finished_run, tmp_path, poison)
+    assert_refused(result, str(checkpoint), "non-finite value in 'means' (row 5)")
+
+
+def test_resume_after_the_dataset_folder_moved(scene, tmp_path):
+    """Issue 27 item 11: the point cloud's path was compared by its text; the cameras are compared
+    by content, and the point cloud is not read on resume."""
+    first, moved = tmp_path / "data", tmp_path / "moved"
+    shutil.copytree(scene, first)
+    assert train_script(write_config(tmp_path, first, tmp_path / "out")).returncode == 0
+    first.rename(moved)
+    result = train_script(write_config(tmp_path, moved, tmp_path / "out", **{"num-iterations": 3}), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert latest_checkpoint(tmp_path / "out").name == "checkpoint_0000003.pt"
+
+
 def test_resume_with_a_garbage_checkpoint_names_the_file(scene, finished_run, tmp_path):
     out = resume_copy(finished_run, tmp_path)
     garbage = out / "checkpoints" / "checkpoint_0000009.pt"  # the newest step: the one resumed
