@@ -11,13 +11,17 @@ import numpy as np
 import torch
 
 
-def codebook_1d(values: np.ndarray, size: int = 256, iterations: int = 20
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Quantise scalars to a `size`-entry codebook minimising the squared error (1D k-means).
+def codebook_1d(values: np.ndarray, size: int = 256, iterations: int = 30, bins: int = 8192,
+                alpha: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise scalars to a `size`-entry codebook (1D k-means on a density-flattened histogram).
 
-    Initialised at evenly spaced quantiles; each iteration assigns every value to its nearest
-    entry (binary search over the midpoints of the sorted entries) and moves every entry to the
-    mean of its values (an entry without values stays).
+    Plain k-means spends nearly every entry where values are dense and leaves the tails (the
+    largest Gaussians, the most saturated colours) with errors of several steps. As
+    splat-transform's `quantize-1d-core.ts` does, the values are first binned (at most `bins`,
+    about 8 values to a bin, but never fewer than `size` bins; edges halfway
+    between evenly spaced and equal-count edges), each bin weighted by count^`alpha`, and
+    Lloyd's iterations run on the weighted bin means (initialised at weighted quantiles; an entry
+    without bins stays); every value then takes its nearest entry.
 
     Args:
         values: [...] finite floats (any shape).
@@ -29,12 +33,23 @@ def codebook_1d(values: np.ndarray, size: int = 256, iterations: int = 20
     flat = np.asarray(values, dtype=np.float64).reshape(-1)
     if flat.size == 0:
         return np.zeros(size), np.zeros(np.shape(values), dtype=np.uint8)
-    entries = np.quantile(flat, (np.arange(size) + 0.5) / size)
+    bins = min(bins, max(size, flat.size // 8))  # a few values per bin, so weights matter
+    fractions = np.linspace(0.0, 1.0, bins + 1)
+    edges = 0.5 * (flat.min() + (flat.max() - flat.min()) * fractions) \
+        + 0.5 * np.quantile(flat, fractions)
+    bin_of = np.clip(np.searchsorted(edges, flat, side="right") - 1, 0, bins - 1)
+    counts = np.bincount(bin_of, minlength=bins)
+    used = counts > 0
+    centres = np.bincount(bin_of, weights=flat, minlength=bins)[used] / counts[used]
+    weights = counts[used] ** alpha
+    cumulative = np.cumsum(weights) / weights.sum()
+    entries = centres[np.minimum(np.searchsorted(cumulative, (np.arange(size) + 0.5) / size),
+                                 len(centres) - 1)]
     for _ in range(iterations):
-        labels = _nearest_sorted(flat, entries)
-        counts = np.bincount(labels, minlength=size)
-        sums = np.bincount(labels, weights=flat, minlength=size)
-        entries = np.sort(np.where(counts > 0, sums / np.maximum(counts, 1), entries))
+        labels = _nearest_sorted(centres, entries)
+        mass = np.bincount(labels, weights=weights, minlength=size)
+        sums = np.bincount(labels, weights=weights * centres, minlength=size)
+        entries = np.sort(np.where(mass > 0, sums / np.maximum(mass, 1e-300), entries))
     labels = _nearest_sorted(flat, entries)
     return entries, labels.astype(np.uint8 if size <= 256 else np.uint16).reshape(np.shape(values))
 
@@ -52,6 +67,7 @@ def kmeans_palette(vectors: np.ndarray, size: int, iterations: int = 10,
     N / size-spaced rows (the rows are in Morton order, so this samples the whole scene) and
     each iteration assigns rows to the nearest centroid (squared distances by matrix products,
     `block` rows at a time) and moves each centroid to its rows' mean (an empty one stays).
+    Runs on CUDA when torch has it (N x size x D work per iteration), else on the CPU.
 
     Returns:
         ([K, D] float64 centroids, K = min(N, size); [N] int64 labels).
@@ -59,15 +75,18 @@ def kmeans_palette(vectors: np.ndarray, size: int, iterations: int = 10,
     n = len(vectors)
     if n <= size:
         return np.asarray(vectors, dtype=np.float64).copy(), np.arange(n, dtype=np.int64)
-    data = torch.from_numpy(np.asarray(vectors, dtype=np.float32))
-    centroids = data[torch.from_numpy(np.linspace(0, n - 1, size).round().astype(np.int64))]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    data = torch.from_numpy(np.asarray(vectors, dtype=np.float32)).to(device)
+    start = torch.from_numpy(np.linspace(0, n - 1, size).round().astype(np.int64)).to(device)
+    centroids = data[start]
     for _ in range(iterations):
         labels = _nearest_rows(data, centroids, block)
         counts = torch.bincount(labels, minlength=size).to(torch.float32)
         sums = torch.zeros_like(centroids).index_add_(0, labels, data)
         centroids = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1.0)[:, None],
                                 centroids)
-    return centroids.double().numpy(), _nearest_rows(data, centroids, block).numpy()
+    labels = _nearest_rows(data, centroids, block)
+    return centroids.double().cpu().numpy(), labels.cpu().numpy()
 
 
 def _nearest_rows(data: torch.Tensor, centroids: torch.Tensor, block: int) -> torch.Tensor:

@@ -35,6 +35,8 @@ SPLAT_RECORD = np.dtype([("position", "<f4", 3), ("scale", "<f4", 3), ("rgba", "
                          ("rotation", "u1", 4)])
 """One Gaussian of a .splat file (32 bytes, module docstring)."""
 
+_SCALE_RANGE = (1e-20, 1e20)  # plausible |positions| and scales: beyond, the bytes are foreign
+
 
 @torch.no_grad()
 def write_splat(path: str | os.PathLike, scene: GaussianScene) -> np.ndarray:
@@ -84,7 +86,9 @@ def read_splat(path: str | os.PathLike) -> GaussianScene:
     Raises:
         FileNotFoundError: `path` does not exist.
         ValueError: a size that is not a multiple of 32 bytes (truncated or not a .splat file),
-            a non-finite position or scale, or a scale that is not positive; names the file.
+            or an implausible record (a position beyond 1e20 in magnitude or non-finite, a scale
+            outside 1e-20..1e20), the only sign of a foreign file in this headerless format;
+            names the file.
     """
     data = read_bytes(path)
     if len(data) % SPLAT_RECORD.itemsize:
@@ -92,16 +96,22 @@ def read_splat(path: str | os.PathLike) -> GaussianScene:
                          f"records (truncated, or not a .splat file)")
     records = np.frombuffer(data, dtype=SPLAT_RECORD)
     scales = records["scale"].astype(np.float64)
-    if len(records) and not np.all(scales > 0):
-        row = int(np.flatnonzero(~(scales > 0).all(axis=1))[0])
-        raise ValueError(f"{path}: record {row} has scale {scales[row].tolist()}, expected "
-                         f"positive finite scales (not a .splat file?)")
+    means = records["position"].astype(np.float64)
+    # No header or magic number: implausible values are the only sign of a foreign file.
+    plausible = ((scales > _SCALE_RANGE[0]) & (scales < _SCALE_RANGE[1])).all(axis=1) \
+        & (np.abs(means) < _SCALE_RANGE[1]).all(axis=1)
+    if not plausible.all():
+        row = int(np.flatnonzero(~plausible)[0])
+        raise ValueError(f"{path}: record {row} has position {means[row].tolist()} and scale "
+                         f"{scales[row].tolist()}, expected finite positions and positive "
+                         f"scales within {_SCALE_RANGE[0]:g}..{_SCALE_RANGE[1]:g} (truncated, "
+                         f"or not a .splat file)")
     rgba = records["rgba"].astype(np.float64) / 255.0
     quats = (records["rotation"].astype(np.float64) - 128.0) / 128.0
     norms = np.linalg.norm(quats, axis=1, keepdims=True)
     quats = np.where(norms > 0, quats / np.where(norms > 0, norms, 1.0), [1.0, 0.0, 0.0, 0.0])
     arrays = SceneArrays(
-        means=records["position"].astype(np.float64), quats=quats, log_scales=np.log(scales),
+        means=means, quats=quats, log_scales=np.log(scales),
         opacities=rgba[:, 3], sh=((rgba[:, :3] - 0.5) / SH_C0)[:, None, :], sh_degree=0,
         antialiased=False)
     return arrays_to_scene(path, arrays)
