@@ -44,10 +44,9 @@ from taichi_3dgs.scene.quantisation import (SceneArrays, arrays_to_scene, degree
 CHUNK_SIZE = 256
 """Gaussians per chunk (each chunk has its own quantisation ranges)."""
 
-_RANGES = ("x", "y", "z", "scale_x", "scale_y", "scale_z", "r", "g", "b")
-_CHUNK_PROPERTIES = ([f"min_{name}" for name in _RANGES[:3]] + [f"max_{name}" for name in _RANGES[:3]]
-                     + [f"min_{name}" for name in _RANGES[3:6]] + [f"max_{name}" for name in _RANGES[3:6]]
-                     + [f"min_{name}" for name in _RANGES[6:]] + [f"max_{name}" for name in _RANGES[6:]])
+_CHUNK_PROPERTIES = ("min_x", "min_y", "min_z", "max_x", "max_y", "max_z",
+                     "min_scale_x", "min_scale_y", "min_scale_z", "max_scale_x", "max_scale_y",
+                     "max_scale_z", "min_r", "min_g", "min_b", "max_r", "max_g", "max_b")
 _VERTEX_PROPERTIES = ("packed_position", "packed_rotation", "packed_scale", "packed_color")
 _BITS_11_10_11 = (11, 10, 11)
 
@@ -86,9 +85,10 @@ def write_compressed_ply(path: str | os.PathLike, scene: GaussianScene) -> np.nd
     values = np.concatenate([arrays.means, np.clip(arrays.log_scales, -20.0, 20.0), colours], 1)
     chunk_of = np.arange(n) // CHUNK_SIZE
     num_chunks = -(-n // CHUNK_SIZE)
-    low = np.array([values[i * CHUNK_SIZE:(i + 1) * CHUNK_SIZE].min(0) for i in range(num_chunks)])
-    high = np.array([values[i * CHUNK_SIZE:(i + 1) * CHUNK_SIZE].max(0) for i in range(num_chunks)])
-    low, high = low.reshape(num_chunks, 9), high.reshape(num_chunks, 9)
+    low = np.full((num_chunks, 9), np.inf)
+    high = np.full((num_chunks, 9), -np.inf)
+    np.minimum.at(low, chunk_of, values)
+    np.maximum.at(high, chunk_of, values)
     # PlayCanvas `normalize`: a range under 1e-5 stores 0 (its decoder returns the minimum).
     width = high - low
     unit = np.where(width[chunk_of] < 1e-5, 0.0, (values - low[chunk_of])

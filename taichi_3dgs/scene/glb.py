@@ -145,8 +145,9 @@ def read_glb(path: str | os.PathLike) -> GaussianScene:
 
     means = attribute("POSITION", "VEC3")
     degree = 0
-    while degree < 3 and all(_sh_attribute(k) in primitive["attributes"]
-                             for k in range(1 + degree_bands(degree), 1 + degree_bands(degree + 1))):
+    while degree < 3 and all(
+            _sh_attribute(k) in primitive["attributes"]
+            for k in range(1 + degree_bands(degree), 1 + degree_bands(degree + 1))):
         degree += 1
     sh = np.stack([attribute(f"{EXTENSION}:SH_DEGREE_0_COEF_0", "VEC3")]
                   + [attribute(_sh_attribute(k), "VEC3")
@@ -227,7 +228,8 @@ def _accessor(path: str | os.PathLike, gltf: dict, binary: bytes, index: int,
         start = int(view.get("byteOffset", 0)) + int(accessor.get("byteOffset", 0))
         stride = int(view.get("byteStride", dtype.itemsize * width))
         end = int(view.get("byteOffset", 0)) + int(view["byteLength"])
-        if count and (start + stride * (count - 1) + dtype.itemsize * width > min(end, len(binary))):
+        last = start + stride * (count - 1) + dtype.itemsize * width
+        if count and last > min(end, len(binary)):
             raise ValueError("it runs past its buffer view or the BIN chunk")
     except ValueError as error:
         raise ValueError(f"{path}: accessor {index}: {error}") from error

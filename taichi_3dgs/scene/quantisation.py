@@ -130,9 +130,9 @@ def turn_axes(arrays: SceneArrays, signs: tuple[int, int, int]) -> SceneArrays:
     flip = np.asarray(signs, dtype=np.float64)
     quats = arrays.quats.copy()
     quats[:, 1:] *= flip
+    sh_signs = sh_axis_signs(signs)[None, :arrays.sh.shape[1], None]
     return SceneArrays(arrays.means * flip, quats, arrays.log_scales, arrays.opacities,
-                       arrays.sh * sh_axis_signs(signs)[None, :arrays.sh.shape[1], None], arrays.sh_degree,
-                       arrays.antialiased)
+                       arrays.sh * sh_signs, arrays.sh_degree, arrays.antialiased)
 
 
 def morton_order(means: np.ndarray) -> np.ndarray:

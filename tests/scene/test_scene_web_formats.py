@@ -136,7 +136,8 @@ def test_splat_transform_reads_our_file_as_we_do(splat_transform, oracle_scene, 
     assert agreement["colour"] <= 1e-6 and agreement["opacity"] <= 1e-6
 
 
-@pytest.mark.parametrize("suffix, flags", [(".compressed.ply", ()), (".spz", ("--spz-version", "3")),
+@pytest.mark.parametrize("suffix, flags", [(".compressed.ply", ()),
+                                           (".spz", ("--spz-version", "3")),
                                            (".sog", ("-g", "cpu")), (".glb", ())])
 def test_we_read_the_file_splat_transform_writes(splat_transform, oracle_scene, tmp_path, suffix,
                                                  flags):
