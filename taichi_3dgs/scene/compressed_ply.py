@@ -56,7 +56,7 @@ def is_compressed_ply(path: str | os.PathLike) -> bool:
     from the header only; False for anything else (including unreadable files)."""
     try:
         with open(path, "rb") as file:
-            head = file.read(4096)
+            head = file.read(65536)
     except OSError:
         return False
     header = head.split(b"end_header", 1)[0]

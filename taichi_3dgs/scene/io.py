@@ -97,7 +97,8 @@ def write_scene(path: str | os.PathLike, scene: GaussianScene) -> np.ndarray | N
 
     Returns:
         [N] int64 file order (row i of the file is the scene's Gaussian `order[i]`) for the
-        formats that reorder Gaussians (`.compressed.ply`, `.sog`: Morton order), else None.
+        formats that reorder Gaussians (`.compressed.ply`, `.sog`: Morton order; `.splat`: by
+        volume x opacity), else None.
 
     Raises:
         ValueError: another suffix (case-insensitive match), or what the writer raises.
