@@ -36,9 +36,9 @@ from taichi_3dgs.atomic_io import atomic_path
 from taichi_3dgs.color_model import SH_C0
 from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.ply import ANTIALIASED_COMMENT, check_linear_scene
-from taichi_3dgs.scene.quantisation import (SceneArrays, arrays_to_scene, degree_bands,
-                                            from_smallest_three, morton_order, pack_unorm,
-                                            read_bytes, scene_arrays, sh_degree_of,
+from taichi_3dgs.scene.quantisation import (SceneArrays, arrays_to_scene, check_exists,
+                                            degree_bands, from_smallest_three, morton_order,
+                                            pack_unorm, scene_arrays, sh_degree_of,
                                             smallest_three, unpack_unorm)
 
 CHUNK_SIZE = 256
@@ -128,7 +128,7 @@ def read_compressed_ply(path: str | os.PathLike) -> GaussianScene:
             other than ceil(N / 256), an `sh` element of another size than N rows of 9, 24 or 45
             bytes, or a non-finite chunk range; the message names the file.
     """
-    read_bytes(path)  # FileNotFoundError with the file's name
+    check_exists(path)
     try:
         ply = PlyData.read(str(path), mmap=False)
     except (PlyParseError, ValueError, UnicodeDecodeError, EOFError) as error:

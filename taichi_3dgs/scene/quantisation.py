@@ -232,13 +232,18 @@ def degree_bands(degree: int) -> int:
 
 
 
+def check_exists(path: str | os.PathLike) -> None:
+    """Raises FileNotFoundError naming `path` when it is not a file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+
+
 def read_bytes(path: str | os.PathLike) -> bytes:
     """The whole file.
 
     Raises:
         FileNotFoundError: `path` does not exist (naming it).
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: no such file")
+    check_exists(path)
     with open(path, "rb") as file:
         return file.read()
