@@ -269,3 +269,74 @@ def test_spz_version_4_is_refused_saying_how_to_get_version_3(splat_transform, o
     splat_transform(tmp_path / "ours.ply", tmp_path / "v4.spz")  # its default version
     with pytest.raises(ValueError, match=r"v4\.spz: an SPZ version-4 .* --spz-version 3"):
         read_scene(tmp_path / "v4.spz")
+
+
+def test_spz_version_2_with_first_three_quaternions_is_read(oracle_scene, tmp_path):
+    # Version 2 stores x, y, z of the unit quaternion with w >= 0 as q * 127.5 + 127.5 (3 bytes,
+    # Niantic load-spz.cc packQuaternionFirstThree, in its RUB frame: y and z negated).
+    write_scene(tmp_path / "v3.spz", oracle_scene)
+    data = bytearray(gzip.decompress((tmp_path / "v3.spz").read_bytes()))
+    n = oracle_scene.num_gaussians
+    rotations_at = 16 + (9 + 1 + 3 + 3) * n
+    quats = torch.nn.functional.normalize(oracle_scene.quats.double(), dim=1).numpy()
+    quats *= np.where(quats[:, :1] < 0, -1.0, 1.0)
+    xyz = quats[:, 1:] * np.array([1.0, -1.0, -1.0])
+    first_three = np.clip(np.round(xyz * 127.5 + 127.5), 0, 255).astype(np.uint8).tobytes()
+    data[4] = 2
+    data[rotations_at:rotations_at + 4 * n] = first_three
+    (tmp_path / "v2.spz").write_bytes(gzip.compress(bytes(data)))
+    back = read_scene(tmp_path / "v2.spz")
+    # The spec's decoding: xyz = b / 127.5 - 1, w = sqrt(1 - |xyz|^2), turned back to y down.
+    stored = np.frombuffer(first_three, dtype=np.uint8).reshape(n, 3) / 127.5 - 1.0
+    expected = np.concatenate([np.sqrt(np.maximum(0, 1 - (stored ** 2).sum(1)))[:, None],
+                               stored * np.array([1.0, -1.0, -1.0])], axis=1)
+    np.testing.assert_allclose(back.quats.double().numpy(), expected, atol=1e-6)
+    assert_within(replace(back, quats=oracle_scene.quats), oracle_scene, ".spz")
+
+
+def _glb(path, attributes):
+    """A minimal GLB of one KHR_gaussian_splatting primitive: {name: (array, componentType,
+    normalized)}, arrays of the accessor's element type, tightly packed."""
+    import json
+    import struct
+    kinds = {1: "SCALAR", 3: "VEC3", 4: "VEC4"}
+    views, accessors, blob = [], [], b""
+    for index, (name, (values, component, normalized)) in enumerate(attributes.items()):
+        data = values.tobytes() + b"\0" * (-values.nbytes % 4)
+        views.append({"buffer": 0, "byteOffset": len(blob), "byteLength": values.nbytes})
+        accessors.append({"bufferView": index, "componentType": component, "count": len(values),
+                          "type": kinds[values.shape[1]], "normalized": normalized})
+        blob += data
+    gltf = {"asset": {"version": "2.0"}, "buffers": [{"byteLength": len(blob)}],
+            "bufferViews": views, "accessors": accessors, "nodes": [{"mesh": 0}],
+            "meshes": [{"primitives": [{"mode": 0, "attributes": {
+                name: i for i, name in enumerate(attributes)},
+                "extensions": {"KHR_gaussian_splatting": {"kernel": "ellipse"}}}]}]}
+    text = json.dumps(gltf).encode()
+    text += b" " * (-len(text) % 4)
+    path.write_bytes(struct.pack("<III", 0x46546C67, 2, 28 + len(text) + len(blob))
+                     + struct.pack("<II", len(text), 0x4E4F534A) + text
+                     + struct.pack("<II", len(blob), 0x004E4942) + blob)
+
+
+def test_glb_with_quantised_rotation_and_opacity_accessors_is_read(tmp_path):
+    # The extension allows normalised signed short rotations and unsigned byte opacities.
+    rng = np.random.default_rng(3)
+    quats = rng.normal(size=(40, 4))
+    quats /= np.linalg.norm(quats, axis=1, keepdims=True)
+    opacity = rng.uniform(0.05, 0.95, size=(40, 1))
+    _glb(tmp_path / "q.glb", {
+        "POSITION": (rng.normal(size=(40, 3)).astype("<f4"), 5126, False),
+        "KHR_gaussian_splatting:ROTATION": (np.round(quats * 32767).astype("<i2"), 5122, True),
+        "KHR_gaussian_splatting:SCALE": (rng.uniform(0.1, 1, size=(40, 3)).astype("<f4"), 5126,
+                                         False),
+        "KHR_gaussian_splatting:OPACITY": (np.round(opacity * 255).astype("u1"), 5121, True),
+        "KHR_gaussian_splatting:SH_DEGREE_0_COEF_0": (np.zeros((40, 3), "<f4"), 5126, False),
+    })
+    back = read_scene(tmp_path / "q.glb")
+    xyzw = torch.nn.functional.normalize(back.quats.double(), dim=1)[:, [1, 2, 3, 0]].numpy()
+    turned = quats * np.array([-1.0, -1.0, 1.0, 1.0])  # glTF's +Y up back to the PLY frame
+    assert np.abs(np.abs((xyzw * turned).sum(1)) - 1).max() < 1e-8
+    np.testing.assert_allclose(torch.sigmoid(back.opacity_logits.double()).numpy(),
+                               np.round(opacity[:, 0] * 255) / 255, atol=1e-6)
+    assert back.sh_degree == 0
