@@ -16,8 +16,8 @@ attributes are float accessors, one per Gaussian:
     COLOR_0                                    VEC4   unsigned byte normalised, the point-cloud
                                                       fallback: 0.5 + SH_C0 * DC and opacity
 
-Scales are linear and opacities after the sigmoid, as the extension and PlayCanvas's
-splat-transform write them (early drafts of the extension stored log scales). glTF is +Y up:
+Scales are linear and opacities after the sigmoid, as PlayCanvas's splat-transform 2.7.1 writes
+them (the extension's 2025 draft text still says log scales). glTF is +Y up:
 a 3DGS PLY scene (COLMAP / OpenCV frame, y down) is turned by 180 degrees about z on the way
 (`quantisation.turn_axes` with signs (-1, -1, 1)), as splat-transform does. Everything but the
 fallback colour is float32, so the round trip is exact up to float32 rounding of exp/log and the
