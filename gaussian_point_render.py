@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = ToolParser("gaussian_point_render.py", __doc__)
     parser.add_argument("--scene", required=True, deprecated=("--parquet_path",),
-                        help="trained scene (.parquet or .ply)")
+                        help="trained scene (.parquet, .ply, .compressed.ply, .sog, .spz, .glb or .splat)")
     parser.add_argument("--cameras", required=True, deprecated=("--poses",),
                         help="camera JSON (train.json / val.json) or poses.pt camera path")
     parser.add_argument("--output_dir", required=True, deprecated=("--output_prefix",), help="output folder")

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Import an official 3DGS PLY file as a trained-scene parquet file (exact, linear colour).
+"""Import a scene file as a trained-scene parquet file (linear colour).
 
     python ply_to_parquet.py --scene point_cloud.ply --output scene.parquet
+
+Reads an official 3DGS PLY exactly, and the web formats (.compressed.ply, .sog, .spz, .glb,
+.splat) as decoded (docs/FORMATS.md says what each keeps).
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from taichi_3dgs.cli import ToolParser, run_tool
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = ToolParser("ply_to_parquet.py", __doc__)
-    parser.add_argument("--scene", required=True, deprecated=("--ply_path",), help="official 3DGS PLY file to read")
+    parser.add_argument("--scene", required=True, deprecated=("--ply_path",),
+                        help="scene file to read: .ply, .compressed.ply, .sog, .spz, .glb or .splat")
     parser.add_argument("--output", required=True, deprecated=("--parquet_path",),
                         help="trained-scene parquet file to write")
     args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run; the exit code (0 ok, 1 bad input)."""
     parser = ToolParser("visualizer.py", __doc__)
     parser.add_argument("--scene", "--parquet_path_list", nargs="+", required=True, dest="scenes",
-                        help="trained scenes (.parquet or .ply), each a movable object")
+                        help="trained scenes (.parquet, .ply or a web format: .compressed.ply, .sog, .spz, .glb, .splat), each a movable object")
     parser.add_argument("--width", type=positive_int,
                         help="image width in pixels (default: the first camera's, at most 1280 on the long side, or "
                              "from --height and its aspect; 960 without cameras)")

@@ -2,7 +2,7 @@
 
 One vocabulary across the scripts (each `--help` lists its options):
 
-    --scene        a trained scene to read (.parquet or .ply)
+    --scene        a trained scene to read (.parquet, .ply or a web format, see `read_scene`)
     --cameras      a camera JSON (train.json / val.json), or a poses.pt camera path where one is read
     --output_dir   a folder to write
     --output       a file to write

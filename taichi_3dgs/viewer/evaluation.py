@@ -123,7 +123,7 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
     scene and names the cameras that see none of it.
 
     Args:
-        scene_path: trained scene (.parquet or .ply).
+        scene_path: trained scene (any format `read_scene` reads).
         poses_path: camera JSON or poses.pt (`load_render_views`).
         output_prefix: output folder (created).
         gt_prefix: folder for the ground-truth PNGs; default `output_prefix/gt`.

@@ -155,7 +155,7 @@ def compose_objects(objects: list[SceneObject]) -> GaussianScene | None:
 
 def load_scene_objects(paths: list[str | os.PathLike], device: torch.device | str = "cpu"
                        ) -> list[SceneObject]:
-    """Read trained scenes (.parquet or .ply) as objects at identity pose.
+    """Read trained scenes (any format `read_scene` reads) as objects at identity pose.
 
     When the files mix colour models, the `sigmoid` ones (the original project's) are converted
     to `linear` with `sigmoid_to_linear` (a least-squares fit; a warning gives its error), since

@@ -122,7 +122,7 @@ def test_write_scene_writes_splat_by_suffix(tmp_path):
 def test_export_of_a_linear_ply_writes_it_exactly_and_reports_no_fit(official_ply, tmp_path,
                                                                      suffix):
     scene = read_ply(official_ply)
-    assert export_scene(official_ply, tmp_path / f"out{suffix}") is None
+    assert export_scene(official_ply, tmp_path / f"out{suffix}").fit_error is None
     (write_ply if suffix == ".ply" else write_splat)(tmp_path / f"direct{suffix}", scene)
     assert (tmp_path / f"out{suffix}").read_bytes() == (tmp_path / f"direct{suffix}").read_bytes()
 
@@ -132,7 +132,7 @@ def test_export_of_an_original_project_parquet_converts_the_colour_to_linear(tmp
                         random_scene(num_gaussians=40, color_activation="sigmoid"))
     table = pq.read_table(tmp_path / "ours.parquet")
     pq.write_table(table.replace_schema_metadata({}), tmp_path / "legacy.parquet")
-    fit_error = export_scene(tmp_path / "legacy.parquet", tmp_path / "legacy.splat")
+    fit_error = export_scene(tmp_path / "legacy.parquet", tmp_path / "legacy.splat").fit_error
     assert 0.0 < fit_error < 0.01
     records = _decode(tmp_path / "legacy.splat")
     assert len(records) == 40 and records["rgba"][:, :3].std() > 30  # colours, not all grey
@@ -140,6 +140,7 @@ def test_export_of_an_original_project_parquet_converts_the_colour_to_linear(tmp
 
 def test_export_to_another_suffix_is_refused_before_reading(tmp_path):
     with pytest.raises(ValueError, match=r"out\.parquet: unknown scene file suffix '\.parquet', "
-                                         r"expected one of \['\.ply', '\.splat'\]"):
+                                         r"expected one of \['\.ply', '\.compressed\.ply', "
+                                         r"'\.spz', '\.sog', '\.glb', '\.splat'\]"):
         export_scene(tmp_path / "missing.ply", tmp_path / "out.parquet")
     assert list(tmp_path.iterdir()) == []
