@@ -11,6 +11,7 @@ what the format lost by reading the file back.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -122,6 +123,7 @@ def export_scene(input_path: str | os.PathLike, output_path: str | os.PathLike,
     """
     suffix = scene_suffix(output_path, EXPORT_SUFFIXES)
     scene, fit_error = _linear_colour(read_scene(input_path), num_directions)
+    _warn_if_empty(scene, input_path, output_path)
     order = _FORMATS[suffix][1](output_path, scene)
     errors = None
     if suffix not in LOSSLESS_SUFFIXES:
@@ -156,7 +158,16 @@ def ply_to_parquet(ply_path: str | os.PathLike, parquet_path: str | os.PathLike)
         FileNotFoundError, ValueError: bad input (see `read_scene`); nothing is written.
         OSError: the parquet file cannot be written.
     """
-    write_scene_parquet(parquet_path, read_scene(ply_path))
+    scene = read_scene(ply_path)
+    _warn_if_empty(scene, ply_path, parquet_path)
+    write_scene_parquet(parquet_path, scene)
+
+
+def _warn_if_empty(scene: GaussianScene, input_path: str | os.PathLike, output_path: str | os.PathLike) -> None:
+    """Warn that a conversion writes an empty scene (legal, but seldom what was meant)."""
+    if scene.num_gaussians == 0:
+        warnings.warn(f"{input_path}: the scene has no Gaussians, so {output_path} holds an empty scene (every "
+                      "render of it is the background)")
 
 
 def _linear_colour(scene: GaussianScene, num_directions: int,

@@ -72,6 +72,9 @@ def test_parquet_of_zero_rows_converts_to_an_empty_ply_and_splat(tmp_path):
     for output in ("empty.ply", "empty.splat"):
         result = run_script("parquet_to_ply.py", "--scene", "empty.parquet", "--output", output, cwd=tmp_path)
         assert result.returncode == 0, result.stderr
+        # Issue 27 item 5: legal, but said, naming both files.
+        assert (f"parquet_to_ply.py: warning: empty.parquet: the scene has no Gaussians, so {output} holds an empty "
+                "scene") in result.stderr, result.stderr
     ply = PlyData.read(str(tmp_path / "empty.ply"))
     assert ply["vertex"].count == 0 and [p.name for p in ply["vertex"].properties] == list(PLY_PROPERTIES)
     assert read_ply(tmp_path / "empty.ply").num_gaussians == 0
@@ -82,5 +85,6 @@ def test_ply_of_zero_vertices_converts_to_a_parquet_of_zero_rows(tmp_path):
     (tmp_path / "empty.ply").write_text(_text_ply_header(0))
     result = run_script("ply_to_parquet.py", "--scene", "empty.ply", "--output", "empty.parquet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "warning: empty.ply: the scene has no Gaussians, so empty.parquet holds an empty scene" in result.stderr
     assert pq.read_table(tmp_path / "empty.parquet").num_rows == 0
     assert read_scene_parquet(tmp_path / "empty.parquet").num_gaussians == 0
