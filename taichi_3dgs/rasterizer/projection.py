@@ -11,8 +11,8 @@ is deterministic), as gsplat's `fully_fused_projection` backward computes `v_vie
 
 Packed, as gsplat's `packed=True` mode: the forward runs over all N Gaussians (it decides which are
 visible) and lists the visible ones once (`Projection.visible_ids`); the backward runs over those
-only and writes each one's own gradient row (culled rows stay zero), so no atomics are needed and
-the per-Gaussian math, hence every bit of the result, is that of a loop over all N.
+only, into packed rows that torch scatters to their distinct places (culled rows 0), so no atomics
+are needed and the per-Gaussian math, hence every bit of the result, is that of a loop over all N.
 """
 
 from typing import NamedTuple
@@ -22,7 +22,7 @@ import torch
 
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.rasterizer.config import RasterizerConfig
-from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, check_tensor
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I64_1D, check_tensor, scatter_rows
 
 
 class Projection(NamedTuple):
@@ -36,7 +36,7 @@ class Projection(NamedTuple):
             degenerate covariance, or footprint entirely outside the image).
         compensations: [N] float32, sqrt(det(cov) / det(cov + eps2d I)) when `antialiased`,
             else 1; 0 for culled Gaussians.
-        visible_ids: [V] int32, ascending indices of the Gaussians with radius > 0 (the rows the
+        visible_ids: [V] int64, ascending indices of the Gaussians with radius > 0 (the rows the
             later stages and every backward work on).
     """
 
@@ -188,14 +188,14 @@ def _project_backward(
     means: F32_2D, quats: F32_2D, log_scales: F32_2D, viewmat: F32_2D, K: F32_2D,
     width: ti.i32, height: ti.i32, eps2d: ti.f32, fov_clamp: ti.f32, antialiased: ti.i32,
     conics: F32_2D, compensations: F32_1D,
-    v_means2d: F32_2D, v_conics: F32_2D, v_depths: F32_1D, v_compensations: F32_1D, visible_ids: I32_1D,
+    v_means2d: F32_2D, v_conics: F32_2D, v_depths: F32_1D, v_compensations: F32_1D, visible_ids: I64_1D,
     v_means: F32_2D, v_quats: F32_2D, v_log_scales: F32_2D, v_viewmats: F32_3D, with_viewmat: ti.template(),
 ):
     # with_viewmat is a compile-time switch: without it the kernel is the camera-free one, so the
     # training path neither pays for the camera gradient nor changes a bit of its results.
-    # Only the visible rows are written; the caller zeroes the outputs (culled rows get 0).
-    for visible in range(visible_ids.shape[0]):
-        i = visible_ids[visible]
+    # Gaussian i = visible_ids[row] is read, the packed row `row` of the outputs written.
+    for row in range(visible_ids.shape[0]):
+        i = ti.cast(visible_ids[row], ti.i32)
         W, p = camera_point(means, viewmat, i)
         qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)
         tan_xy, inside = clamped_tan(p, K, width, height, fov_clamp)
@@ -248,24 +248,24 @@ def _project_backward(
         G_qn = rotmat_vjp(qn, G_R)
         G_q = (G_qn - qn * qn.dot(G_qn)) / q_norm
         for k in ti.static(range(3)):
-            v_means[i, k] = G_mean[k]
-            v_log_scales[i, k] = G_s[k] * s[k]
+            v_means[row, k] = G_mean[k]
+            v_log_scales[row, k] = G_s[k] * s[k]
         for k in ti.static(range(4)):
-            v_quats[i, k] = G_q[k]
+            v_quats[row, k] = G_q[k]
         if ti.static(with_viewmat):
             # p = W x + T and cov_cam = W Sigma W^T (Sigma = M M^T, G_cov_cam symmetric):
             # dL/dW = G_p x^T + 2 G_cov_cam W Sigma, dL/dT = G_p (gsplat `covar_world_to_cam_vjp`).
             G_W = G_p.outer_product(load_vec3(means, i)) + 2.0 * G_cov_cam @ W @ (M @ M.transpose())
             for r, c in ti.static(ti.ndrange(3, 3)):
-                v_viewmats[i, r, c] = G_W[r, c]
+                v_viewmats[row, r, c] = G_W[r, c]
             for r in ti.static(range(3)):
-                v_viewmats[i, r, 3] = G_p[r]
+                v_viewmats[row, r, 3] = G_p[r]
 
 
 def visible_gaussians(radii: torch.Tensor) -> torch.Tensor:
-    """[V] int32 ascending indices of the Gaussians with radius > 0, from radii [N] int32 (one host
+    """[V] int64 ascending indices of the Gaussians with radius > 0, from radii [N] int32 (one host
     sync on CUDA, as the pair count of binning)."""
-    return torch.nonzero(radii > 0).flatten().to(torch.int32)
+    return torch.nonzero(radii > 0).flatten()
 
 
 def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -302,13 +302,14 @@ class _ProjectGaussians(torch.autograd.Function):
             t.detach() for t in ctx.saved_tensors  # saved outputs come back attached to the graph
         )
         width, height, config = ctx.settings
-        v_means = torch.zeros_like(means)
-        v_quats = torch.zeros_like(quats)
-        v_log_scales = torch.zeros_like(log_scales)
+        v = visible_ids.shape[0]
+        v_means = torch.empty((v, 3), dtype=torch.float32, device=means.device)
+        v_quats = torch.empty((v, 4), dtype=torch.float32, device=means.device)
+        v_log_scales = torch.empty((v, 3), dtype=torch.float32, device=means.device)
         with_viewmat = ctx.needs_input_grad[3]
-        # dL/d(rows 0..2 of viewmat) of each Gaussian; an unread one-row placeholder when the camera
+        # dL/d(rows 0..2 of viewmat) of each visible Gaussian; an unread one-row placeholder when the camera
         # needs no gradient (the kernels are never handed empty arrays, see the n > 0 guards).
-        v_viewmats = torch.zeros((means.shape[0] if with_viewmat else 1, 3, 4), dtype=torch.float32,
+        v_viewmats = torch.zeros((v if with_viewmat else 1, 3, 4), dtype=torch.float32,
                                  device=means.device)
         if visible_ids.shape[0] > 0:
             _project_backward(
@@ -318,9 +319,12 @@ class _ProjectGaussians(torch.autograd.Function):
                 _zeros_if_none(v_depths, compensations), _zeros_if_none(v_compensations, compensations),
                 visible_ids, v_means, v_quats, v_log_scales, v_viewmats, with_viewmat,
             )
+        n = means.shape[0]
         v_viewmat = None
         if with_viewmat:  # the last row of a rigid transform is constant: zero gradient
-            v_viewmat = torch.cat([v_viewmats.sum(0), torch.zeros_like(viewmat[3:])])
+            # summed over all N rows (zeros for the culled), the very sum of an unpacked backward
+            v_viewmat = torch.cat([scatter_rows(v_viewmats, visible_ids, n).sum(0), torch.zeros_like(viewmat[3:])])
+        v_means, v_quats, v_log_scales = (scatter_rows(t, visible_ids, n) for t in (v_means, v_quats, v_log_scales))
         return v_means, v_quats, v_log_scales, v_viewmat, None, None, None, None
 
 
