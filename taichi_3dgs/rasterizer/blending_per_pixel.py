@@ -129,6 +129,26 @@ def replay_step(pair: ti.template(), x: ti.i32, y: ti.i32, T: ti.f32, T_final: t
     return grad, hit, T_front, behind_out
 
 
+@ti.func
+def replay_start(tile_end: ti.template(), start: ti.i32, thread: ti.i32, x: ti.i32, y: ti.i32, inside: ti.i32,
+                 transmittance: ti.template(), last: ti.template(), v_image: ti.template(),
+                 v_alpha_out: ti.template()):
+    """A backward thread's start: (one past the tile's last contributor, the same for the whole
+    block; the pixel's final transmittance, last contributor, dL/dalpha, dL/dcolour), neutral
+    values for threads past the image edge. Every thread of the block must call it (barriers)."""
+    if thread == 0:
+        tile_end[0] = start
+    T_final, last_j, v_alpha_pixel = 1.0, 0, 0.0
+    v_c = ti.math.vec3(0.0)
+    if inside:
+        T_final, last_j, v_alpha_pixel = transmittance[y, x], last[y, x], v_alpha_out[y, x]
+        v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
+    ti.simt.block.sync()
+    ti.atomic_max(tile_end[0], last_j)  # integer max: exact in any order
+    ti.simt.block.sync()
+    return tile_end[0], T_final, last_j, v_alpha_pixel, v_c
+
+
 @ti.kernel
 def backward_per_pixel(
     payload: F32_2D, tile_ranges: I32_2D, background: F32_1D, width: ti.i32, height: ti.i32,
@@ -151,17 +171,8 @@ def backward_per_pixel(
         thread = p % block
         inside = x < width and y < height
         start = tile_ranges[t, 0]
-        if thread == 0:
-            tile_end[0] = start
-        T_final, last_j, v_alpha_pixel = 1.0, 0, 0.0
-        v_c = ti.math.vec3(0.0)
-        if inside:
-            T_final, last_j, v_alpha_pixel = transmittance[y, x], last[y, x], v_alpha_out[y, x]
-            v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
-        ti.simt.block.sync()
-        ti.atomic_max(tile_end[0], last_j)
-        ti.simt.block.sync()
-        top = tile_end[0]  # the same for the whole block
+        top, T_final, last_j, v_alpha_pixel, v_c = replay_start(tile_end, start, thread, x, y, inside,
+                                                                transmittance, last, v_image, v_alpha_out)
         T = T_final
         behind = ti.math.vec3(0.0)
         bg = ti.math.vec3(background[0], background[1], background[2])
@@ -216,17 +227,8 @@ def backward_per_pixel_rows(
         thread = p % block
         inside = x < width and y < height
         start = tile_ranges[t, 0]
-        if thread == 0:
-            tile_end[0] = start
-        T_final, last_j, v_alpha_pixel = 1.0, 0, 0.0
-        v_c = ti.math.vec3(0.0)
-        if inside:
-            T_final, last_j, v_alpha_pixel = transmittance[y, x], last[y, x], v_alpha_out[y, x]
-            v_c = ti.math.vec3(v_image[y, x, 0], v_image[y, x, 1], v_image[y, x, 2])
-        ti.simt.block.sync()
-        ti.atomic_max(tile_end[0], last_j)  # integer max: exact in any order
-        ti.simt.block.sync()
-        top = tile_end[0]
+        top, T_final, last_j, v_alpha_pixel, v_c = replay_start(tile_end, start, thread, x, y, inside,
+                                                                transmittance, last, v_image, v_alpha_out)
         behind_all = top + thread  # pairs behind every pixel's last contributor: zero rows
         while behind_all < tile_ranges[t, 1]:
             for k in ti.static(range(size)):
