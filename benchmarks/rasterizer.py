@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from benchmarks.garden_scene import load_garden_scene  # noqa: E402
-from taichi_3dgs import init_taichi, rasterize  # noqa: E402
+from taichi_3dgs import RasterizerConfig, init_taichi, rasterize  # noqa: E402
 from taichi_3dgs.backend import torch_device  # noqa: E402
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS  # noqa: E402
 from taichi_3dgs.viewer.rendering import save_png, to_uint8  # noqa: E402
@@ -150,6 +150,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save_image", type=Path, default=None, help="write the rendered image to this PNG")
     parser.add_argument("--gsplat", action="store_true", help="also time gsplat's CUDA rasterization")
+    parser.add_argument("--blend_backward", choices=("atomic", "reproducible"), default="atomic",
+                        help="RasterizerConfig.blend_backward (the GPU layout's gradient sums)")
     parser.add_argument("--torch_threads", type=int, default=None,
                         help="torch intra-op threads (default: torch's choice); on a loaded shared CPU, "
                              "1 avoids OpenMP hand-off stalls in the torch glue (sort, index_add)")
@@ -176,10 +178,12 @@ def main(argv=None) -> None:
     scene = {name: value.to(device).contiguous() if isinstance(value, torch.Tensor) else value
              for name, value in scene.items()}
     params = {name: scene[name].clone().requires_grad_(True) for name in TENSOR_FIELDS}
+    config = RasterizerConfig(blend_backward=args.blend_backward)
 
     def forward():
         return rasterize(params["means"], params["quats"], params["log_scales"], params["opacity_logits"],
-                         params["sh_coeffs"], scene["viewmat"], scene["K"], args.width, args.height, sh_degree=3)
+                         params["sh_coeffs"], scene["viewmat"], scene["K"], args.width, args.height, sh_degree=3,
+                         config=config)
 
     def forward_backward():
         out = forward()
@@ -187,7 +191,8 @@ def main(argv=None) -> None:
 
     out = forward()
     print(device_line(arch))
-    print(f"image: {args.width}x{args.height}, scene tiled {args.tile}x{args.tile}")
+    print(f"image: {args.width}x{args.height}, scene tiled {args.tile}x{args.tile}, "
+          f"blend_backward {args.blend_backward}")
     print(f"Gaussians: {len(scene['means']):,} ({int((out.radii > 0).sum()):,} visible)")
     print(f"(tile, Gaussian) pairs: {out.num_pairs:,}")
     forward_ms = median_ms(forward, args.runs, args.warmup, timer)

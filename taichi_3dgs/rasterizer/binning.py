@@ -21,12 +21,18 @@ class TileBins(NamedTuple):
         tile_ranges: [tiles_y * tiles_x, 2] int32, [start, end) of each tile's pairs in
             `gaussian_ids`; tiles in row-major order (tile id = tile_y * tiles_x + tile_x).
         tiles_x, tiles_y: tile grid size, ceil(width / tile_size) x ceil(height / tile_size).
+        pair_order: [M] int64, each sorted pair's position in the Gaussian-major list the pairs are
+            emitted in (Gaussian i's pairs at [pair_ends[i-1], pair_ends[i]), tile ids ascending).
+        pair_ends: [N] int64, one past Gaussian i's last position in that list (cumulative counts).
+            With these, per-pair values are summed per Gaussian in a fixed order without atomics.
     """
 
     gaussian_ids: torch.Tensor
     tile_ranges: torch.Tensor
     tiles_x: int
     tiles_y: int
+    pair_order: torch.Tensor
+    pair_ends: torch.Tensor
 
 
 @ti.func
@@ -105,7 +111,8 @@ def bin_tiles(
     n = radii.shape[0]
     tile_ranges = torch.zeros((tiles_x * tiles_y, 2), dtype=torch.int32, device=device)
     if n == 0:
-        return TileBins(torch.zeros((0,), dtype=torch.int32, device=device), tile_ranges, tiles_x, tiles_y)
+        empty = torch.zeros((0,), dtype=torch.int64, device=device)
+        return TileBins(empty.int(), tile_ranges, tiles_x, tiles_y, empty, empty)
     means2d = means2d.detach().contiguous()
     counts = torch.empty((n,), dtype=torch.int32, device=device)
     _count_tiles(means2d, radii, tile_size, tiles_x, tiles_y, counts)
@@ -113,6 +120,7 @@ def bin_tiles(
     num_pairs = int(ends[-1])  # the one host sync of the forward pass: sizes the pair buffers
     keys = torch.empty((num_pairs,), dtype=torch.int64, device=device)
     ids = torch.empty((num_pairs,), dtype=torch.int32, device=device)
+    order = torch.empty((num_pairs,), dtype=torch.int64, device=device)
     if num_pairs > 0:
         _emit_pairs(means2d, radii, depths.detach().contiguous(), ends, tile_size, tiles_x, tiles_y, keys, ids)
         # Stable: Gaussians at bit-equal depths (duplicated points, clones) keep index order in
@@ -120,4 +128,4 @@ def bin_tiles(
         sorted_keys, order = torch.sort(keys, stable=True)
         ids = ids[order]
         _find_tile_ranges(sorted_keys, tile_ranges)
-    return TileBins(ids, tile_ranges, tiles_x, tiles_y)
+    return TileBins(ids, tile_ranges, tiles_x, tiles_y, order, ends)

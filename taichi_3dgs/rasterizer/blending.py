@@ -12,7 +12,9 @@ This module holds the autograd op and the choice of kernel layout, by architectu
 - "per_tile" (CPU, `blending_per_tile`): one thread per tile, Gaussians outer and pixels inner;
   per-(tile, Gaussian) gradient rows summed here in a fixed order (bit-for-bit reproducible).
 - "per_pixel" (CUDA, Vulkan, `blending_per_pixel`): one thread per pixel, one block per tile, the
-  tile's pairs staged in block shared memory, gradients added atomically.
+  tile's pairs staged in block shared memory; gradients added atomically, or with
+  `RasterizerConfig.blend_backward = "reproducible"` summed in the block in a fixed order into one
+  row per pair and then per Gaussian in a fixed order (bit-for-bit reproducible, no atomics).
 Both read the per-pair payload of `blending_payload`, gathered here in sorted order.
 
 With an `absgrad_out` accumulator the backward also sums, per Gaussian, the absolute value of each
@@ -29,23 +31,30 @@ from taichi_3dgs.rasterizer.binning import TileBins
 from taichi_3dgs.rasterizer.blending_payload import (
     ABS_U, ABS_V, ABSGRAD_SIZE, GRAD_SIZE, PAYLOAD_SIZE, gather_payload,
 )
-from taichi_3dgs.rasterizer.blending_per_pixel import backward_per_pixel, forward_per_pixel
+from taichi_3dgs.rasterizer.blending_per_pixel import (
+    backward_per_pixel, backward_per_pixel_rows, forward_per_pixel, sum_pair_rows,
+)
 from taichi_3dgs.rasterizer.blending_per_tile import backward_per_tile, forward_per_tile
 from taichi_3dgs.rasterizer.config import RasterizerConfig
 from taichi_3dgs.rasterizer.ndarrays import check_tensor
 
 KERNELS = ("auto", "per_tile", "per_pixel")
+# Largest tile of the reproducible per-pixel backward: its shared-memory batches must fit in 48 KB.
+MAX_REPRODUCIBLE_TILE = 16
 
 
-def _layout(kernel: str) -> str:
+def _layout(kernel: str, config: RasterizerConfig) -> str:
     if kernel not in KERNELS:
         raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
     arch = init_taichi()
     if kernel == "auto":
-        return "per_pixel" if arch in GPU_ARCHS else "per_tile"
+        kernel = "per_pixel" if arch in GPU_ARCHS else "per_tile"
     if kernel == "per_pixel" and arch not in GPU_ARCHS:
         raise ValueError(f"kernel 'per_pixel' needs block shared memory, which Taichi has on {GPU_ARCHS}, "
                          f"not on {arch!r}")
+    if kernel == "per_pixel" and config.blend_backward == "reproducible" and config.tile_size > MAX_REPRODUCIBLE_TILE:
+        raise ValueError(f"RasterizerConfig.blend_backward 'reproducible' on {arch!r} needs tile_size <= "
+                         f"{MAX_REPRODUCIBLE_TILE}, got {config.tile_size}")
     return kernel
 
 
@@ -71,7 +80,8 @@ class _BlendTiles(torch.autograd.Function):
         kernel(payload, bins.tile_ranges, background, width, height, bins.tiles_x, config.tile_size,
                config.alpha_threshold, config.max_alpha, config.transmittance_threshold,
                image, transmittance, depth, last)
-        ctx.save_for_backward(ids, payload, bins.tile_ranges, background, transmittance, last)
+        ctx.save_for_backward(ids, payload, bins.tile_ranges, background, transmittance, last, bins.pair_order,
+                              bins.pair_ends)
         ctx.settings = (means2d.shape[0], bins.tiles_x, width, height, config, layout)
         # Not saved for backward: the backward adds to it in place, as autograd adds to .grad.
         ctx.absgrad_out = absgrad_out
@@ -80,7 +90,7 @@ class _BlendTiles(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, v_image, v_alpha, _v_depth):
-        ids, payload, tile_ranges, background, transmittance, last = ctx.saved_tensors
+        ids, payload, tile_ranges, background, transmittance, last, pair_order, pair_ends = ctx.saved_tensors
         n, tiles_x, width, height, config, layout = ctx.settings
         device = payload.device
         v_image = torch.zeros_like(transmittance).unsqueeze(-1).expand(-1, -1, 3).contiguous() \
@@ -97,6 +107,10 @@ class _BlendTiles(torch.autograd.Function):
             pair_grads = torch.empty((ids.shape[0], grad_size), dtype=torch.float32, device=device)
             backward_per_tile(*args, pair_grads)
             grads.index_add_(0, ids.long(), pair_grads)  # int64: torch's int32 path is 5x slower
+        elif ids.shape[0] > 0 and config.blend_backward == "reproducible":
+            pair_rows = torch.empty((ids.shape[0], grad_size), dtype=torch.float32, device=device)
+            backward_per_pixel_rows(*args, pair_order, pair_rows)
+            sum_pair_rows(pair_rows, pair_ends, grads)
         elif ids.shape[0] > 0:
             backward_per_pixel(*args, ids, grads)
         v_means2d = grads[:, 0:2]
@@ -136,7 +150,8 @@ def blend_tiles(
         bins: `TileBins` from `bin_tiles` for the same Gaussians and image size.
         width, height: image size in pixels.
         background: [3] float32 RGB, weighted by the final transmittance.
-        config: tile_size, alpha_threshold, max_alpha, transmittance_threshold are used.
+        config: tile_size, alpha_threshold, max_alpha, transmittance_threshold and (per_pixel) blend_backward
+            are used.
         kernel: "auto" (per_tile on CPU, per_pixel on CUDA and Vulkan), "per_tile" or "per_pixel".
         absgrad_out: None, or a float32 [N, 2] tensor on the device of means2d, to which each
             backward pass adds, per Gaussian, the sum over pixels of (|dL_p/du|, |dL_p/dv|),
@@ -148,10 +163,11 @@ def blend_tiles(
         camera z normalised by alpha, 0 where alpha is 0), all float32.
 
     Raises:
-        ValueError: unknown `kernel`, "per_pixel" on ti.cpu (which has no block shared memory), or an
+        ValueError: unknown `kernel`, "per_pixel" on ti.cpu (which has no block shared memory),
+            blend_backward "reproducible" with "per_pixel" and a tile_size over 16, or an
             `absgrad_out` that is not a float32 [N, 2] tensor on the device of means2d.
     """
-    layout = _layout(kernel)
+    layout = _layout(kernel, config)
     if absgrad_out is not None:
         check_tensor("absgrad_out", absgrad_out, (means2d.shape[0], 2), means2d.device)
     return _BlendTiles.apply(

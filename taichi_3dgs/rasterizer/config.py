@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from taichi_3dgs.color_model import COLOR_ACTIVATIONS
 
+# How the GPU blending layout ("per_pixel") sums the blend's gradients (`blend_backward`).
+BLEND_BACKWARDS = ("atomic", "reproducible")
+
 
 @dataclass(frozen=True)
 class RasterizerConfig:
@@ -30,6 +33,13 @@ class RasterizerConfig:
             Taichi project: rgb = sigmoid(SH)).
         antialiased: multiply opacity by sqrt(det(cov) / det(cov + eps2d I)) (Mip-Splatting,
             Yu et al. 2024, eq. 9 as implemented in gsplat).
+        blend_backward: how the GPU blending layout (CUDA, Vulkan) sums each Gaussian's gradient
+            over pixels: "atomic" (every pixel adds to global memory atomically; the float sums
+            depend on thread timing, so repeated runs differ in the last bits) or "reproducible"
+            (summed inside the tile's block in a fixed order, one row per (tile, Gaussian) pair
+            without atomics, then the rows per Gaussian in a fixed order: the same inputs give
+            bit-identical gradients; tile_size <= 16). The CPU layout is always reproducible and
+            ignores it. "atomic" stays the default until a GPU measurement compares the two.
 
     Raises:
         ValueError: from __post_init__, when a field is out of its range.
@@ -46,6 +56,7 @@ class RasterizerConfig:
     transmittance_threshold: float = 1e-4
     color_activation: str = "linear"
     antialiased: bool = False
+    blend_backward: str = "atomic"
 
     def __post_init__(self) -> None:
         checks = [
@@ -58,6 +69,7 @@ class RasterizerConfig:
             ("max_alpha", 0.0 < self.max_alpha < 1.0, "in (0, 1)"),
             ("transmittance_threshold", 0.0 <= self.transmittance_threshold < 1.0, "in [0, 1)"),
             ("color_activation", self.color_activation in COLOR_ACTIVATIONS, f"one of {COLOR_ACTIVATIONS}"),
+            ("blend_backward", self.blend_backward in BLEND_BACKWARDS, f"one of {BLEND_BACKWARDS}"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -1,4 +1,5 @@
-"""Taichi ndarray argument types of the rasterizer kernels, and the check of the torch tensors passed to them."""
+"""Taichi ndarray argument types of the rasterizer kernels, the check of the torch tensors passed to them, and
+the scatter of packed (visible-only) kernel outputs back to all rows."""
 import taichi as ti
 import torch
 
@@ -22,3 +23,14 @@ def check_tensor(name: str, tensor: torch.Tensor, shape: tuple, device: torch.de
         raise ValueError(f"{name}: expected dtype float32, got {tensor.dtype}")
     if tensor.device != device:
         raise ValueError(f"{name}: expected device {device}, got {tensor.device}")
+
+
+def scatter_rows(packed: torch.Tensor, ids: torch.Tensor, n: int) -> torch.Tensor:
+    """[n, ...] zeros with row ids[r] = packed[r]: a packed kernel output ([V, ...], one row per
+    visible Gaussian) put back in place. ids [V] int64 must be distinct (each row written once, so
+    the result does not depend on the order of the writes: no atomics). Kernels write packed
+    arrays whole: on Vulkan an array a kernel only writes is not copied to the device first, so
+    rows it skipped would come back undefined."""
+    full = packed.new_zeros((n, *packed.shape[1:]))
+    full[ids] = packed
+    return full

@@ -130,7 +130,8 @@ def rasterize(
     if means2d.requires_grad:
         means2d.retain_grad()
     camera_center = -(viewmat[:3, :3].T @ viewmat[:3, 3])  # autograd carries the viewmat's gradient
-    colors = activate_colors(evaluate_sh(sh_coeffs, means, camera_center, sh_degree), config.color_activation)
+    colors = activate_colors(evaluate_sh(sh_coeffs, means, camera_center, sh_degree, proj.visible_ids),
+                             config.color_activation)
     opacities = torch.sigmoid(opacity_logits)
     if config.antialiased:  # otherwise the compensations are 1 (0 only for culled, unbinned Gaussians)
         opacities = opacities * proj.compensations

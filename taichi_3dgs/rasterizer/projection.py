@@ -8,6 +8,11 @@ The backward is the chain rule through exactly these steps (same structure as gs
 `persp_proj_vjp`, `covar_world_to_cam_vjp`, `quat_scale_to_covar_vjp`). The camera gradient, only
 when the viewmat requires grad, is written per Gaussian and summed with torch (no atomics: the sum
 is deterministic), as gsplat's `fully_fused_projection` backward computes `v_viewmats`.
+
+Packed, as gsplat's `packed=True` mode: the forward runs over all N Gaussians (it decides which are
+visible) and lists the visible ones once (`Projection.visible_ids`); the backward runs over those
+only, into packed rows that torch scatters to their distinct places (culled rows 0), so no atomics
+are needed and the per-Gaussian math, hence every bit of the result, is that of a loop over all N.
 """
 
 from typing import NamedTuple
@@ -17,7 +22,7 @@ import torch
 
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.rasterizer.config import RasterizerConfig
-from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, check_tensor
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I32_1D, I64_1D, check_tensor, scatter_rows
 
 
 class Projection(NamedTuple):
@@ -31,6 +36,8 @@ class Projection(NamedTuple):
             degenerate covariance, or footprint entirely outside the image).
         compensations: [N] float32, sqrt(det(cov) / det(cov + eps2d I)) when `antialiased`,
             else 1; 0 for culled Gaussians.
+        visible_ids: [V] int64, ascending indices of the Gaussians with radius > 0 (the rows the
+            later stages and every backward work on).
     """
 
     means2d: torch.Tensor
@@ -38,6 +45,7 @@ class Projection(NamedTuple):
     depths: torch.Tensor
     radii: torch.Tensor
     compensations: torch.Tensor
+    visible_ids: torch.Tensor
 
 
 @ti.func
@@ -179,86 +187,85 @@ def _project_forward(
 def _project_backward(
     means: F32_2D, quats: F32_2D, log_scales: F32_2D, viewmat: F32_2D, K: F32_2D,
     width: ti.i32, height: ti.i32, eps2d: ti.f32, fov_clamp: ti.f32, antialiased: ti.i32,
-    radii: I32_1D, conics: F32_2D, compensations: F32_1D,
-    v_means2d: F32_2D, v_conics: F32_2D, v_depths: F32_1D, v_compensations: F32_1D,
+    conics: F32_2D, compensations: F32_1D,
+    v_means2d: F32_2D, v_conics: F32_2D, v_depths: F32_1D, v_compensations: F32_1D, visible_ids: I64_1D,
     v_means: F32_2D, v_quats: F32_2D, v_log_scales: F32_2D, v_viewmats: F32_3D, with_viewmat: ti.template(),
 ):
     # with_viewmat is a compile-time switch: without it the kernel is the camera-free one, so the
     # training path neither pays for the camera gradient nor changes a bit of its results.
-    for i in range(means.shape[0]):
+    # Gaussian i = visible_ids[row] is read, the packed row `row` of the outputs written.
+    for row in range(visible_ids.shape[0]):
+        i = ti.cast(visible_ids[row], ti.i32)
+        W, p = camera_point(means, viewmat, i)
+        qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)
+        tan_xy, inside = clamped_tan(p, K, width, height, fov_clamp)
+        J = jacobian(p, tan_xy, K)
+
+        # conic = inverse(cov): dL/dcov = -A G A, with G the symmetric gradient of A.
+        A = ti.math.mat2([[conics[i, 0], conics[i, 1]], [conics[i, 1], conics[i, 2]]])
+        G_A = ti.math.mat2(
+            [[v_conics[i, 0], 0.5 * v_conics[i, 1]], [0.5 * v_conics[i, 1], v_conics[i, 2]]]
+        )
+        G_cov = -A @ G_A @ A
+        comp = compensations[i]
+        if antialiased and comp > 0.0:
+            # d(comp^2)/dcov = (1 - comp^2) cov^-1 - eps2d det(cov^-1) I (Mip-Splatting eq. 9)
+            det_A = A[0, 0] * A[1, 1] - A[0, 1] * A[0, 1]
+            G_cov += (v_compensations[i] * 0.5 / comp) * (
+                (1.0 - comp * comp) * A - eps2d * det_A * ti.math.mat2([[1.0, 0.0], [0.0, 1.0]])
+            )
+        G_cov_cam = J.transpose() @ G_cov @ J
+        G_J = 2.0 * G_cov @ J @ cov_cam
+
+        fx, fy, rz = K[0, 0], K[1, 1], 1.0 / p.z
+        rz2 = rz * rz
+        G_p = ti.math.vec3(
+            fx * rz * v_means2d[i, 0],
+            fy * rz * v_means2d[i, 1],
+            -(fx * p.x * v_means2d[i, 0] + fy * p.y * v_means2d[i, 1]) * rz2 + v_depths[i],
+        )
+        # J02 = -fx tx / z with tx = clamp(x/z): through x only when unclamped.
+        G_p.z += -fx * rz2 * G_J[0, 0] - fy * rz2 * G_J[1, 1]
+        if inside.x:
+            G_p.x += -fx * rz2 * G_J[0, 2]
+            G_p.z += 2.0 * fx * p.x * rz2 * rz * G_J[0, 2]
+        else:
+            G_p.z += fx * tan_xy.x * rz2 * G_J[0, 2]
+        if inside.y:
+            G_p.y += -fy * rz2 * G_J[1, 2]
+            G_p.z += 2.0 * fy * p.y * rz2 * rz * G_J[1, 2]
+        else:
+            G_p.z += fy * tan_xy.y * rz2 * G_J[1, 2]
+
+        G_mean = W.transpose() @ G_p
+        G_sigma = W.transpose() @ G_cov_cam @ W
+        G_M = 2.0 * G_sigma @ M
+        G_R = ti.math.mat3(0.0)
+        G_s = ti.math.vec3(0.0)
+        for r, c in ti.static(ti.ndrange(3, 3)):
+            G_R[r, c] = G_M[r, c] * s[c]
+            G_s[c] += G_M[r, c] * R[r, c]
+        G_qn = rotmat_vjp(qn, G_R)
+        G_q = (G_qn - qn * qn.dot(G_qn)) / q_norm
         for k in ti.static(range(3)):
-            v_means[i, k] = 0.0
-            v_log_scales[i, k] = 0.0
+            v_means[row, k] = G_mean[k]
+            v_log_scales[row, k] = G_s[k] * s[k]
         for k in ti.static(range(4)):
-            v_quats[i, k] = 0.0
+            v_quats[row, k] = G_q[k]
         if ti.static(with_viewmat):
-            for r, c in ti.static(ti.ndrange(3, 4)):
-                v_viewmats[i, r, c] = 0.0
-        if radii[i] > 0:
-            W, p = camera_point(means, viewmat, i)
-            qn, q_norm, R, s, M, cov_cam = camera_covariance(quats, log_scales, W, i)
-            tan_xy, inside = clamped_tan(p, K, width, height, fov_clamp)
-            J = jacobian(p, tan_xy, K)
-
-            # conic = inverse(cov): dL/dcov = -A G A, with G the symmetric gradient of A.
-            A = ti.math.mat2([[conics[i, 0], conics[i, 1]], [conics[i, 1], conics[i, 2]]])
-            G_A = ti.math.mat2(
-                [[v_conics[i, 0], 0.5 * v_conics[i, 1]], [0.5 * v_conics[i, 1], v_conics[i, 2]]]
-            )
-            G_cov = -A @ G_A @ A
-            comp = compensations[i]
-            if antialiased and comp > 0.0:
-                # d(comp^2)/dcov = (1 - comp^2) cov^-1 - eps2d det(cov^-1) I (Mip-Splatting eq. 9)
-                det_A = A[0, 0] * A[1, 1] - A[0, 1] * A[0, 1]
-                G_cov += (v_compensations[i] * 0.5 / comp) * (
-                    (1.0 - comp * comp) * A - eps2d * det_A * ti.math.mat2([[1.0, 0.0], [0.0, 1.0]])
-                )
-            G_cov_cam = J.transpose() @ G_cov @ J
-            G_J = 2.0 * G_cov @ J @ cov_cam
-
-            fx, fy, rz = K[0, 0], K[1, 1], 1.0 / p.z
-            rz2 = rz * rz
-            G_p = ti.math.vec3(
-                fx * rz * v_means2d[i, 0],
-                fy * rz * v_means2d[i, 1],
-                -(fx * p.x * v_means2d[i, 0] + fy * p.y * v_means2d[i, 1]) * rz2 + v_depths[i],
-            )
-            # J02 = -fx tx / z with tx = clamp(x/z): through x only when unclamped.
-            G_p.z += -fx * rz2 * G_J[0, 0] - fy * rz2 * G_J[1, 1]
-            if inside.x:
-                G_p.x += -fx * rz2 * G_J[0, 2]
-                G_p.z += 2.0 * fx * p.x * rz2 * rz * G_J[0, 2]
-            else:
-                G_p.z += fx * tan_xy.x * rz2 * G_J[0, 2]
-            if inside.y:
-                G_p.y += -fy * rz2 * G_J[1, 2]
-                G_p.z += 2.0 * fy * p.y * rz2 * rz * G_J[1, 2]
-            else:
-                G_p.z += fy * tan_xy.y * rz2 * G_J[1, 2]
-
-            G_mean = W.transpose() @ G_p
-            G_sigma = W.transpose() @ G_cov_cam @ W
-            G_M = 2.0 * G_sigma @ M
-            G_R = ti.math.mat3(0.0)
-            G_s = ti.math.vec3(0.0)
+            # p = W x + T and cov_cam = W Sigma W^T (Sigma = M M^T, G_cov_cam symmetric):
+            # dL/dW = G_p x^T + 2 G_cov_cam W Sigma, dL/dT = G_p (gsplat `covar_world_to_cam_vjp`).
+            G_W = G_p.outer_product(load_vec3(means, i)) + 2.0 * G_cov_cam @ W @ (M @ M.transpose())
             for r, c in ti.static(ti.ndrange(3, 3)):
-                G_R[r, c] = G_M[r, c] * s[c]
-                G_s[c] += G_M[r, c] * R[r, c]
-            G_qn = rotmat_vjp(qn, G_R)
-            G_q = (G_qn - qn * qn.dot(G_qn)) / q_norm
-            for k in ti.static(range(3)):
-                v_means[i, k] = G_mean[k]
-                v_log_scales[i, k] = G_s[k] * s[k]
-            for k in ti.static(range(4)):
-                v_quats[i, k] = G_q[k]
-            if ti.static(with_viewmat):
-                # p = W x + T and cov_cam = W Sigma W^T (Sigma = M M^T, G_cov_cam symmetric):
-                # dL/dW = G_p x^T + 2 G_cov_cam W Sigma, dL/dT = G_p (gsplat `covar_world_to_cam_vjp`).
-                G_W = G_p.outer_product(load_vec3(means, i)) + 2.0 * G_cov_cam @ W @ (M @ M.transpose())
-                for r, c in ti.static(ti.ndrange(3, 3)):
-                    v_viewmats[i, r, c] = G_W[r, c]
-                for r in ti.static(range(3)):
-                    v_viewmats[i, r, 3] = G_p[r]
+                v_viewmats[row, r, c] = G_W[r, c]
+            for r in ti.static(range(3)):
+                v_viewmats[row, r, 3] = G_p[r]
+
+
+def visible_gaussians(radii: torch.Tensor) -> torch.Tensor:
+    """[V] int64 ascending indices of the Gaussians with radius > 0, from radii [N] int32 (one host
+    sync on CUDA, as the pair count of binning)."""
+    return torch.nonzero(radii > 0).flatten()
 
 
 def _zeros_if_none(grad: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -283,36 +290,41 @@ class _ProjectGaussians(torch.autograd.Function):
                 config.near_plane, config.far_plane, config.fov_clamp, config.radius_sigmas,
                 int(config.antialiased), means2d, conics, depths, radii, compensations,
             )
-        ctx.save_for_backward(means, quats, log_scales, viewmat, K, radii, conics, compensations)
+        visible_ids = visible_gaussians(radii)
+        ctx.save_for_backward(means, quats, log_scales, viewmat, K, visible_ids, conics, compensations)
         ctx.settings = (width, height, config)
-        ctx.mark_non_differentiable(radii)
-        return means2d, conics, depths, radii, compensations
+        ctx.mark_non_differentiable(radii, visible_ids)
+        return means2d, conics, depths, radii, compensations, visible_ids
 
     @staticmethod
-    def backward(ctx, v_means2d, v_conics, v_depths, _v_radii, v_compensations):
-        means, quats, log_scales, viewmat, K, radii, conics, compensations = (
+    def backward(ctx, v_means2d, v_conics, v_depths, _v_radii, v_compensations, _v_visible_ids):
+        means, quats, log_scales, viewmat, K, visible_ids, conics, compensations = (
             t.detach() for t in ctx.saved_tensors  # saved outputs come back attached to the graph
         )
         width, height, config = ctx.settings
-        v_means = torch.empty_like(means)
-        v_quats = torch.empty_like(quats)
-        v_log_scales = torch.empty_like(log_scales)
+        v = visible_ids.shape[0]
+        v_means = torch.empty((v, 3), dtype=torch.float32, device=means.device)
+        v_quats = torch.empty((v, 4), dtype=torch.float32, device=means.device)
+        v_log_scales = torch.empty((v, 3), dtype=torch.float32, device=means.device)
         with_viewmat = ctx.needs_input_grad[3]
-        # dL/d(rows 0..2 of viewmat) of each Gaussian; an unread one-row placeholder when the camera
+        # dL/d(rows 0..2 of viewmat) of each visible Gaussian; an unread one-row placeholder when the camera
         # needs no gradient (the kernels are never handed empty arrays, see the n > 0 guards).
-        v_viewmats = torch.zeros((means.shape[0] if with_viewmat else 1, 3, 4), dtype=torch.float32,
+        v_viewmats = torch.zeros((v if with_viewmat else 1, 3, 4), dtype=torch.float32,
                                  device=means.device)
-        if means.shape[0] > 0:
+        if visible_ids.shape[0] > 0:
             _project_backward(
                 means, quats, log_scales, viewmat, K, width, height, config.eps2d,
-                config.fov_clamp, int(config.antialiased), radii, conics, compensations,
+                config.fov_clamp, int(config.antialiased), conics, compensations,
                 _zeros_if_none(v_means2d, means[:, :2]), _zeros_if_none(v_conics, conics),
                 _zeros_if_none(v_depths, compensations), _zeros_if_none(v_compensations, compensations),
-                v_means, v_quats, v_log_scales, v_viewmats, with_viewmat,
+                visible_ids, v_means, v_quats, v_log_scales, v_viewmats, with_viewmat,
             )
+        n = means.shape[0]
         v_viewmat = None
         if with_viewmat:  # the last row of a rigid transform is constant: zero gradient
-            v_viewmat = torch.cat([v_viewmats.sum(0), torch.zeros_like(viewmat[3:])])
+            # summed over all N rows (zeros for the culled), the very sum of an unpacked backward
+            v_viewmat = torch.cat([scatter_rows(v_viewmats, visible_ids, n).sum(0), torch.zeros_like(viewmat[3:])])
+        v_means, v_quats, v_log_scales = (scatter_rows(t, visible_ids, n) for t in (v_means, v_quats, v_log_scales))
         return v_means, v_quats, v_log_scales, v_viewmat, None, None, None, None
 
 
@@ -342,8 +354,9 @@ def project_gaussians(
         config: see `RasterizerConfig` (eps2d, near/far planes, fov_clamp, radius_sigmas, antialiased).
 
     Returns:
-        `Projection` (means2d, conics, depths, radii, compensations). Gradients flow back from
-        means2d, conics, depths and compensations; culled Gaussians get exactly zero gradient.
+        `Projection` (means2d, conics, depths, radii, compensations, visible_ids). Gradients flow
+        back from means2d, conics, depths and compensations, computed for the visible Gaussians
+        only; culled Gaussians get exactly zero gradient.
 
     Raises:
         ValueError: a tensor has the wrong shape, dtype or device.

@@ -5,6 +5,9 @@ Basis, order and signs of the official 3DGS code (graphdeco-inria `utils/sh_util
 direction is normalize(mean - camera_center) in the world frame; its gradient reaches `means`
 through the normalisation (official `computeColorFromSH` backward), and `camera_center`, when it
 requires grad, as minus the sum of those per-Gaussian gradients (a torch sum: no atomics).
+Given the visible Gaussians' indices (the projection's `visible_ids`, gsplat's packed mode), the
+forward and the backward run over those only, into packed [V, ...] arrays that torch scatters to
+their distinct rows (no atomics; the other rows of the colours and gradients are 0).
 """
 
 import taichi as ti
@@ -12,7 +15,7 @@ import torch
 
 from taichi_3dgs.backend import init_taichi
 from taichi_3dgs.color_model import MAX_SH_DEGREE, NUM_SH_COEFFS, SH_C0, SH_C1, SH_C2, SH_C3, num_sh_coeffs
-from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, check_tensor
+from taichi_3dgs.rasterizer.ndarrays import F32_1D, F32_2D, F32_3D, I64_1D, check_tensor, scatter_rows
 
 Vec16 = ti.types.vector(NUM_SH_COEFFS, ti.f32)
 Mat16x3 = ti.types.matrix(NUM_SH_COEFFS, 3, ti.f32)
@@ -73,9 +76,10 @@ def view_direction(means: ti.template(), i: ti.i32, camera_center: ti.template()
 
 @ti.kernel
 def _sh_forward(
-    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, colors: F32_2D
+    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, ids: I64_1D, colors: F32_2D
 ):
-    for i in range(means.shape[0]):
+    for row in range(ids.shape[0]):
+        i = ti.cast(ids[row], ti.i32)
         d, _ = view_direction(means, i, camera_center)
         basis = sh_basis(d)
         for ch in ti.static(range(3)):
@@ -83,15 +87,17 @@ def _sh_forward(
             for k in ti.static(range(NUM_SH_COEFFS)):
                 if k < num_bases:
                     acc += basis[k] * sh_coeffs[i, k, ch]
-            colors[i, ch] = acc
+            colors[row, ch] = acc
 
 
 @ti.kernel
 def _sh_backward(
-    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, v_colors: F32_2D,
+    sh_coeffs: F32_3D, means: F32_2D, camera_center: F32_1D, num_bases: ti.i32, ids: I64_1D, v_colors: F32_2D,
     v_sh_coeffs: F32_3D, v_means: F32_2D,
 ):
-    for i in range(means.shape[0]):
+    # Inputs are read at Gaussian i = ids[row], outputs written to the packed row.
+    for row in range(ids.shape[0]):
+        i = ti.cast(ids[row], ti.i32)
         d, dist = view_direction(means, i, camera_center)
         basis = sh_basis(d)
         jac = sh_basis_jacobian(d)
@@ -99,11 +105,11 @@ def _sh_backward(
         v_d = ti.math.vec3(0.0)
         for k in ti.static(range(NUM_SH_COEFFS)):
             for ch in ti.static(range(3)):
-                v_sh_coeffs[i, k, ch] = 0.0
+                v_sh_coeffs[row, k, ch] = 0.0
             if k < num_bases:
                 g_k = 0.0
                 for ch in ti.static(range(3)):
-                    v_sh_coeffs[i, k, ch] = basis[k] * g[ch]
+                    v_sh_coeffs[row, k, ch] = basis[k] * g[ch]
                     g_k += sh_coeffs[i, k, ch] * g[ch]
                 for a in ti.static(range(3)):
                     v_d[a] += g_k * jac[k, a]
@@ -111,37 +117,41 @@ def _sh_backward(
         if dist > 0.0:
             v_mean = (v_d - d * d.dot(v_d)) / dist
         for a in ti.static(range(3)):
-            v_means[i, a] = v_mean[a]
+            v_means[row, a] = v_mean[a]
 
 
 class _EvaluateSH(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, sh_coeffs, means, camera_center, sh_degree):
+    def forward(ctx, sh_coeffs, means, camera_center, sh_degree, ids):
         # see _ProjectGaussians.forward
         sh_coeffs, means, camera_center = sh_coeffs.detach(), means.detach(), camera_center.detach()
-        colors = torch.empty((means.shape[0], 3), dtype=torch.float32, device=means.device)
+        colors = torch.empty((ids.shape[0], 3), dtype=torch.float32, device=means.device)
         num_bases = num_sh_coeffs(sh_degree)
-        if means.shape[0] > 0:
-            _sh_forward(sh_coeffs, means, camera_center, num_bases, colors)
-        ctx.save_for_backward(sh_coeffs, means, camera_center)
+        if ids.shape[0] > 0:
+            _sh_forward(sh_coeffs, means, camera_center, num_bases, ids, colors)
+        colors = scatter_rows(colors, ids, means.shape[0])
+        ctx.save_for_backward(sh_coeffs, means, camera_center, ids)
         ctx.num_bases = num_bases
         return colors
 
     @staticmethod
     def backward(ctx, v_colors):
-        sh_coeffs, means, camera_center = ctx.saved_tensors
-        v_sh_coeffs = torch.empty_like(sh_coeffs)
-        v_means = torch.empty_like(means)
-        if means.shape[0] > 0:
-            _sh_backward(sh_coeffs, means, camera_center, ctx.num_bases, v_colors.contiguous(),
+        sh_coeffs, means, camera_center, ids = ctx.saved_tensors
+        v_sh_coeffs = torch.empty((ids.shape[0], *sh_coeffs.shape[1:]), dtype=torch.float32, device=means.device)
+        v_means = torch.empty((ids.shape[0], 3), dtype=torch.float32, device=means.device)
+        if ids.shape[0] > 0:
+            _sh_backward(sh_coeffs, means, camera_center, ctx.num_bases, ids, v_colors.contiguous(),
                          v_sh_coeffs, v_means)
+        v_sh_coeffs = scatter_rows(v_sh_coeffs, ids, means.shape[0])
+        v_means = scatter_rows(v_means, ids, means.shape[0])
         # The colour depends on mean - camera_center only.
         v_camera_center = -v_means.sum(0) if ctx.needs_input_grad[2] else None
-        return v_sh_coeffs, v_means, v_camera_center, None
+        return v_sh_coeffs, v_means, v_camera_center, None, None
 
 
 def evaluate_sh(
-    sh_coeffs: torch.Tensor, means: torch.Tensor, camera_center: torch.Tensor, sh_degree: int
+    sh_coeffs: torch.Tensor, means: torch.Tensor, camera_center: torch.Tensor, sh_degree: int,
+    visible_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Raw SH colour sum_k sh_coeffs[:, k] * Y_k(normalize(means - camera_center)), k < (deg+1)^2.
 
@@ -153,9 +163,11 @@ def evaluate_sh(
         means: [N, 3] float32, world-frame centres.
         camera_center: [3] float32, camera centre in the world frame.
         sh_degree: 0..3; bands above it are ignored (their gradient is zero).
+        visible_ids: None (every Gaussian), or [V] int64 distinct indices in [0, N) (the
+            projection's `visible_ids`): only these rows are evaluated and differentiated.
 
     Returns:
-        [N, 3] float32 raw colours.
+        [N, 3] float32 raw colours; rows outside `visible_ids` are 0, with zero gradient.
 
     Raises:
         ValueError: sh_degree outside 0..3, or a tensor of the wrong shape/dtype/device.
@@ -167,5 +179,10 @@ def evaluate_sh(
     check_tensor("means", means, (n, 3), means.device)
     check_tensor("sh_coeffs", sh_coeffs, (n, NUM_SH_COEFFS, 3), means.device)
     check_tensor("camera_center", camera_center, (3,), means.device)
+    if visible_ids is None:
+        visible_ids = torch.arange(n, dtype=torch.int64, device=means.device)
+    if visible_ids.dtype != torch.int64 or visible_ids.dim() != 1 or visible_ids.device != means.device:
+        raise ValueError(f"visible_ids: expected a 1-D int64 tensor on {means.device}, got "
+                         f"{visible_ids.dtype} of shape {list(visible_ids.shape)} on {visible_ids.device}")
     return _EvaluateSH.apply(sh_coeffs.contiguous(), means.contiguous(), camera_center.contiguous(),
-                             int(sh_degree))
+                             int(sh_degree), visible_ids.contiguous())

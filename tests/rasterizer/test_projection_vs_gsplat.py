@@ -120,3 +120,12 @@ def test_compensations_are_one_when_not_antialiased(projections):
                              scene["width"], scene["height"], plain)
     visible = proj.radii > 0  # culled ones are documented as 0
     assert (proj.compensations[visible] == 1).all()
+
+
+def test_visible_ids_list_the_gaussians_with_a_radius():
+    scene = random_scene(300, 162, 105, seed=1)
+    proj = project_gaussians(scene["means"], scene["quats"], scene["log_scales"], scene["viewmat"], scene["K"],
+                             scene["width"], scene["height"])
+    assert proj.visible_ids.dtype == torch.int64
+    assert torch.equal(proj.visible_ids, torch.nonzero(proj.radii > 0).flatten())
+    assert 0 < len(proj.visible_ids) < 300  # the scene has culled Gaussians, so the list is a real subset

@@ -1,7 +1,8 @@
 """CPU training must be reproducible bit for bit (checkpoint resume relies on it).
 
-The GPU layout adds gradients with atomics, whose float sums depend on thread timing, so this
-holds on ti.cpu only (skipped when test_blend_layouts.py reruns the directory on Vulkan).
+The GPU layout's default backward adds gradients with atomics, whose float sums depend on thread
+timing, so this holds on ti.cpu only (skipped when test_blend_layouts.py reruns the directory on
+Vulkan); its reproducible backward is tested in test_reproducible_backward.py.
 """
 import pytest
 import torch

@@ -50,3 +50,24 @@ def test_sh_gradients_match_gsplat(inputs, degree):
         assert (means_t.grad == 0).all()  # the DC term does not depend on the direction
     else:
         assert relative_l2(means_t.grad, means_r.grad) < 1e-4
+
+
+def test_visible_rows_only_are_evaluated_and_differentiated(inputs):
+    # The packed mode of `rasterize` (visible_ids from the projection): the listed rows equal the
+    # full evaluation bit for bit, every other row and its gradient is 0.
+    means, sh_coeffs, center, weights = inputs
+    ids = torch.tensor([3, 17, 18, 250, N - 1])
+    coeffs_full, coeffs_packed = sh_coeffs.clone().requires_grad_(True), sh_coeffs.clone().requires_grad_(True)
+    full = evaluate_sh(coeffs_full, means, center, 3)
+    packed = evaluate_sh(coeffs_packed, means, center, 3, visible_ids=ids)
+    listed = torch.zeros(N, dtype=torch.bool).index_fill_(0, ids, True)
+    assert torch.equal(packed[listed], full[listed]) and (packed[~listed] == 0).all()
+    (full.double() * weights * listed[:, None]).sum().backward()
+    (packed.double() * weights).sum().backward()
+    assert torch.equal(coeffs_packed.grad, coeffs_full.grad) and coeffs_packed.grad[listed].abs().sum() > 0
+
+
+def test_visible_ids_of_another_dtype_are_refused(inputs):
+    means, sh_coeffs, center, _ = inputs
+    with pytest.raises(ValueError, match="visible_ids: expected a 1-D int64 tensor"):
+        evaluate_sh(sh_coeffs, means, center, 3, visible_ids=torch.tensor([1, 2], dtype=torch.int32))
