@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 SEPARATELY_INSTALLED = {"torch"}
 """Distributions installed before requirements.txt (README: the CPU or CUDA build of torch)."""
 
-BUILD_TOOL_IMPORTS = {"tools/make_lpips_weights.py": {"lpips"}}
+BUILD_TOOL_IMPORTS = {"taichi_3dgs/commands/make_lpips_weights.py": {"lpips"}}
 """Imports of tools that run on another machine to make an optional input file, never where
 taichi_3dgs runs: make_lpips_weights.py reads the `lpips` package (with torchvision) to write the
 LPIPS weights file (docs/FORMATS.md), which taichi_3dgs then reads without either package."""
