@@ -13,7 +13,7 @@ from taichi_3dgs.cli import ToolParser, run_tool
 SCRIPTS = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py", "parquet_to_ply.py",
            "ply_to_parquet.py", "tools/prepare_colmap.py", "tools/prepare_InstantNGP_with_mesh.py",
            "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py", "tools/make_lpips_weights.py"]
-HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "open3d", "yaml")
+HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "trimesh", "yaml")
 
 
 def _help_output_and_modules(script):

@@ -4,7 +4,7 @@ compared with our own offline render of the same camera; its camera conventions,
 API and bad input.
 
 The browser tests need the Debian package chromium (.ci/run installs it) and the Python package
-playwright (requirements-dev.txt; it drives the system chromium, no browser is downloaded): under
+playwright (the test extra, pyproject.toml; it drives the system chromium, no browser is downloaded): under
 CI=true their absence fails the tests, elsewhere they skip with the reason.
 """
 import io
@@ -126,7 +126,7 @@ def _require_browser():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        missing_prerequisite("Python package playwright not installed (pip install -r requirements-dev.txt)")
+        missing_prerequisite("Python package playwright not installed (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="module")
