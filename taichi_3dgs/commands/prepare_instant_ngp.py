@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None, prog: str = "prepare_InstantNGP_with_mes
     parser.add_argument("--transforms_test",
                         help="transforms JSON of the validation frames (instead of --val_every / --no_val)")
     parser.add_argument("--mesh_path", help="mesh in the transforms' world frame to sample initial points on")
-    parser.add_argument("--mesh_sample_points", type=positive_int,
+    parser.add_argument("--num_points", type=positive_int, deprecated=("--mesh_sample_points",),
                         help=f"number of initial points (default: {DEFAULT_MESH_SAMPLE_POINTS} on --mesh_path, "
                              f"{DEFAULT_RANDOM_POINTS} random ones without)")
     add_val_split_arguments(parser, f"every {DEFAULT_VAL_EVERY}th frame in file order")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None, prog: str = "prepare_InstantNGP_with_mes
     return run_converter(parser.prog, args, convert_instant_ngp,
                          transforms_train=args.transforms_train, output_dir=args.output_dir,
                          transforms_test=args.transforms_test, mesh_path=args.mesh_path,
-                         mesh_sample_points=args.mesh_sample_points,
+                         mesh_sample_points=args.num_points,
                          val_every=None if args.no_val else (args.val_every or DEFAULT_VAL_EVERY),
                          image_path_prefix=args.image_path_prefix,
                          image_downscale_factor=args.image_downscale_factor, seed=args.seed)
