@@ -18,7 +18,8 @@ from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, EXIT_INTERRUPTED
 PROG = "gaussian_point_train.py"
 EPILOG = """config overrides:
   Any key of the YAML file can be set on the command line after the options above, as --KEY VALUE
-  or --KEY=VALUE: kebab-case or snake_case, nested keys joined with dots, values in YAML syntax.
+  or --KEY=VALUE: kebab-case or snake_case, nested keys joined with dots, values in YAML syntax
+  (the options above may likewise be spelt with hyphens: --train-config).
   They are checked like the file's keys and written into the effective train_config.yaml:
 
     python gaussian_point_train.py --train_config config/demo.yaml --num-iterations 5 \\
