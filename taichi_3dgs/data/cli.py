@@ -41,13 +41,15 @@ def run_converter(prog: str, args: argparse.Namespace, convert: Callable[..., An
         print(f"wrote {result.output_dir}: {TRAIN_JSON} ({result.num_train} cameras), {VAL_JSON} "
               f"({result.num_val} cameras), {POINT_CLOUD_PARQUET} ({result.num_points} points), "
               f"{TRAIN_CONFIG_YAML}")
-        for line in training_hint(result.config_path, kwargs.get("image_downscale_factor", 1)):
+        trainer = "taichi-3dgs train" if prog.startswith("taichi-3dgs ") else "python gaussian_point_train.py"
+        for line in training_hint(result.config_path, kwargs.get("image_downscale_factor", 1), trainer):
             print(line)
 
     return run_tool(prog, work, args.debug)
 
 
-def training_hint(config_path: object, image_downscale_factor: int) -> list[str]:
+def training_hint(config_path: object, image_downscale_factor: int,
+                  trainer: str = "python gaussian_point_train.py") -> list[str]:
     """The lines a converter prints after writing `config_path`: the training command, the time
     the config's official schedule (30,000 steps) implies on this machine (a CUDA GPU or the CPU,
     as torch sees it), and a CPU-sized run (`QUICK_RUN_OVERRIDES`, at 1/`QUICK_RUN_DOWNSCALE`
@@ -57,13 +59,15 @@ def training_hint(config_path: object, image_downscale_factor: int) -> list[str]
         config_path: the train_config.yaml the converter wrote (it leaves `num-iterations` at the
             official 30,000).
         image_downscale_factor: the config's `image-downscale-factor`.
+        trainer: how the training command starts (the installed `taichi-3dgs train` after
+            `taichi-3dgs prepare-...`).
 
     Returns:
         Four lines without line breaks; the last is the CPU-sized command.
     """
     import torch
 
-    command = f"python gaussian_point_train.py --train_config {config_path}"
+    command = f"{trainer} --train_config {config_path}"
     resolution = "full resolution" if image_downscale_factor == 1 else f"1/{image_downscale_factor} resolution"
     overrides = dict(QUICK_RUN_OVERRIDES)
     if image_downscale_factor < QUICK_RUN_DOWNSCALE:

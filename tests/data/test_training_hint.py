@@ -7,6 +7,7 @@ import shlex
 
 import pytest
 import torch
+from conftest import dataset_path
 
 from taichi_3dgs.data.cli import training_hint
 from taichi_3dgs.training.config import TrainConfig, apply_overrides
@@ -35,3 +36,16 @@ def test_the_cpu_sized_run_is_accepted_by_the_trainer(written_factor, quick_fact
     assert config.adaptive_controller_config.densify_until_iteration == 1000
     assert config.image_downscale_factor == quick_factor
 
+
+
+@pytest.mark.parametrize("installed", [True, False], ids=["taichi-3dgs prepare-blender", "prepare_blender_nerf.py"])
+def test_a_converter_names_the_trainer_the_way_it_was_itself_run(tmp_path, capsys, installed):
+    from taichi_3dgs.commands import main
+    from taichi_3dgs.commands.prepare_blender import main as script_main
+
+    args = ["--scene_path", str(dataset_path("blender_chair")), "--output_dir", str(tmp_path), "--num_points", "50"]
+    assert (main(["prepare-blender", *args]) if installed else script_main(args)) == 0
+    trainer = "taichi-3dgs train" if installed else "python gaussian_point_train.py"
+    out = capsys.readouterr().out.splitlines()
+    assert out[-4] == f"train with: {trainer} --train_config {tmp_path / 'train_config.yaml'}"
+    assert out[-1].startswith(f"  {trainer} --train_config ")
