@@ -11,6 +11,9 @@ Layout (one concept per subpackage):
     scene/       -- Gaussian scene parameters and their parquet / PLY I/O. No Taichi.
     training/    -- config, losses, densification strategies, the trainer.
     viewer/      -- interactive viewer and offline renderer.
+    cli          -- the command-line conventions every tool shares (options, errors, --version).
+    commands/    -- the installed `taichi-3dgs` command: one subcommand per tool, each the `main`
+                    of a root script or tools/ script (`python -m taichi_3dgs` too).
 
 `rasterize`, `RasterizerConfig`, `RasterizeOutput` and `init_taichi` are imported lazily, so the
 I/O subpackages (and the scripts that use only them) never load Taichi.

@@ -8,8 +8,11 @@ One vocabulary across the scripts (each `--help` lists its options):
     --output       a file to write
     --val_every N / --no_val   the validation split of every dataset converter
 
-Older names stay accepted as deprecated aliases that print a one-line notice. Every `--help`
-shows the defaults. This module imports the standard library only, and the scripts import the
+Every option can be spelt with underscores or hyphens (`--output_dir` = `--output-dir`; `--help`
+shows the first), like the trainer's config overrides. Older names stay accepted as deprecated
+aliases that print a one-line notice. Every `--help` shows the defaults; every tool has `--version`.
+Taichi's start-up banner ("[Taichi] version ...") is switched off for the tools (set
+ENABLE_TAICHI_HEADER_PRINT=1 to see it). This module imports the standard library only, and the scripts import the
 rest of the package after parsing, so `--help` answers before torch, Taichi or pandas load.
 
 Errors: a bad input (ValueError, OSError; the package's errors name the file, field or key) is
@@ -29,6 +32,10 @@ import traceback
 import warnings
 from typing import Any, Callable, Optional, Sequence
 
+from taichi_3dgs import __version__
+
+# Read by taichi when it is first imported, which every tool does after this module.
+os.environ.setdefault("ENABLE_TAICHI_HEADER_PRINT", "False")
 DEBUG_ENV = "TAICHI_3DGS_DEBUG"
 DEFAULT_WEB_HOST = "127.0.0.1"
 """The web viewer's page is open to this machine only by default; reach it from elsewhere by SSH
@@ -50,18 +57,19 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return text
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
-        deprecated = getattr(action, "deprecated_names", ())
-        if deprecated:
+        hidden = getattr(action, "hidden_names", ())
+        if hidden:
             action = copy.copy(action)
-            action.option_strings = [name for name in action.option_strings if name not in deprecated]
+            action.option_strings = [name for name in action.option_strings if name not in hidden]
         return super()._format_action_invocation(action)
 
 
 class ToolParser(argparse.ArgumentParser):
     """`argparse.ArgumentParser` with the project's conventions: defaults in `--help`, no
-    abbreviated options, a `--debug` flag and deprecated aliases (`add_argument(...,
-    deprecated=("--old_name",))`) that print `<prog>: warning: --old_name is deprecated; use
-    --new_name` when used."""
+    abbreviated options, `--debug` and `--version` flags, each option's hyphenated spelling
+    (`--output-dir` for `--output_dir`, hidden from `--help`) and deprecated aliases
+    (`add_argument(..., deprecated=("--old_name",))`) that print `<prog>: warning: --old_name is
+    deprecated; use --new_name` when used."""
 
     def __init__(self, prog: str, description: str, epilog: str | None = None) -> None:
         super().__init__(prog=prog, description=description, epilog=epilog,
@@ -69,15 +77,26 @@ class ToolParser(argparse.ArgumentParser):
         self._renamed: dict[str, str] = {}
         self.add_argument("--debug", action="store_true",
                           help=f"print the traceback of an unexpected error (or set {DEBUG_ENV}=1)")
+        self.add_argument("--version", action="version", version=f"%(prog)s (taichi_3dgs) {__version__}")
 
     def add_argument(self, *names: str, deprecated: Sequence[str] = (), **kwargs: Any) -> argparse.Action:
         """`ArgumentParser.add_argument`, plus `deprecated`: older option names of the same
         argument, accepted with a notice and hidden from `--help`."""
         action = super().add_argument(*names, *deprecated, **kwargs)
-        action.deprecated_names = tuple(deprecated)
+        action.hidden_names = (*action.hidden_names, *deprecated)
         for old in deprecated:
             self.deprecate(old, names[0])
+            if _hyphenated(old) != old:
+                self.deprecate(_hyphenated(old), names[0])
         return action
+
+    def _add_action(self, action: argparse.Action) -> argparse.Action:
+        # Every option, also those added through argument groups, gets its hyphenated spelling.
+        spellings = [_hyphenated(name) for name in action.option_strings]
+        spellings = [name for name in dict.fromkeys(spellings) if name not in action.option_strings]
+        action.option_strings = [*action.option_strings, *spellings]
+        action.hidden_names = tuple(spellings)
+        return super()._add_action(action)
 
     def deprecate(self, old: str, replacement: str) -> None:
         """Print `<prog>: warning: <old> is deprecated; use <replacement>` when `old` is used."""
@@ -91,6 +110,11 @@ class ToolParser(argparse.ArgumentParser):
             if old in self._renamed:
                 print(f"{self.prog}: warning: {old} is deprecated; use {self._renamed[old]}", file=sys.stderr)
         return super().parse_known_args(argv, namespace)
+
+
+def _hyphenated(name: str) -> str:
+    """`--output_dir` -> `--output-dir` (short options and positionals unchanged)."""
+    return "--" + name[2:].replace("_", "-") if name.startswith("--") else name
 
 
 def positive_int(text: str) -> int:

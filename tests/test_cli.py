@@ -1,5 +1,6 @@
 """The command-line conventions every script shares (taichi_3dgs/cli.py): one vocabulary with
 deprecated aliases, defaults in --help, --help before heavy imports, one-line errors."""
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +13,7 @@ from taichi_3dgs.cli import ToolParser, run_tool
 SCRIPTS = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py", "parquet_to_ply.py",
            "ply_to_parquet.py", "tools/prepare_colmap.py", "tools/prepare_InstantNGP_with_mesh.py",
            "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py", "tools/make_lpips_weights.py"]
-HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "open3d", "yaml")
+HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "trimesh", "yaml")
 
 
 def _help_output_and_modules(script):
@@ -136,3 +137,67 @@ def test_warnings_print_with_the_tool_name(capsys):
 
     assert run_tool("tool.py", work) == 0
     assert capsys.readouterr().err == "tool.py: warning: 17 frames have no image\n"
+
+
+def _run(*args, **kwargs):
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT, **kwargs)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_prints_the_package_version(script):
+    from taichi_3dgs import __version__
+
+    result = _run(REPO_ROOT / script, "--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{script.rsplit('/', 1)[-1]} (taichi_3dgs) {__version__}\n"
+
+
+def test_every_script_is_a_registered_command_with_the_same_options():
+    from taichi_3dgs.commands import COMMANDS
+
+    assert sorted(command.script for command in COMMANDS.values()) == sorted(SCRIPTS)
+    for name, command in COMMANDS.items():
+        script_help = _help_output_and_modules(command.script)[0]
+        result = _run("-m", "taichi_3dgs", name, "--help")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"usage: taichi-3dgs {name} [-h]")
+        assert result.stdout.split("\noptions:")[1] == script_help.split("\noptions:")[1], name
+
+
+def test_the_command_names_an_unknown_subcommand_and_its_closest_match():
+    result = _run("-m", "taichi_3dgs", "ellipse-pth")
+    assert result.returncode == 2
+    assert result.stderr == "taichi-3dgs: error: unknown command 'ellipse-pth'; did you mean ellipse-path?\n"
+
+
+def test_an_error_of_a_subcommand_names_the_subcommand(tmp_path):
+    result = _run("-m", "taichi_3dgs", "import-ply", "--scene", tmp_path / "missing.ply", "--output", tmp_path / "x")
+    assert result.returncode == 1
+    assert result.stderr.startswith("taichi-3dgs import-ply: error: ") and "missing.ply" in result.stderr
+
+
+def test_options_take_hyphens_or_underscores_and_help_shows_one_spelling(tmp_path, capsys):
+    parser = ToolParser("tool.py", "test")
+    parser.add_argument("--output_dir", required=True, deprecated=("--output_path",))
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--val_every", type=int)
+    args = parser.parse_args(["--output-dir", "a", "--val-every", "3"])
+    assert (args.output_dir, args.val_every) == ("a", 3)
+    assert capsys.readouterr().err == ""
+    assert parser.parse_args(["--output-path", "b"]).output_dir == "b"
+    assert capsys.readouterr().err == "tool.py: warning: --output-path is deprecated; use --output_dir\n"
+    text = parser.format_help()
+    assert "--output_dir" in text and "--val_every" in text
+    assert "--output-dir" not in text and "--val-every" not in text and "--output_path" not in text
+
+
+@pytest.mark.parametrize("banner", ["", "1"], ids=["default", "ENABLE_TAICHI_HEADER_PRINT=1"])
+def test_the_tools_silence_the_taichi_banner_unless_asked(banner):
+    env = {key: value for key, value in os.environ.items() if key != "ENABLE_TAICHI_HEADER_PRINT"}
+    if banner:
+        env["ENABLE_TAICHI_HEADER_PRINT"] = banner
+    result = subprocess.run([sys.executable, "-c", "import taichi_3dgs.cli, taichi"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO_ROOT, env={**env, "PYTHONPATH": str(REPO_ROOT)})
+    assert result.returncode == 0, result.stderr
+    assert ("[Taichi] version" in result.stdout + result.stderr) == bool(banner)

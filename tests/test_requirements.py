@@ -1,7 +1,9 @@
-"""requirements.txt lists exactly what the package, the top-level scripts and tools/ import at run
-time: nothing imported is missing from it, nothing in it is unused."""
+"""pyproject.toml's dependencies and its `mesh` extra list exactly what the package, the top-level
+scripts and tools/ import at run time: nothing imported is missing, nothing listed is unused, and
+an optional extra is imported only where it is used."""
 import ast
 import sys
+import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -9,10 +11,10 @@ from conftest import REPO_ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-SEPARATELY_INSTALLED = {"torch"}
-"""Distributions installed before requirements.txt (README: the CPU or CUDA build of torch)."""
+RUNTIME_EXTRAS = ("mesh",)
+"""Optional extras that runtime code imports (where it is used); the `test` extra serves tests/ only."""
 
-BUILD_TOOL_IMPORTS = {"tools/make_lpips_weights.py": {"lpips"}}
+BUILD_TOOL_IMPORTS = {"taichi_3dgs/commands/make_lpips_weights.py": {"lpips"}}
 """Imports of tools that run on another machine to make an optional input file, never where
 taichi_3dgs runs: make_lpips_weights.py reads the `lpips` package (with torchvision) to write the
 LPIPS weights file (docs/FORMATS.md), which taichi_3dgs then reads without either package."""
@@ -23,8 +25,8 @@ tensorboard package, which no source file imports by name."""
 
 
 def _runtime_sources() -> list[Path]:
-    """The package, the top-level scripts (not setup.py, which runs at install time) and tools/."""
-    scripts = [path for path in REPO_ROOT.glob("*.py") if path.name != "setup.py"]
+    """The package, the top-level scripts and tools/."""
+    scripts = list(REPO_ROOT.glob("*.py"))
     return sorted(REPO_ROOT.glob("taichi_3dgs/**/*.py")) + sorted(scripts) + sorted(REPO_ROOT.glob("tools/*.py"))
 
 
@@ -61,29 +63,30 @@ def _imported_distributions() -> dict[str, set[str]]:
     return imported
 
 
-def _required_distributions() -> set[str]:
-    """Canonical names in requirements.txt whose environment marker holds on this machine (so
-    only one of open3d-cpu / open3d, the two wheels of the `open3d` import)."""
+def _required_distributions(extras: tuple[str, ...] = ()) -> set[str]:
+    """Canonical names of pyproject.toml's dependencies (and of `extras`) whose environment marker
+    holds on this machine."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    lines = project["dependencies"] + [line for extra in extras for line in project["optional-dependencies"][extra]]
     required = set()
-    for line in (REPO_ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            requirement = Requirement(line)
-            if requirement.marker is None or requirement.marker.evaluate():
-                required.add(canonicalize_name(requirement.name))
+    for line in lines:
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate():
+            required.add(canonicalize_name(requirement.name))
     return required
 
 
-def test_every_runtime_import_is_a_requirement_and_every_requirement_is_imported():
+def test_every_runtime_import_is_a_dependency_and_every_dependency_is_imported():
     imported = _imported_distributions()
-    expected = _required_distributions() | SEPARATELY_INSTALLED
+    expected = _required_distributions(RUNTIME_EXTRAS)
     missing = {dist: sorted(files) for dist, files in imported.items() if dist not in expected}
-    assert not missing, f"imported at run time but not in requirements.txt: {missing}"
+    assert not missing, f"imported at run time but not in pyproject.toml: {missing}"
     unused = expected - imported.keys()
-    assert not unused, f"in requirements.txt but imported by no runtime file: {sorted(unused)}"
+    assert not unused, f"in pyproject.toml but imported by no runtime file: {sorted(unused)}"
 
 
-def test_open3d_is_imported_only_by_the_mesh_sampler():
-    [open3d] = {canonicalize_name(dist) for dist in packages_distributions()["open3d"]}
+def test_the_mesh_extra_is_imported_only_by_the_mesh_sampler():
+    optional = _required_distributions(RUNTIME_EXTRAS) - _required_distributions()
+    assert optional == {"trimesh"}
     # inside sample_mesh_surface: the scan reads imports in functions too
-    assert _imported_distributions()[open3d] == {"taichi_3dgs/data/initial_points.py"}
+    assert _imported_distributions()["trimesh"] == {"taichi_3dgs/data/initial_points.py"}

@@ -158,6 +158,26 @@ def check_resampled_size(image_size: tuple[int, int], camera_size: tuple[int, in
                          f"resampled from {camera_size[0]}x{camera_size[1]}, within {ASPECT_TOLERANCE_PX:g} px)")
 
 
+def requested_size(width: int | None, height: int | None, base_width: int, base_height: int) -> tuple[int, int]:
+    """The image size a user asked for with `--width` / `--height`: both given -> as given; one
+    given -> the other from the aspect ratio `base_width` : `base_height` (rounded, at least 1);
+    none -> the base size.
+
+    Raises:
+        ValueError: a given size is not a positive integer.
+    """
+    for name, value in (("width", width), ("height", height)):
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name}: expected a positive number of pixels, got {value}")
+    if width is not None and height is not None:
+        return width, height
+    if width is not None:
+        return width, max(1, round(width * base_height / base_width))
+    if height is not None:
+        return max(1, round(height * base_width / base_height)), height
+    return base_width, base_height
+
+
 def _is_number(value: Any) -> bool:
     """A finite int or float (not a bool)."""
     return not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating)) \

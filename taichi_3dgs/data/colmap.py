@@ -64,8 +64,9 @@ def locate_colmap_dataset(base_path: str | os.PathLike, image_path: str | os.Pat
     """Find the sparse model and the images from the tool's arguments.
 
     `base_path` is either the model folder itself (then `image_path` is required, as in the
-    original project) or a dataset root holding `sparse/0/` (or `sparse/`) and `images/`
-    (graphdeco's `convert.py` layout); `image_path` overrides the images folder.
+    original project), a dataset root holding `sparse/0/` (or `sparse/`) and `images/`
+    (graphdeco's `convert.py` layout), or that root's `sparse/` folder holding `0/` (the images are
+    then `../images`); `image_path` overrides the images folder.
 
     Raises:
         FileNotFoundError: base_path does not exist, holds no model, or the images folder is missing.
@@ -75,18 +76,19 @@ def locate_colmap_dataset(base_path: str | os.PathLike, image_path: str | os.Pat
     if not base.is_dir():
         raise FileNotFoundError(f"{base}: folder does not exist; expected a COLMAP sparse model folder "
                                 "or a dataset root holding images/ and sparse/0/")
-    for candidate in (base, base / "sparse" / "0", base / "sparse"):
-        if _has_model(candidate):
-            model_dir = candidate
+    # (model folder, the dataset root whose images/ go with it)
+    candidates = ((base, None), (base / "sparse" / "0", base), (base / "sparse", base), (base / "0", base.parent))
+    for model_dir, root in candidates:
+        if _has_model(model_dir):
             break
     else:
         raise FileNotFoundError(f"{base}: no COLMAP model found; expected cameras.bin or cameras.txt in it, "
-                                "in sparse/0/ or in sparse/")
+                                "in sparse/0/, in sparse/ or in 0/")
     if image_path is None:
-        if model_dir == base:
+        if root is None:
             raise ValueError(f"{base} is a sparse model folder: pass --image_path (the images folder), "
                              "or pass the dataset root holding images/ and sparse/0/ as --base_path")
-        image_dir = base / "images"
+        image_dir = root / "images"
     else:
         image_dir = Path(image_path)
     if not image_dir.is_dir():

@@ -7,10 +7,14 @@ metadata (format version, colour activation, SH degree); a trained-scene file wi
 the original project's and is read as `sigmoid` colour with SH degree 3. The optional key
 `taichi_3dgs.antialiased` records whether the scene was trained with the Mip-Splatting 2D filter;
 files without it (older taichi_3dgs versions, the original project) are read as not antialiased.
+The optional key `taichi_3dgs.training_resolution` records the image size the scene was trained
+at (`TrainingResolution`), which the renderer uses by default.
 """
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +43,48 @@ SH_DEGREE_KEY = "taichi_3dgs.sh_degree"
 METADATA_KEYS = (FORMAT_VERSION_KEY, COLOR_ACTIVATION_KEY, SH_DEGREE_KEY)
 # Optional (absent in files of older versions, which read as False), so not in METADATA_KEYS.
 ANTIALIASED_KEY = "taichi_3dgs.antialiased"
+# Optional: JSON {"image-downscale-factor": int, "max-image-long-side": int} (the config's keys).
+TRAINING_RESOLUTION_KEY = "taichi_3dgs.training_resolution"
+
+
+@dataclass(frozen=True)
+class TrainingResolution:
+    """The image size a scene was trained at, as the training config's two keys give it: every
+    image on disk divided by `image_downscale_factor`, then scaled down further until its long
+    side is at most `max_image_long_side` (`taichi_3dgs.data.views.target_size`).
+
+    Attributes:
+        image_downscale_factor: integer >= 1 (`image-downscale-factor`).
+        max_image_long_side: pixels, >= 1 (`max-image-long-side`).
+    """
+
+    image_downscale_factor: int
+    max_image_long_side: int
+
+    def to_metadata(self) -> bytes:
+        """The metadata value: JSON with the config's key names."""
+        return json.dumps({"image-downscale-factor": self.image_downscale_factor,
+                           "max-image-long-side": self.max_image_long_side}).encode()
+
+    @classmethod
+    def from_metadata(cls, value: bytes, where: str) -> "TrainingResolution":
+        """Parse `to_metadata`'s value.
+
+        Raises:
+            ValueError: not that JSON object of two integers >= 1; the message names `where`.
+        """
+        expected = ('expected JSON {"image-downscale-factor": N, "max-image-long-side": M} with integers '
+                    'N, M >= 1')
+        try:
+            data = json.loads(value)
+            factor, long_side = data["image-downscale-factor"], data["max-image-long-side"]
+        except (ValueError, TypeError, KeyError):
+            raise ValueError(f"{where}: metadata '{TRAINING_RESOLUTION_KEY}' is "
+                             f"{value.decode(errors='replace')!r}; {expected}") from None
+        if not all(type(number) is int and number >= 1 for number in (factor, long_side)) or len(data) != 2:
+            raise ValueError(f"{where}: metadata '{TRAINING_RESOLUTION_KEY}' is "
+                             f"{value.decode(errors='replace')!r}; {expected}")
+        return cls(factor, long_side)
 
 # The original project wrote no metadata; its scenes used sigmoid colour and all 16 SH coefficients.
 LEGACY_COLOR_ACTIVATION = "sigmoid"
@@ -124,12 +170,14 @@ def read_scene_parquet(path: str | os.PathLike) -> GaussianScene:
     return scene
 
 
-def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene) -> None:
+def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene,
+                        training_resolution: TrainingResolution | None = None) -> None:
     """Write `scene` as a trained-scene parquet file, atomically, with the format metadata.
 
     Columns in `TRAINED_SCENE_COLUMNS` order, float32; quaternions stored x, y, z, w; file-level
     key-value metadata `taichi_3dgs.format_version = "1"`, `taichi_3dgs.color_activation`,
-    `taichi_3dgs.sh_degree` and `taichi_3dgs.antialiased` ("true" / "false") (docs/FORMATS.md).
+    `taichi_3dgs.sh_degree` and `taichi_3dgs.antialiased` ("true" / "false"), and
+    `taichi_3dgs.training_resolution` when `training_resolution` is given (docs/FORMATS.md).
     Tensors may be on any device.
 
     Raises:
@@ -155,9 +203,26 @@ def write_scene_parquet(path: str | os.PathLike, scene: GaussianScene) -> None:
         SH_DEGREE_KEY.encode(): str(scene.sh_degree).encode(),
         ANTIALIASED_KEY.encode(): str(scene.antialiased).lower().encode(),
     })
+    if training_resolution is not None:
+        metadata[TRAINING_RESOLUTION_KEY.encode()] = training_resolution.to_metadata()
     table = table.replace_schema_metadata(metadata)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def read_training_resolution(path: str | os.PathLike) -> TrainingResolution | None:
+    """The training resolution a trained-scene file records, or None when it records none (a
+    PLY file, an older or the original project's parquet file). Reads the metadata only.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: unreadable parquet file, or a malformed value (names the file and the key).
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".parquet":
+        return None
+    value = (_open_parquet(path).metadata.metadata or {}).get(TRAINING_RESOLUTION_KEY.encode())
+    return None if value is None else TrainingResolution.from_metadata(value, str(path))
 
 
 def _open_parquet(path: Path) -> pq.ParquetFile:

@@ -18,7 +18,8 @@ from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, EXIT_INTERRUPTED
 PROG = "gaussian_point_train.py"
 EPILOG = """config overrides:
   Any key of the YAML file can be set on the command line after the options above, as --KEY VALUE
-  or --KEY=VALUE: kebab-case or snake_case, nested keys joined with dots, values in YAML syntax.
+  or --KEY=VALUE: kebab-case or snake_case, nested keys joined with dots, values in YAML syntax
+  (the options above may likewise be spelt with hyphens: --train-config).
   They are checked like the file's keys and written into the effective train_config.yaml:
 
     python gaussian_point_train.py --train_config config/demo.yaml --num-iterations 5 \\
@@ -31,13 +32,13 @@ several processes (one per GPU), with PyTorch's launcher:
   batch-size is the global batch (B views per step, 1..9), split evenly over the N processes."""
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     """Parse arguments, then train, or write the config template; return the exit code.
 
     Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 130 stopped by Ctrl-C
     (after saving a checkpoint; a second Ctrl-C aborts without one).
     """
-    parser = ToolParser(PROG, "Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
+    parser = ToolParser(prog, "Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
                         EPILOG)
     parser.add_argument("--train_config", required=True, help="YAML training config")
     parser.add_argument("--gen_template_only", action="store_true",
@@ -79,7 +80,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                            viewer=viewer)
         return EXIT_INTERRUPTED if result.interrupted else 0
 
-    code = run_tool(f"{PROG} [{label}]" if label else PROG, work, args.debug)
+    code = run_tool(f"{prog} [{label}]" if label else prog, work, args.debug)
     if label and code != 0:
         # The other ranks may wait for this one in a collective, and leaving the process group
         # could wait for them: end the process now; torchrun then stops the others.

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from taichi_3dgs.backend import torch_device
-from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, requested_size
 from taichi_3dgs.viewer.camera_paths import ellipse_path, orbit_path, overview_camera, scene_bounds
 from taichi_3dgs.viewer.controller import Controller
 from taichi_3dgs.viewer.geometry import invert_rigid
@@ -37,22 +37,13 @@ def window_size(width: int | None, height: int | None, cameras: list[CameraRecor
     Raises:
         ValueError: a given size is not positive.
     """
-    for name, value in (("width", width), ("height", height)):
-        if value is not None and value <= 0:
-            raise ValueError(f"--{name}: expected a positive number of pixels, got {value}")
     if cameras:
         base_width, base_height = cameras[0].width, cameras[0].height
         shrink = min(1.0, MAX_DATASET_SIZE / max(base_width, base_height))
         base_width, base_height = round(base_width * shrink), round(base_height * shrink)
     else:
         base_width, base_height = DEFAULT_SIZE
-    if width is not None and height is not None:
-        return width, height
-    if width is not None:
-        return width, max(1, round(width * base_height / base_width))
-    if height is not None:
-        return max(1, round(height * base_width / base_height)), height
-    return base_width, base_height
+    return requested_size(width, height, base_width, base_height)
 
 
 def create_controller(objects: list[SceneObject], width: int, height: int,

@@ -31,11 +31,12 @@ import torch
 
 from taichi_3dgs.atomic_io import atomic_path, removed_on_error, write_text_atomic
 from taichi_3dgs.backend import torch_device
-from taichi_3dgs.data.cameras import read_cameras_json
+from taichi_3dgs.data.cameras import read_cameras_json, requested_size
 from taichi_3dgs.data.views import View, load_view
 from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
+from taichi_3dgs.scene.parquet import TrainingResolution, read_training_resolution
 from taichi_3dgs.viewer.poses import load_camera_path
 from taichi_3dgs.viewer.render_warnings import is_blind, warn_blind_views, warn_degenerate_scene
 from taichi_3dgs.viewer.rendering import render_view, save_png, to_uint8
@@ -66,18 +67,22 @@ class RenderView:
     target: View | None = None
 
 
-def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int = 1) -> list[RenderView]:
+def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int = 1,
+                      max_image_long_side: int = sys.maxsize, width: int | None = None,
+                      height: int | None = None) -> list[RenderView]:
     """Poses from a camera JSON (`train.json` / `val.json`, with ground-truth images) or a
     poses.pt camera path (`taichi_3dgs.viewer.poses`, no images).
 
     JSON records are loaded as the trainer loads them (`taichi_3dgs.data.views.load_view`):
-    the image on disk divided by `image_downscale_factor` (so a scene trained with
-    `image-downscale-factor: 4` is evaluated at the size it was trained at) and K rescaled to it.
+    the image on disk divided by `image_downscale_factor` and capped at `max_image_long_side`
+    (so a scene is evaluated at the size it was trained at) and K rescaled to it. With `width`
+    and/or `height` (`cameras.requested_size`, from each pose's own size and aspect) every pose is
+    rendered at that size instead, K rescaled, and JSON records carry no ground truth.
 
     Raises:
         FileNotFoundError: the poses file, or an image a JSON record names, does not exist.
-        ValueError: another suffix, a factor < 1, a camera JSON without records, or what the
-            readers raise (naming file and record).
+        ValueError: another suffix, a factor < 1, a size < 1, a camera JSON without records, or
+            what the readers raise (naming file and record).
     """
     path = Path(poses_path)
     suffix = path.suffix.lower()
@@ -86,18 +91,38 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
                          f"JSON (.json) or a camera path (.pt)")
     if image_downscale_factor < 1:
         raise ValueError(f"image downscale factor: expected an integer >= 1, got {image_downscale_factor}")
+    resize = width is not None or height is not None
     if suffix == ".pt":
         camera_path = load_camera_path(path)
-        return [RenderView(f"{index:05d}", viewmat, K, camera_path.width, camera_path.height)
+        size = requested_size(width, height, camera_path.width, camera_path.height)
+        scale = np.diag([size[0] / camera_path.width, size[1] / camera_path.height, 1.0])
+        return [RenderView(f"{index:05d}", viewmat, scale @ K, *size)
                 for index, (viewmat, K) in enumerate(zip(camera_path.viewmats, camera_path.Ks))]
     views = []
     for index, record in enumerate(read_cameras_json(path)):
-        view = load_view(record, image_downscale_factor, sys.maxsize, "cpu", f"{path}: record {index}")
+        if resize:
+            camera = record.scaled(*requested_size(width, height, record.width, record.height))
+            views.append(RenderView(f"{index:05d}", camera.viewmat, camera.K, camera.width, camera.height))
+            continue
+        view = load_view(record, image_downscale_factor, max_image_long_side, "cpu", f"{path}: record {index}")
         views.append(RenderView(f"{index:05d}", view.camera.viewmat, view.camera.K, view.width,
                                 view.height, record.image_path, view))
     if not views:
         raise ValueError(f"{path}: no camera record; expected at least one camera to render")
     return views
+
+
+def evaluation_resolution(scene_path: str | os.PathLike, image_downscale_factor: int | None) -> TrainingResolution:
+    """The resolution camera-JSON poses are rendered and evaluated at: `image_downscale_factor`
+    when given (no long-side cap); otherwise the training resolution the scene file records
+    (`scene.parquet.read_training_resolution`); otherwise the images' full size.
+
+    Raises:
+        FileNotFoundError, ValueError: the scene file's metadata cannot be read.
+    """
+    if image_downscale_factor is not None:
+        return TrainingResolution(image_downscale_factor, sys.maxsize)
+    return read_training_resolution(scene_path) or TrainingResolution(1, sys.maxsize)
 
 
 def image_metrics(render: np.ndarray, ground_truth: np.ndarray, lpips: LPIPS | None = None) -> dict[str, float]:
@@ -115,8 +140,9 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
                         output_prefix: str | os.PathLike, gt_prefix: str | os.PathLike | None = None,
                         video_path: str | os.PathLike | None = None, fps: float = 30.0,
                         background: tuple[float, float, float] = (0.0, 0.0, 0.0),
-                        image_downscale_factor: int = 1,
-                        lpips_weights: str | os.PathLike | None = None) -> dict | None:
+                        image_downscale_factor: int | None = None,
+                        lpips_weights: str | os.PathLike | None = None,
+                        width: int | None = None, height: int | None = None) -> dict | None:
     """Render every pose of `poses_path` and evaluate the ones with images (module docstring).
 
     An empty scene renders the background; `render_warnings` warns about an empty or degenerate
@@ -130,9 +156,11 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         video_path: MP4 of the renders in pose order (H.264, `write_video`), or None.
         fps: video frame rate.
         background: RGB in [0, 1] behind the Gaussians (and under transparent ground truth).
-        image_downscale_factor: evaluate JSON poses at the image size divided by this.
+        image_downscale_factor: evaluate JSON poses at the image size divided by this; None: at
+            the scene's training resolution (`evaluation_resolution`).
         lpips_weights: LPIPS AlexNet weights file (`taichi_3dgs.lpips.load_lpips`): also score
             LPIPS; None: PSNR and SSIM only.
+        width, height: render every pose at this size (`load_render_views`; no metrics then).
 
     Returns:
         The metrics dict written to metrics.json, or None when no pose has an image.
@@ -142,7 +170,9 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
             with different image sizes; nothing is rendered then.
         OSError: outputs cannot be written.
     """
-    views = load_render_views(poses_path, image_downscale_factor)
+    resolution = evaluation_resolution(scene_path, image_downscale_factor)
+    views = load_render_views(poses_path, resolution.image_downscale_factor, resolution.max_image_long_side,
+                              width, height)
     if video_path is not None:
         if Path(video_path).suffix.lower() != ".mp4":
             raise ValueError(f"--video {video_path}: expected an .mp4 file name")

@@ -4,7 +4,10 @@ The page is served with viser (https://viser.studio), as gsplat's nerfview and n
 browser owns an orbit camera (drag to orbit, right-drag or shift-drag to pan, wheel to zoom) and
 sends its pose on every change; the server renders that view with `render_view` and sends the
 frame back as a JPEG that the page shows as its background. The Gaussians never leave the server,
-so the page works over an SSH tunnel to a headless GPU machine.
+so the page works over an SSH tunnel to a headless GPU machine. Frames are progressive
+(`taichi_3dgs.viewer.refinement`, as gsplat's nerfview): a changing view is rendered at the "moving"
+resolution, and once it rests, once more at the "still" one, by default the canvas' own size, so
+the browser does not stretch a small frame.
 
 Cameras. viser reports a client camera as `wxyz` (the rotation R_world_camera as a unit
 quaternion w, x, y, z) and `position` (the camera centre in the world frame), with OpenCV camera
@@ -44,17 +47,20 @@ from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, mean_up, overview_camera, scene_bounds,
                                              scene_up)
 from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
+from taichi_3dgs.viewer.refinement import RefinementSchedule
 from taichi_3dgs.viewer.rendering import RenderedView, render_view, to_uint8
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
 
 DEFAULT_MAX_SIDE = {"cuda": 1280, "cpu": 480}
-"""Initial render resolution (the long side of the rendered frame in pixels; a GUI slider) by the
-torch device type of the Taichi backend. On the 2-core CPU machine (busy with other work) a frame
-of 480 px took 0.7-1.0 s for the 9,080-Gaussian 3dgs_trained_ply scene and the 111,785-Gaussian
-garden; no GPU was measured yet (BENCHMARKS.md), 1280 px assumes one."""
+"""Initial resolution of frames while the view changes (the long side of the rendered frame in
+pixels; the GUI's "moving" slider) by the torch device type of the Taichi backend. On the 2-core
+CPU machine (busy with other work) a frame of 480 px took 0.7-1.0 s for the 9,080-Gaussian
+3dgs_trained_ply scene and the 111,785-Gaussian garden; no GPU was measured yet (BENCHMARKS.md),
+1280 px assumes one."""
 
 MAX_SIDE_RANGE = (64, 4096)
-"""Range of the render-resolution slider, pixels."""
+"""Range of the resolution sliders, pixels. The "still" slider starts at its top: a resting view is
+rendered at the canvas' size (frames are never larger than the canvas)."""
 
 JPEG_QUALITY = 90
 """Frames travel as JPEG: at this quality the two scenes above at 480 px took 5.5-6x fewer bytes
@@ -188,7 +194,9 @@ class WebViewer:
         viewer.stop()
 
     `update` renders in the caller's thread: at once for a client whose camera moved, and for a
-    changed scene only so often that rendering takes at most `render_fraction` of the wall time.
+    changed scene only so often that rendering takes at most `render_fraction` of the wall time,
+    at the moving resolution only: training does not wait for a canvas-size frame. While the
+    page's pause button is down the resting view is refined as in `serve_forever`.
     While the page's pause button is down, `update` keeps serving camera changes and returns only
     on resume or `stop()`. `paused` reads (and sets) that state.
 
@@ -199,8 +207,9 @@ class WebViewer:
         cameras: dataset cameras: a "go to camera k" control and their frustums. With cameras a
             new tab starts at camera 0, otherwise at the `overview_camera` of the Gaussians.
         host, port: where to listen (port 0: any free port; `port` then tells which).
-        max_side: initial render resolution, the frame's long side in pixels (default:
-            `DEFAULT_MAX_SIDE` for the device of `backend.torch_device()`).
+        max_side: initial moving resolution, the long side in pixels of frames while a view
+            changes (default: `DEFAULT_MAX_SIDE` for the device of `backend.torch_device()`); a
+            resting view is refined to the canvas' size (the "still" slider).
         render_fraction: see above (`TRAINING_RENDER_FRACTION`).
 
     Raises:
@@ -225,6 +234,7 @@ class WebViewer:
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._pending: set[int] = set()  # client ids whose frame is out of date
+        self._refinements = RefinementSchedule()  # client ids owed a full-resolution frame
         self._clients: dict[int, viser.ClientHandle] = {}
         self._next_scene_render = 0.0
         self._training_gui: dict[str, viser.GuiInputHandle] | None = None
@@ -293,33 +303,42 @@ class WebViewer:
             steps_per_second: current training speed, or None.
         """
         self._show_status(step, loss, num_gaussians, steps_per_second)
-        now = time.perf_counter()
-        if now >= self._next_scene_render:
-            start = now
+        start = time.perf_counter()
+        if start >= self._next_scene_render:
             self._request_render()
-            self.render_pending()
+        if self.render_pending(refine=False):  # camera moves count against the budget too
             spent = time.perf_counter() - start
-            self._next_scene_render = start + spent / max(self.render_fraction, 1e-6)
-        else:
-            self.render_pending()
+            budget_end = start + spent / max(self.render_fraction, 1e-6)
+            self._next_scene_render = max(self._next_scene_render, budget_end)
         while self._paused and not self._stopped.is_set():
             self.render_pending(timeout=_POLL_S)
 
-    def render_pending(self, timeout: float = 0.0) -> int:
-        """Render and send a frame to every client whose view is out of date, waiting up to
-        `timeout` seconds for one to become so. Call only from one thread.
+    def render_pending(self, timeout: float = 0.0, refine: bool = True) -> int:
+        """Render and send a frame to every client whose view is out of date (at the moving
+        resolution) or, with `refine`, whose resting view is due for refinement (at the still
+        one), waiting up to `timeout` seconds for either. Call only from one thread.
 
         Returns:
             The number of frames sent.
         """
-        if not self._wake.wait(timeout):
-            return 0
+        deadline = time.perf_counter() + timeout
+        while not self._wake.is_set():
+            now = time.perf_counter()
+            with self._lock:
+                next_due = self._refinements.next_due() if refine else math.inf
+            if next_due <= now:
+                break
+            if now >= deadline:
+                return 0
+            self._wake.wait(min(deadline, next_due) - now)
         self._wake.clear()
         with self._lock:
-            pending, self._pending = self._pending, set()
-            clients = [self._clients[client_id] for client_id in pending if client_id in self._clients]
-        for client in clients:
-            self._render_client(client)
+            moving, self._pending = self._pending, set()
+            still = self._refinements.pop_due(time.perf_counter()) - moving if refine else set()
+            clients = [(self._clients[client_id], client_id in still) for client_id in moving | still
+                       if client_id in self._clients]
+        for client, still_frame in clients:
+            self._render_client(client, still_frame)
         return len(clients)
 
     def serve_forever(self) -> None:
@@ -444,12 +463,16 @@ class WebViewer:
             self._pending.update([client_id] if client_id is not None else self._clients)
         self._wake.set()
 
-    def _render_client(self, client: viser.ClientHandle) -> None:
-        """Render the client's current camera with the GUI's settings and send it the frame."""
+    def _render_client(self, client: viser.ClientHandle, still: bool) -> None:
+        """Render the client's current camera with the GUI's settings and send it the frame: at
+        the still resolution, or at the moving one and then owe it a refinement (when larger)."""
         camera = client.camera
         if camera.image_width <= 0 or camera.image_height <= 0:
             return
-        max_side = min(int(self._gui["max_side"].value), max(camera.image_width, camera.image_height))
+        canvas_side = max(camera.image_width, camera.image_height)
+        moving_side = min(int(self._gui["max_side"].value), canvas_side)
+        still_side = max(min(int(self._gui["still_side"].value), canvas_side), moving_side)
+        max_side = still_side if still else moving_side
         viewmat, K, width, height = viewer_view(camera.wxyz, camera.position, camera.fov, camera.aspect,
                                                 max_side)
         background = tuple(channel / 255.0 for channel in self._gui["background"].value)
@@ -463,6 +486,11 @@ class WebViewer:
             return
         client.scene.set_background_image(pixels, format="jpeg", jpeg_quality=JPEG_QUALITY)
         self._gui["frame_time"].value = f"{elapsed * 1000.0:.0f} ms, {width} x {height} px"
+        with self._lock:
+            if max_side < still_side:
+                self._refinements.rendered_coarse(client.client_id, time.perf_counter())
+            else:
+                self._refinements.cancel(client.client_id)
 
     # -- clients ----------------------------------------------------------------------------------
 
@@ -480,6 +508,7 @@ class WebViewer:
         with self._lock:
             self._clients.pop(client.client_id, None)
             self._pending.discard(client.client_id)
+            self._refinements.cancel(client.client_id)
 
     # -- GUI --------------------------------------------------------------------------------------
 
@@ -488,9 +517,13 @@ class WebViewer:
         max_degree = max((obj.scene.sh_degree for obj in self.objects), default=MAX_SH_DEGREE)
         with gui.add_folder("View"):
             self._gui: dict[str, viser.GuiInputHandle] = {
-                "max_side": gui.add_slider("resolution (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
+                "max_side": gui.add_slider("moving (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
                                            step=16, initial_value=max_side,
-                                           hint="long side of the rendered frame, at most the page's"),
+                                           hint="long side of the frames while the view changes, at most the "
+                                                "page's"),
+                "still_side": gui.add_slider("still (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
+                                             step=16, initial_value=MAX_SIDE_RANGE[1],
+                                             hint="long side of the frame once the view rests, at most the page's"),
                 # a slider needs min < max: degree 1 of a degree-0 scene renders as degree 0
                 "sh_degree": gui.add_slider("SH degree", min=0, max=max(max_degree, 1), step=1,
                                             initial_value=max_degree),
@@ -501,7 +534,7 @@ class WebViewer:
                 "mode": gui.add_dropdown("render mode", RENDER_MODES, initial_value="RGB"),
                 "frame_time": gui.add_text("frame time", "", disabled=True),
             }
-        for name in ("max_side", "sh_degree", "background", "near_plane", "mode"):
+        for name in ("max_side", "still_side", "sh_degree", "background", "near_plane", "mode"):
             self._gui[name].on_update(lambda _: self._request_render())
 
     def _build_camera_gui(self) -> None:

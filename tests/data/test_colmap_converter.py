@@ -174,6 +174,13 @@ def test_model_folder_with_image_path_gives_the_same_json_as_the_dataset_root(pr
     assert (tmp_path / "train.json").read_text() == (prepared("colmap_desk") / "train.json").read_text()
 
 
+def test_the_sparse_folder_holding_0_gives_the_same_json_as_the_dataset_root(prepared, tmp_path):
+    # graphdeco's layout X/images + X/sparse/0: --base_path X/sparse takes its images from X/images
+    assert run_tool("prepare_colmap", "--base_path", dataset_path("colmap_desk") / "sparse",
+                    "--output_dir", tmp_path) == 0
+    assert (tmp_path / "train.json").read_text() == (prepared("colmap_desk") / "train.json").read_text()
+
+
 def test_image_list_file_selects_the_validation_images(tmp_path):
     (tmp_path / "test_images.txt").write_text("input_0003.jpg\n\ninput_0010.jpg\n")
     convert_colmap(dataset_path("colmap_desk"), tmp_path / "out", test_image_list_path=tmp_path / "test_images.txt")

@@ -162,6 +162,17 @@ def test_default_point_count_and_config_depend_on_the_point_source(tmp_path, mes
     load_train_config(tmp_path / "out" / "train_config.yaml")  # the trainer accepts it as written
 
 
+@pytest.mark.parametrize("option", ["--num_points", "--num-points", "--mesh_sample_points"])
+def test_num_points_sets_the_count_as_for_blender_and_the_old_name_still_works(tmp_path, capsys, option):
+    frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
+    path = _fox_subset(tmp_path, frames, camera_angle_x=1.2)
+    assert run_tool("prepare_InstantNGP_with_mesh", "--transforms_train", path, "--no_val", option, "7",
+                    "--output_dir", tmp_path / "out") == 0
+    assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == 7
+    notice = "prepare_InstantNGP_with_mesh.py: warning: --mesh_sample_points is deprecated; use --num_points"
+    assert (notice in capsys.readouterr().err) == (option == "--mesh_sample_points")
+
+
 def test_non_rigid_transform_is_refused_as_the_training_reader_would(tmp_path, capsys):
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:3]
     frames[1]["transform_matrix"] = (np.asarray(frames[1]["transform_matrix"]) @ np.diag([1.01, 1, 1, 1])).tolist()

@@ -1,5 +1,5 @@
 """Initial isotropic scales: mean squared distance to the 3 nearest other points (official
-`distCUDA2`), found with scipy, without open3d."""
+`distCUDA2`), found with scipy, without trimesh (the optional mesh extra)."""
 import json
 import subprocess
 import sys
@@ -49,8 +49,8 @@ def test_tiny_clouds_use_every_other_point_and_one_point_is_an_error():
         mean_knn_squared_distance(np.zeros((1, 3)))
 
 
-def test_training_imports_and_initialises_without_open3d():
-    code = ("import sys; sys.modules['open3d'] = None  # import open3d raises ImportError\n"
+def test_training_imports_and_initialises_without_trimesh():
+    code = ("import sys; sys.modules['trimesh'] = None  # import trimesh raises ImportError\n"
             "import json\n"
             "import numpy as np\n"
             "import taichi_3dgs.training.trainer\n"

@@ -1,4 +1,6 @@
 """Trained-scene parquet: exact round trip, FORMATS.md layout, original-project files, errors."""
+import json
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -6,8 +8,8 @@ import pytest
 import torch
 from synthetic_scenes import assert_scenes_identical, random_scene
 
-from taichi_3dgs.scene.parquet import (TRAINED_SCENE_COLUMNS, is_trained_scene_parquet,
-                                       read_scene_parquet, write_scene_parquet)
+from taichi_3dgs.scene.parquet import (TRAINED_SCENE_COLUMNS, TrainingResolution, is_trained_scene_parquet,
+                                       read_scene_parquet, read_training_resolution, write_scene_parquet)
 
 
 @pytest.mark.parametrize("sh_degree, color_activation", [(3, "linear"), (1, "sigmoid")])
@@ -161,3 +163,28 @@ def _write(folder, scene):
     path = folder / "scene.parquet"
     write_scene_parquet(path, scene)
     return path
+
+
+def test_training_resolution_round_trips_as_the_formats_md_metadata_key(tmp_path):
+    path = tmp_path / "scene.parquet"
+    write_scene_parquet(path, random_scene(num_gaussians=3), TrainingResolution(4, 1600))
+    value = pq.ParquetFile(path).metadata.metadata[b"taichi_3dgs.training_resolution"]
+    assert json.loads(value) == {"image-downscale-factor": 4, "max-image-long-side": 1600}
+    assert read_training_resolution(path) == TrainingResolution(4, 1600)
+
+
+def test_a_scene_without_training_resolution_reads_none(tmp_path):
+    assert read_training_resolution(_write(tmp_path, random_scene(num_gaussians=3))) is None
+    assert read_training_resolution(tmp_path / "scene.ply") is None  # PLY files record none (not read)
+
+
+@pytest.mark.parametrize("value", [b"4", b'{"image-downscale-factor": 0, "max-image-long-side": 1600}',
+                                   b'{"image-downscale-factor": 2}', b'{"image-downscale-factor": 2.5, '
+                                   b'"max-image-long-side": 1600}'])
+def test_a_bad_training_resolution_is_an_error_naming_file_and_key(tmp_path, value):
+    table = pq.read_table(_write(tmp_path, random_scene(num_gaussians=3)))
+    metadata = {**table.schema.metadata, b"taichi_3dgs.training_resolution": value}
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pytest.raises(ValueError, match=r"bad\.parquet: metadata 'taichi_3dgs\.training_resolution' is .*; expected JSON"):
+        read_training_resolution(path)

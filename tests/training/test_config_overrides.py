@@ -73,3 +73,14 @@ def test_bad_override_names_the_key_and_what_was_expected(config, arguments, mes
 def test_values_are_parsed_as_yaml():
     assert parse_overrides(["--a", "1", "--b", "1.5", "--c", "null", "--d.e", "text", "--f=-2"]) == {
         "a": 1, "b": 1.5, "c": None, "d": {"e": "text"}, "f": -2}
+
+
+def test_the_trainer_s_own_options_take_hyphens_as_its_overrides_take_underscores(tmp_path, capsys):
+    from taichi_3dgs.training.cli import main
+
+    assert main(["--train-config", str(tmp_path / "template.yaml"), "--gen-template-only"]) == 0
+    assert load_train_config(tmp_path / "template.yaml").num_iterations == 30000
+    # hyphenated options are options, not overrides: --gen-template-only refuses overrides
+    with pytest.raises(SystemExit):
+        main(["--train-config", str(tmp_path / "other.yaml"), "--gen-template-only", "--num_iterations", "5"])
+    assert "takes no config overrides (got --num_iterations 5)" in capsys.readouterr().err

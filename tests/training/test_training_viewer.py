@@ -64,7 +64,7 @@ def test_the_page_shows_the_step_counter_advancing_and_pause_holds_it(tmp_path):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing_prerequisite("Python package playwright not installed (pip install -r requirements-dev.txt)")
+        missing_prerequisite("Python package playwright not installed (pip install -e '.[test]')")
     run = _train(_config(tmp_path, 100_000), "--viewer", "--viewer_port", "0")
     try:
         log = []

@@ -16,6 +16,7 @@ from PIL import Image
 from viewer_fixtures import trained_ply_path, write_camera_json
 
 from taichi_3dgs.scene import read_scene
+from taichi_3dgs.scene.parquet import TrainingResolution, write_scene_parquet
 from taichi_3dgs.viewer.camera_paths import fit_camera_to_bounds, orbit_path, scene_bounds
 from taichi_3dgs.viewer.geometry import invert_rigid
 from taichi_3dgs.viewer.poses import CameraPath, save_camera_path
@@ -185,3 +186,38 @@ def test_downscale_factor_evaluates_at_the_reduced_size_with_k_scaled(dataset, t
     assert _png(tmp_path / "out" / "gt" / "00000.png").shape == (HEIGHT // 2, WIDTH // 2, 3)
     np.testing.assert_array_equal(_png(tmp_path / "out" / "renders" / "00000.png"), expected)
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["mean"]["psnr"] > 20.0
+
+
+def test_a_scene_recording_its_training_resolution_is_evaluated_at_it(dataset, tmp_path):
+    """A parquet scene trained at max-image-long-side 48 (no downscale factor): the camera JSON's
+    96x72 images are evaluated at 48x36, as the trainer saw them, without any option."""
+    folder, _, _, poses, K = dataset
+    write_scene_parquet(tmp_path / "scene.parquet", read_scene(trained_ply_path()), TrainingResolution(1, 48))
+    result = _run("--scene", "scene.parquet", "--cameras", str(folder / "val.json"), "--output_dir", "out",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "at the scene's training resolution: image-downscale-factor 1, max-image-long-side 48" in result.stdout
+    half_K = np.array(K, dtype=np.float64)
+    half_K[:2] *= 0.5
+    expected = to_uint8(render_image(read_scene(tmp_path / "scene.parquet"), invert_rigid(poses[0]), half_K,
+                                     WIDTH // 2, HEIGHT // 2))
+    assert _png(tmp_path / "out" / "gt" / "00000.png").shape == (HEIGHT // 2, WIDTH // 2, 3)
+    np.testing.assert_array_equal(_png(tmp_path / "out" / "renders" / "00000.png"), expected)
+
+
+def test_width_and_height_render_every_pose_at_that_size_with_k_rescaled(dataset, tmp_path):
+    folder, _, _, poses, K = dataset
+    save_camera_path(tmp_path / "poses.pt", CameraPath(
+        np.stack([invert_rigid(pose) for pose in poses]), np.stack([K] * VIEWS), WIDTH, HEIGHT))
+    scaled_K = np.diag([2 * WIDTH / WIDTH, 30 / HEIGHT, 1.0]) @ np.asarray(K, dtype=np.float64)
+    expected = to_uint8(render_image(read_scene(trained_ply_path()), invert_rigid(poses[1]), scaled_K, 2 * WIDTH, 30))
+    result = _run("--scene", str(trained_ply_path()), "--cameras", "poses.pt", "--output_dir", "path",
+                  "--width", str(2 * WIDTH), "--height", "30", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(_png(tmp_path / "path" / "renders" / "00001.png"), expected)
+    # a camera JSON: --height alone keeps each pose's aspect, and no metrics are computed at that size
+    result = _run("--scene", str(trained_ply_path()), "--cameras", str(folder / "val.json"), "--output_dir", "json",
+                  "--height", str(HEIGHT // 2), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _png(tmp_path / "json" / "renders" / "00000.png").shape == (HEIGHT // 2, WIDTH // 2, 3)
+    assert not (tmp_path / "json" / "metrics.json").exists()

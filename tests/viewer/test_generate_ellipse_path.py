@@ -48,6 +48,17 @@ def test_script_writes_a_closed_orbit_around_the_focus_point_as_poses_pt(tmp_pat
     assert np.all(centre_in_camera[:, 2] > 0)
 
 
+def test_width_sets_the_path_size_with_k_rescaled_and_the_same_poses(tmp_path):
+    write_camera_json(tmp_path / "train.json", _ring_cameras(), K, 160, 120)
+    assert _run("--cameras", "train.json", "--n_frames", "4", "--output", "full.pt", cwd=tmp_path).returncode == 0
+    result = _run("--cameras", "train.json", "--n_frames", "4", "--output", "wide.pt", "--width", "640", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    full, wide = load_camera_path(tmp_path / "full.pt"), load_camera_path(tmp_path / "wide.pt")
+    assert (wide.width, wide.height) == (640, 480)  # the height from the cameras' 4:3
+    np.testing.assert_allclose(wide.Ks, np.diag([4.0, 4.0, 1.0]) @ full.Ks)
+    np.testing.assert_array_equal(wide.viewmats, full.viewmats)
+
+
 def test_poses_file_round_trips(tmp_path):
     path = CameraPath(np.stack([np.eye(4)] * 2), np.stack([K] * 2), 160, 120)
     save_camera_path(tmp_path / "poses.pt", path)

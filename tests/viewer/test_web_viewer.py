@@ -4,7 +4,7 @@ compared with our own offline render of the same camera; its camera conventions,
 API and bad input.
 
 The browser tests need the Debian package chromium (.ci/run installs it) and the Python package
-playwright (requirements-dev.txt; it drives the system chromium, no browser is downloaded): under
+playwright (the test extra, pyproject.toml; it drives the system chromium, no browser is downloaded): under
 CI=true their absence fails the tests, elsewhere they skip with the reason.
 """
 import io
@@ -39,7 +39,8 @@ CHROMIUM_ARGS = ["--use-gl=swiftshader", "--use-angle=swiftshader", "--enable-un
 VIEWPORT = (1280, 720)
 CAMERA_SIZE = (320, 240)
 CROP = (slice(180, 540), slice(384, 896))  # central half-height, 40% width: clear of the side panel
-REFERENCE_SCALE = 0.5  # the offline render is made at half the page's size (the page shows <= 480 px)
+REFERENCE_SCALE = 0.5  # the offline render is made at half the page's size (enough to tell the view)
+MOVING_SIDE = 480  # the CPU's moving resolution (web.DEFAULT_MAX_SIDE); the resting view is refined to VIEWPORT
 TIMEOUT_S = 60
 
 
@@ -126,7 +127,7 @@ def _require_browser():
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        missing_prerequisite("Python package playwright not installed (pip install -r requirements-dev.txt)")
+        missing_prerequisite("Python package playwright not installed (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,7 @@ def page_session(tmp_path_factory):
     server = _Server(["--scene", trained_ply_path(), "--web", "--port", 0, "--cameras", cameras_path])
     try:  # the references are rendered while the server starts
         references = [_canvas_reference(scene, pose, K, VIEWPORT, REFERENCE_SCALE) for pose in poses[:2]]
+        references += [_canvas_reference(scene, poses[0], K, VIEWPORT, scale) for scale in (1.0, MOVING_SIDE / VIEWPORT[0])]
         url = server.wait_for_url()
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
@@ -178,12 +180,47 @@ def test_first_frame_is_dataset_camera_0_rendered_by_our_rasterizer(page_session
     _, page, references = page_session
     shot = _settled_frame(page)
     assert _crop(shot, CROP).std() > 0.05  # not blank: the scene, not one colour
-    expected, other = (_crop(reference, CROP, REFERENCE_SCALE) for reference in references)
+    expected, other = (_crop(reference, CROP, REFERENCE_SCALE) for reference in references[:2])
     shown = np.asarray(Image.fromarray((_crop(shot, CROP) * 255).round().astype(np.uint8)).resize(
         expected.shape[1::-1], Image.BILINEAR), dtype=np.float64) / 255.0
     assert reference_psnr(shown, expected) >= 20.0
     # and not just any view of the scene: camera 1, 20 degrees around the orbit, matches worse
     assert reference_psnr(shown, other) < reference_psnr(shown, expected) - 3.0
+
+
+def _frame_size(page):
+    """(width, height) of the last frame, from the panel's "frame time" text ("12 ms, W x H px")."""
+    values = page.evaluate("() => Array.from(document.querySelectorAll('input')).map(input => input.value)")
+    [size] = [re.fullmatch(r"\d+ ms, (\d+) x (\d+) px", value) for value in values
+              if re.fullmatch(r"\d+ ms, (\d+) x (\d+) px", value)]
+    return int(size.group(1)), int(size.group(2))
+
+
+def test_a_resting_view_is_rendered_at_the_canvas_size_and_a_moving_one_coarser(page_session):
+    _, page, references = page_session
+    shot = _settled_frame(page)
+    assert _frame_size(page) == VIEWPORT
+    # the page shows the canvas-size frame, not a 480 px frame stretched to it
+    sharp, stretched = references[2], np.asarray(Image.fromarray((references[3] * 255).round().astype(np.uint8))
+                                                 .resize(VIEWPORT, Image.BILINEAR), dtype=np.float64) / 255.0
+    assert reference_psnr(_crop(shot, CROP), _crop(sharp, CROP)) >= 20.0
+    assert reference_psnr(_crop(shot, CROP), _crop(sharp, CROP)) > reference_psnr(_crop(shot, CROP),
+                                                                                   _crop(stretched, CROP)) + 1.0
+    sizes = []
+    page.mouse.move(640, 360)
+    page.mouse.down()
+    for step in range(1, 16):
+        page.mouse.move(640 - 4 * step, 360)
+        sizes.append(_frame_size(page))
+        time.sleep(0.1)
+    page.mouse.up()
+    assert (MOVING_SIDE, round(MOVING_SIDE * VIEWPORT[1] / VIEWPORT[0])) in sizes
+    # refined again once the drag stopped (to the canvas' size in device pixels, which viser
+    # lowers while the browser draws slowly, so at least larger than while moving)
+    deadline = time.monotonic() + TIMEOUT_S
+    while _frame_size(page)[0] <= MOVING_SIDE and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _frame_size(page)[0] > MOVING_SIDE
 
 
 def test_mouse_drag_orbits_and_the_new_view_is_rendered(page_session):
