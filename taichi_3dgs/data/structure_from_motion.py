@@ -47,7 +47,7 @@ class SfmOptions:
             camera per image.
         max_image_size: longest image side in pixels for feature extraction (images are
             downscaled for it; the model keeps the full size).
-        matcher: "exhaustive" (every pair), "sequential" (each image with its `overlap` successors
+        matcher: "auto" (chosen by taichi_3dgs.data.capture), "exhaustive" (every pair), "sequential" (each image with its `overlap` successors
             by name and the images 2^k after it) or "vocab_tree" (retrieval with `vocab_tree`).
         overlap: successors matched by the sequential matcher.
         vocab_tree: COLMAP vocabulary tree file for "vocab_tree".
@@ -56,7 +56,7 @@ class SfmOptions:
     camera_model: str = DEFAULT_SFM_CAMERA_MODEL
     single_camera: bool = True
     max_image_size: int = DEFAULT_MAX_IMAGE_SIZE
-    matcher: str = "exhaustive"
+    matcher: str = "auto"
     overlap: int = 10
     vocab_tree: str | None = None
 

@@ -64,12 +64,19 @@ def _decode(video: Path) -> tuple[dict, Iterator[bytes]]:
     if not video.is_file():
         raise FileNotFoundError(f"{video}: video file not found")
     frames = imageio_ffmpeg.read_frames(str(video))
-    try:
-        meta = next(frames)
-    except (OSError, RuntimeError, StopIteration) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    reason = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)  # see extract_sharpest_frames
+        try:
+            meta = next(frames)
+        except (OSError, RuntimeError, StopIteration) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if reason is not None:  # outside the except block, so ffmpeg's pipes are released here
+            frames.close()
+            del frames
+    if reason is not None:
         raise ValueError(f"{video}: cannot decode the video ({reason}); expected a video file ffmpeg reads "
-                         "(MP4, MOV, ...)") from None
+                         "(MP4, MOV, ...)")
     return meta, frames
 
 
@@ -121,10 +128,10 @@ def extract_sharpest_frames(video: str | os.PathLike, output_dir: str | os.PathL
             Image.fromarray(pixels).save(tmp, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
         paths.append(path)
 
-    try:
-        with warnings.catch_warnings():
-            # imageio-ffmpeg's generator leaves ffmpeg's pipes to the garbage collector.
-            warnings.simplefilter("ignore", ResourceWarning)
+    with warnings.catch_warnings():
+        # imageio-ffmpeg's generator leaves ffmpeg's pipes to the garbage collector.
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
             for index, data in enumerate(frames):
                 # Green, the channel closest to luminance, stands for the grey values.
                 grey = np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)[:, :, 1]
@@ -136,9 +143,11 @@ def extract_sharpest_frames(video: str | os.PathLike, output_dir: str | os.PathL
                     best = None
                 if progress is not None:
                     progress(1)
+        except (OSError, RuntimeError) as error:
+            raise ValueError(f"{video}: decoding stopped at frame {index + 1} "
+                             f"({str(error).splitlines()[0]})") from None
+        finally:
             frames.close()
-    except (OSError, RuntimeError) as error:
-        raise ValueError(f"{video}: decoding stopped at frame {index + 1} ({str(error).splitlines()[0]})") from None
     if best is not None:
         keep(best)
     if not paths:
