@@ -11,9 +11,10 @@ the same command run again continues from the finished stages.
 """
 from __future__ import annotations
 
+import os
 import sys
 
-from taichi_3dgs.cli import ToolParser, positive_float, positive_int
+from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, positive_float, positive_int
 from taichi_3dgs.data.cli import add_val_split_arguments, run_converter
 from taichi_3dgs.data.converter_options import (DEFAULT_MAX_IMAGE_SIZE, DEFAULT_SFM_CAMERA_MODEL, DEFAULT_VAL_EVERY,
                                                 DEFAULT_VIDEO_FPS, MAX_EXHAUSTIVE_IMAGES, SFM_CAMERA_MODELS,
@@ -66,4 +67,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    if exit_code == EXIT_INTERRUPTED:
+        # A cancelled pycolmap call returns before its own threads have stopped, and the
+        # interpreter's normal exit would then abort in their destructors: leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(exit_code)
+    sys.exit(exit_code)

@@ -1,17 +1,19 @@
 """taichi_3dgs.data.structure_from_motion and capture: Ctrl-C stops pycolmap, an interrupted run
 leaves no output folder, and the next run continues from the finished stages."""
-import os
+import json
 import signal
-import threading
+import subprocess
+import sys
+import time
 
 import pycolmap
 import pytest
 from PIL import Image
 
-from conftest import dataset_path
+from conftest import REPO_ROOT, dataset_path
+from script_faults import SCRIPT_TIMEOUT_S
 from taichi_3dgs.data.capture import prepare_capture
-from taichi_3dgs.data.structure_from_motion import (DATABASE, SfmOptions, quiet_colmap, run_cancellable,
-                                                    sequential_pairs)
+from taichi_3dgs.data.structure_from_motion import DATABASE, STAGES_JSON, SfmOptions, sequential_pairs
 
 
 def test_sequential_pairs_are_the_next_images_and_those_powers_of_two_ahead():
@@ -23,29 +25,32 @@ def test_sequential_pairs_are_the_next_images_and_those_powers_of_two_ahead():
     assert ("0", "4") in sequential_pairs([str(i) for i in range(6)], overlap=3)  # 2^2 ahead
 
 
-def test_ctrl_c_cancels_a_running_extraction(tmp_path):
-    quiet_colmap()
+def test_ctrl_c_stops_the_tool_during_extraction_and_keeps_the_staging_folder(tmp_path):
+    # pycolmap ignores SIGINT itself: the tool cancels it (run_cancellable) and exits with 130.
     images = dataset_path("colmap_desk") / "images"
-    database = tmp_path / DATABASE
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    with pytest.raises(KeyboardInterrupt):
-        run_cancellable(lambda token: pycolmap.extract_features(str(database), str(images),
-                                                                cancellation_token=token))
-    timer.cancel()
-    handle = pycolmap.Database.open(str(database))
-    extracted = sum(handle.exists_keypoints(image.image_id) for image in handle.read_all_images())
-    handle.close()
-    assert extracted < len(list(images.glob("*.jpg")))
+    process = subprocess.Popen([sys.executable, str(REPO_ROOT / "tools" / "prepare_images.py"), "--images", images,
+                                "--output_dir", "out"], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    database = tmp_path / ".out.prepare-staging" / "colmap" / DATABASE
+    while not database.exists() and process.poll() is None:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=SCRIPT_TIMEOUT_S)
+    assert process.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == "prepare_images.py: interrupted" and "Traceback" not in stderr
+    assert "run the same command to continue" in stdout
+    assert not (tmp_path / "out").exists()
+    stages = json.loads((database.parent / STAGES_JSON).read_text())
+    assert stages["extraction"]["done"] is False
 
 
 def test_an_interrupted_run_leaves_no_output_and_the_next_one_continues(tmp_path, monkeypatch):
     photos = tmp_path / "photos"
     photos.mkdir()
-    for source in sorted((dataset_path("colmap_desk") / "images").glob("*.jpg"))[:8:2]:
+    for source in sorted((dataset_path("colmap_desk") / "images").glob("*.jpg"))[:18:3]:
         with Image.open(source) as image:
-            image.resize((480, 270)).save(photos / source.name, quality=95)
-    options = SfmOptions(max_image_size=480)
+            image.resize((800, 450)).save(photos / source.name, quality=95)
+    options = SfmOptions(max_image_size=800)
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -60,5 +65,5 @@ def test_an_interrupted_run_leaves_no_output_and_the_next_one_continues(tmp_path
     result = prepare_capture(tmp_path / "out", images=photos, options=options)
     summary = "\n".join(result.messages)
     assert "extraction 0.0 s (reused)" in summary and "matching 0.0 s (reused)" not in summary
-    assert "of 4 images" in summary
+    assert "of 6 images" in summary
     assert (tmp_path / "out" / "train.json").is_file() and not staging.exists()
