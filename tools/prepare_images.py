@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from taichi_3dgs.data.structure_from_motion import SfmOptions, quiet_colmap
 
     quiet_colmap(args.debug)
-    options = SfmOptions(camera_model=args.camera_model, max_image_size=args.max_image_size, matcher=args.matcher,
-                         vocab_tree=args.vocab_tree)
+    options = SfmOptions(camera_model=args.camera_model, single_camera=args.single_camera or None,
+                         max_image_size=args.max_image_size, matcher=args.matcher, vocab_tree=args.vocab_tree)
     fps = args.fps if args.fps or args.num_frames else DEFAULT_VIDEO_FPS
     return run_converter(parser.prog, args, prepare_capture, output_dir=args.output_dir, images=args.images,
                          video=args.video, fps=None if args.images or args.num_frames else fps,
-                         num_frames=args.num_frames, options=options, single_camera=args.single_camera or None,
+                         num_frames=args.num_frames, options=options,
                          val_every=None if args.no_val else (args.val_every or DEFAULT_VAL_EVERY),
                          image_downscale_factor=args.image_downscale_factor)
 

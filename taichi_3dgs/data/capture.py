@@ -13,6 +13,7 @@ refused before anything is written.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,14 +27,18 @@ from tqdm import tqdm
 
 from taichi_3dgs.data.colmap import convert_colmap
 from taichi_3dgs.data.converter_options import DEFAULT_VAL_EVERY, MAX_EXHAUSTIVE_IMAGES
-from taichi_3dgs.data.prepared_dataset import PreparedDataset
-from taichi_3dgs.data.structure_from_motion import STAGES, STAGES_JSON, SfmOptions, run_structure_from_motion
+from taichi_3dgs.data.prepared_dataset import (IMAGES_DIR, POINT_CLOUD_PARQUET, TRAIN_CONFIG_YAML, TRAIN_JSON, VAL_JSON,
+                                               PreparedDataset)
+from taichi_3dgs.data.structure_from_motion import (STAGES, STAGES_JSON, SfmOptions, SfmResult,
+                                                    run_structure_from_motion)
 from taichi_3dgs.data.video_frames import extract_sharpest_frames
 
 COLMAP_DIR = "colmap"
 FRAMES_JSON = "frames.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 MIN_IMAGES = 3
+OUTPUT_NAMES = (TRAIN_JSON, VAL_JSON, POINT_CLOUD_PARQUET, TRAIN_CONFIG_YAML, IMAGES_DIR, COLMAP_DIR)
+"""What prepare_images writes into the output folder (a rerun replaces these and keeps the rest)."""
 
 
 def list_photos(image_dir: Path) -> tuple[list[str], set[tuple[int, int]]]:
@@ -76,7 +81,8 @@ def _check_output(output: Path) -> None:
         raise ValueError(f"{output}: exists and is not a folder; expected a new folder for --output_dir")
     if output.is_dir() and any(output.iterdir()) and not (output / COLMAP_DIR / STAGES_JSON).is_file():
         raise ValueError(f"{output}: folder exists and holds other files; expected a new or empty folder, "
-                         "or one that prepare_images.py wrote (it is then replaced)")
+                         "or one that prepare_images.py wrote (its cameras, points, config, images/ and "
+                         "colmap/ are then replaced, other files kept)")
 
 
 def _staging(output: Path) -> Path:
@@ -125,34 +131,40 @@ def _choose_matcher(matcher: str, num_images: int, from_video: bool, vocab_tree:
 
 
 def _move_into_place(stage: Path, output: Path) -> None:
-    """Rename the staging folder to `output`, replacing an empty or earlier prepare_images folder."""
-    if output.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
-        os.replace(output, old / output.name)
-        os.replace(stage, output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
+    """Rename the staging folder to `output`; into an existing one (empty, or an earlier output),
+    replace what prepare_images writes and keep the rest (e.g. a training run's output/ and logs/)."""
+    if not output.is_dir():
         output.parent.mkdir(parents=True, exist_ok=True)
         os.replace(stage, output)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{output.name}.old-", dir=output.parent))
+    for name in OUTPUT_NAMES:
+        if (output / name).exists():
+            os.replace(output / name, old / name)
+    for item in sorted(stage.iterdir(), key=lambda path: path.name == TRAIN_CONFIG_YAML):
+        os.replace(item, output / item.name)
+    stage.rmdir()
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def prepare_capture(output_dir: str | os.PathLike, *, images: str | os.PathLike | None = None,
                     video: str | os.PathLike | None = None, fps: float | None = None, num_frames: int | None = None,
-                    options: SfmOptions = SfmOptions(), single_camera: bool | None = None,
-                    val_every: int | None = DEFAULT_VAL_EVERY, image_downscale_factor: int = 1) -> PreparedDataset:
+                    options: SfmOptions = SfmOptions(), val_every: int | None = DEFAULT_VAL_EVERY,
+                    image_downscale_factor: int = 1) -> PreparedDataset:
     """Run structure from motion on photos (`images`) or a video and write a prepared folder.
 
-    Photos share one camera when they all have one size (or `single_camera` is True), else each
-    has its own; video frames share one. `options.matcher` "auto" picks exhaustive matching up to
-    MAX_EXHAUSTIVE_IMAGES photos, then a vocabulary tree when `options.vocab_tree` is given, else
-    sequential; sequential for a video. The largest model is converted by `convert_colmap`.
+    `options.single_camera` None gives photos one shared camera when they all have one size, else
+    one camera each; video frames always share one. `options.matcher` "auto" picks exhaustive
+    matching up to MAX_EXHAUSTIVE_IMAGES photos, then the vocabulary tree when
+    `options.vocab_tree` is given, else sequential; sequential for a video. The largest model is
+    converted by `convert_colmap`. Photos are used as stored (EXIF orientation ignored, as COLMAP
+    and the trainer do).
 
     Args:
         output_dir: the folder to write (module docstring).
         images / video: the photos' folder, or the video file (exactly one).
         fps / num_frames: frames kept from the video (one of them, see video_frames).
-        options: the structure-from-motion choices (its single_camera and matcher are decided here).
-        single_camera: force one camera (True) or one per image (False); None decides by size.
+        options: the structure-from-motion choices.
         val_every, image_downscale_factor: as for `convert_colmap`.
 
     Returns:
@@ -167,21 +179,26 @@ def prepare_capture(output_dir: str | os.PathLike, *, images: str | os.PathLike 
         raise ValueError("give exactly one of images and video")
     output = Path(os.path.abspath(output_dir))
     _check_output(output)
-    photos = None
+    if options.vocab_tree is not None and not Path(options.vocab_tree).is_file():
+        raise FileNotFoundError(f"{options.vocab_tree}: vocabulary tree file not found; expected a COLMAP "
+                                "vocab_tree_*.bin file (colmap.github.io/faq: vocabulary trees)")
     if images is not None:
         image_dir = Path(os.path.abspath(images))
         names, sizes = list_photos(image_dir)
-        if single_camera and len(sizes) > 1:
+        if options.single_camera and len(sizes) > 1:
             raise ValueError(f"{image_dir}: --single_camera, but the photos have {len(sizes)} sizes "
                              f"({', '.join(f'{w}x{h}' for w, h in sorted(sizes))}); expected one size")
-        photos = (image_dir, names, len(sizes) == 1 if single_camera is None else single_camera)
-    video_path = Path(os.path.abspath(video)) if video is not None else None
-    if video_path is not None and not video_path.is_file():
-        raise FileNotFoundError(f"{video_path}: video file not found")
+        if options.single_camera is None:
+            options = dataclasses.replace(options, single_camera=len(sizes) == 1)
+        source: Path | tuple[Path, list[str]] = (image_dir, names)
+    else:
+        source = Path(os.path.abspath(video))
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: video file not found")
+        options = dataclasses.replace(options, single_camera=True)
     stage = _staging(output)
     try:
-        return _prepare_in(stage, output, video_path, photos, fps, num_frames,
-                           options, val_every, image_downscale_factor)
+        return _prepare_in(stage, output, source, fps, num_frames, options, val_every, image_downscale_factor)
     except KeyboardInterrupt:
         print(f"interrupted: the finished stages are kept in {stage}; run the same command to continue")
         raise
@@ -190,36 +207,37 @@ def prepare_capture(output_dir: str | os.PathLike, *, images: str | os.PathLike 
         raise
 
 
-def _prepare_in(stage: Path, output: Path, video: Path | None, photos: tuple | None, fps: float | None,
+def _prepare_in(stage: Path, output: Path, source: Path | tuple[Path, list[str]], fps: float | None,
                 num_frames: int | None, options: SfmOptions, val_every: int | None,
                 image_downscale_factor: int) -> PreparedDataset:
+    """prepare_capture's work in the staging folder, then the move into place."""
     messages = []
-    start = time.perf_counter()
-    if video is not None:
+    decoding = None
+    if isinstance(source, Path):
+        start = time.perf_counter()
         image_dir = stage / COLMAP_DIR / "images"
-        names, message = _video_frames(video, image_dir, fps, num_frames)
-        _check_count(video, len(names), "frames kept")
+        names, message = _video_frames(source, image_dir, fps, num_frames)
+        _check_count(source, len(names), "frames kept")
         messages.append(message)
-        shared = True
+        decoding = time.perf_counter() - start
     else:
-        image_dir, names, shared = photos
-    decoding = time.perf_counter() - start
-    matcher, why = _choose_matcher(options.matcher, len(names), video is not None, options.vocab_tree)
+        image_dir, names = source
+    matcher, why = _choose_matcher(options.matcher, len(names), isinstance(source, Path), options.vocab_tree)
     messages.append(why)
-    options = SfmOptions(camera_model=options.camera_model, single_camera=shared,
-                         max_image_size=options.max_image_size, matcher=matcher, overlap=options.overlap,
-                         vocab_tree=options.vocab_tree)
+    options = dataclasses.replace(options, matcher=matcher)
     sfm = run_structure_from_motion(image_dir, names, stage / COLMAP_DIR, options)
     converted = convert_colmap(sfm.model_dir, stage, image_path=image_dir, val_every=val_every,
                                image_downscale_factor=image_downscale_factor)
     _move_into_place(stage, output)
-    messages += _summary(sfm, decoding if video is not None else None, shared, options.camera_model)
+    messages += _summary(sfm, decoding, options)
     messages += [message.replace(str(stage), str(output)) for message in converted.messages[1:]]
     return PreparedDataset(output_dir=output, num_train=converted.num_train, num_val=converted.num_val,
                            num_points=converted.num_points, messages=messages)
 
 
-def _summary(sfm, decoding: float | None, shared: bool, camera_model: str) -> list[str]:
+def _summary(sfm: SfmResult, decoding: float | None, options: SfmOptions) -> list[str]:
+    """The lines on cameras, stage times, registration and what was left out."""
+    shared, camera_model = options.single_camera, options.camera_model
     times = [f"{stage} {sfm.seconds[stage]:.1f} s" + (" (reused)" if stage in sfm.reused else "")
              for stage in STAGES]
     if decoding is not None:

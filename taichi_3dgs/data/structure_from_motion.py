@@ -44,7 +44,7 @@ class SfmOptions:
     Attributes:
         camera_model: COLMAP camera model name (SIMPLE_RADIAL, OPENCV, ...).
         single_camera: one camera shared by every image (all images must have one size), else one
-            camera per image.
+            camera per image; None: chosen by taichi_3dgs.data.capture (by the images' sizes).
         max_image_size: longest image side in pixels for feature extraction (images are
             downscaled for it; the model keeps the full size).
         matcher: "auto" (chosen by taichi_3dgs.data.capture), "exhaustive" (every pair), "sequential" (each image with its `overlap` successors
@@ -54,7 +54,7 @@ class SfmOptions:
     """
 
     camera_model: str = DEFAULT_SFM_CAMERA_MODEL
-    single_camera: bool = True
+    single_camera: bool | None = None
     max_image_size: int = DEFAULT_MAX_IMAGE_SIZE
     matcher: str = "auto"
     overlap: int = 10
@@ -251,10 +251,13 @@ def run_structure_from_motion(image_dir: Path, names: Sequence[str], work_dir: P
         The kept (largest) model's folder, registration and timing (see `SfmResult`).
 
     Raises:
-        ValueError: no model could be made ("0 of N images registered", with what to try), or
-            pycolmap failed (its message).
+        ValueError: no model could be made ("0 of N images registered", with what to try),
+            pycolmap failed (its message), or options.single_camera / matcher are still undecided.
         KeyboardInterrupt: Ctrl-C; the finished stages and the database stay in `work_dir`.
     """
+    if options.single_camera is None or options.matcher not in ("exhaustive", "sequential", "vocab_tree"):
+        raise ValueError(f"single_camera {options.single_camera} and matcher {options.matcher!r}; expected True "
+                         "or False and exhaustive, sequential or vocab_tree (taichi_3dgs.data.capture decides them)")
     work_dir.mkdir(parents=True, exist_ok=True)
     settings = _stage_settings(image_dir, names, options)
     stages = _read_stages(work_dir)
@@ -283,8 +286,9 @@ def run_structure_from_motion(image_dir: Path, names: Sequence[str], work_dir: P
             result_models = _keep_largest(work_dir, image_dir, names)
         seconds[stage] = time.perf_counter() - start
         stages[stage]["done"] = True
-        stages[stage]["models"] = [sorted(image.name for image in model.images.values() if image.has_pose)
-                                   for model in result_models] if stage == "mapping" else None
+        if stage == "mapping":
+            stages[stage]["models"] = [sorted(image.name for image in model.images.values() if image.has_pose)
+                                       for model in result_models]
         _write_stages(work_dir, stages)
     return _summarise(work_dir, names, stages["mapping"]["models"], seconds, reused)
 
@@ -314,7 +318,6 @@ def _summarise(work_dir: Path, names: Sequence[str], models: list[list[str]], se
     return SfmResult(model_dir=work_dir / MODEL_DIR, num_images=len(names), registered=sorted(kept),
                      unregistered=sorted(set(names) - kept), num_models=len(models), left_out=sorted(others),
                      num_points=reconstruction.num_points3D(), seconds=seconds, reused=reused)
-
 
 
 def quiet_colmap(debug: bool = False) -> None:

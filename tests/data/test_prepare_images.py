@@ -68,15 +68,18 @@ def test_desk_output_is_what_prepare_colmap_writes_for_its_model(desk, tmp_path)
     assert len(read_point_cloud(output / "point_cloud.parquet")) == again.num_points > 100
 
 
-def test_a_second_run_reuses_every_stage(desk, capsys):
+def test_a_second_run_reuses_every_stage_and_keeps_a_training_run(desk, capsys):
     output, photos = desk
     if not (output / "train.json").is_file():
         pytest.skip("test_desk_photos_match_the_colmap_model did not write the output")
     before = (output / "train.json").read_bytes()
+    (output / "output").mkdir()
+    (output / "output" / "scene_1000.parquet").write_text("a trained scene")
     assert run_tool("prepare_images", "--images", photos, "--output_dir", output, "--max_image_size", "400") == 0
     printed = capsys.readouterr().out
     assert printed.count("(reused)") == 3, printed
     assert (output / "train.json").read_bytes() == before
+    assert (output / "output" / "scene_1000.parquet").read_text() == "a trained scene"
     assert not list(output.parent.glob(".out.*")), "a staging folder was left behind"
 
 
