@@ -113,6 +113,7 @@ def main() -> int:
     parser.add_argument("--every", type=int, default=1, help="photos: use every n-th image by name")
     parser.add_argument("--video", action="store_true", help="run on <scene>/video/*.mp4 instead of the images")
     parser.add_argument("--num_frames", type=int, default=24, help="video: frames kept")
+    parser.add_argument("--fps", type=float, help="video: frames kept per second, instead of --num_frames")
     parser.add_argument("--max_image_size", type=int, default=400, help="as prepare_images.py")
     parser.add_argument("--camera_model", default="SIMPLE_RADIAL", help="as prepare_images.py")
     args = parser.parse_args()
@@ -128,7 +129,8 @@ def main() -> int:
         start = time.perf_counter()
         if args.video:
             result = prepare_capture(work / "out", video=next((scene / "video").glob("*.mp4")),
-                                     num_frames=args.num_frames, options=options)
+                                     fps=args.fps, num_frames=None if args.fps else args.num_frames,
+                                     options=options)
         else:
             photos = work / "photos"
             photos.mkdir()
