@@ -96,7 +96,8 @@ def compare(output_dir: Path, reference: dict[str, np.ndarray], video: bool) -> 
         kept_ours, kept_truth = [ours[i] for i in inliers], [truth[i] for i in inliers]
         rotation, centre = pose_errors(align_to_reference(kept_ours, kept_truth), kept_truth)
         extent = scene_extent(kept_truth)
-        agree = [i for i, r, c in zip(inliers, rotation, centre) if r <= OUTLIER_DEGREES and c <= OUTLIER_EXTENT * extent]
+        agree = [i for i, r, c in zip(inliers, rotation, centre)
+                 if r <= OUTLIER_DEGREES and c <= OUTLIER_EXTENT * extent]
         if len(agree) == len(inliers) or len(agree) < 3:
             break
         inliers = agree
@@ -140,8 +141,9 @@ def main() -> int:
         seconds = time.perf_counter() - start
         print("\n".join(result.messages))
         figures = compare(work / "out", reference, args.video)
+    others = ", ".join(figures["disagree"]) or "none"
     print(f"{args.scene}{' video' if args.video else ''}: {seconds:.1f} s in all; {figures['cameras']} cameras "
-          f"compared, {figures['agree']} agree with the reference (others: {', '.join(figures['disagree']) or 'none'}): "
+          f"compared, {figures['agree']} agree with the reference (others: {others}): "
           f"rotation error median {figures['rotation_median_deg']:.3f} deg, max "
           f"{figures['rotation_max_deg']:.3f} deg; centre error median {100 * figures['centre_median']:.3f} %, "
           f"max {100 * figures['centre_max']:.3f} % of the scene extent")

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output_dir", required=True, help="folder to write (new, empty, or an earlier output)")
     frames = parser.add_mutually_exclusive_group()
     frames.add_argument("--fps", type=positive_float,
-                        help=f"video: frames kept per second, the sharpest of each window (default {DEFAULT_VIDEO_FPS:g})")
+                        help=f"video: frames kept per second, the sharpest of each window "
+                             f"(default {DEFAULT_VIDEO_FPS:g})")
     frames.add_argument("--num_frames", type=positive_int, help="video: frames kept in all, instead of --fps")
     parser.add_argument("--camera_model", choices=SFM_CAMERA_MODELS, default=DEFAULT_SFM_CAMERA_MODEL,
                         help="COLMAP camera model (OPENCV for strong lens distortion; distorted images are "
@@ -42,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--matcher", choices=SFM_MATCHERS, default="auto",
                         help=f"auto: exhaustive up to {MAX_EXHAUSTIVE_IMAGES} photos, then vocab_tree with "
                              "--vocab_tree, else sequential by file name; sequential for a video")
-    parser.add_argument("--vocab_tree", help="COLMAP vocabulary tree file (e.g. vocab_tree_flickr100K_words32K.bin "
-                                             "from colmap.github.io) for --matcher vocab_tree")
+    parser.add_argument("--vocab_tree", help="COLMAP vocabulary tree file for --matcher vocab_tree (from COLMAP's "
+                                             "releases, of the format of the installed pycolmap; never downloaded "
+                                             "here)")
     add_val_split_arguments(parser, f"every {DEFAULT_VAL_EVERY}th image by name")
     parser.add_argument("--image_downscale_factor", type=positive_int, default=1,
                         help="image downscale factor written into train_config.yaml")

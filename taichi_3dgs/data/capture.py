@@ -181,7 +181,7 @@ def prepare_capture(output_dir: str | os.PathLike, *, images: str | os.PathLike 
     _check_output(output)
     if options.vocab_tree is not None and not Path(options.vocab_tree).is_file():
         raise FileNotFoundError(f"{options.vocab_tree}: vocabulary tree file not found; expected a COLMAP "
-                                "vocab_tree_*.bin file (colmap.github.io/faq: vocabulary trees)")
+                                "vocabulary tree file (from COLMAP's releases)")
     if images is not None:
         image_dir = Path(os.path.abspath(images))
         names, sizes = list_photos(image_dir)

@@ -47,8 +47,9 @@ class SfmOptions:
             camera per image; None: chosen by taichi_3dgs.data.capture (by the images' sizes).
         max_image_size: longest image side in pixels for feature extraction (images are
             downscaled for it; the model keeps the full size).
-        matcher: "auto" (chosen by taichi_3dgs.data.capture), "exhaustive" (every pair), "sequential" (each image with its `overlap` successors
-            by name and the images 2^k after it) or "vocab_tree" (retrieval with `vocab_tree`).
+        matcher: "auto" (chosen by taichi_3dgs.data.capture), "exhaustive" (every pair),
+            "sequential" (each image with its `overlap` successors by name and the images 2^k
+            after it) or "vocab_tree" (retrieval with `vocab_tree`).
         overlap: successors matched by the sequential matcher.
         vocab_tree: COLMAP vocabulary tree file for "vocab_tree".
     """
