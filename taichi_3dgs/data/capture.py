@@ -248,8 +248,9 @@ def _summary(sfm: SfmResult, decoding: float | None, options: SfmOptions) -> lis
     if sfm.num_models > 1:
         lines.append(f"the mapper made {sfm.num_models} disconnected models: kept the largest; "
                      f"{len(sfm.left_out)} images only in the others are left out: {_names(sfm.left_out)}")
-    if sfm.unregistered:
-        lines.append(f"not registered ({len(sfm.unregistered)}): {_names(sfm.unregistered)}")
+    unregistered = sorted(set(sfm.unregistered) - set(sfm.left_out))
+    if unregistered:
+        lines.append(f"not registered ({len(unregistered)}): {_names(unregistered)}")
     return lines
 
 

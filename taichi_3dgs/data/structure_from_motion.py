@@ -33,6 +33,9 @@ DATABASE = "database.db"
 STAGES_JSON = "stages.json"
 MODEL_DIR = Path("sparse") / "0"
 STAGES = ("extraction", "matching", "mapping")
+# COLMAP keeps a second, disconnected model only from 10 images on and counts the images of a
+# smaller one as unregistered; from 3 on the summary can name them as a separate model.
+MIN_MODEL_SIZE = 3
 EXTRACTION_CHUNK = 8
 MATCHING_CHUNK = 64
 
@@ -200,9 +203,11 @@ def _map(work_dir: Path, image_dir: Path, num_images: int) -> tuple[list[pycolma
     scratch = work_dir / "mapping"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_model_size = MIN_MODEL_SIZE
     with _bar("mapping", num_images, "image") as bar:
         models = run_cancellable(lambda token: pycolmap.incremental_mapping(
-            str(work_dir / DATABASE), str(image_dir), str(scratch), pycolmap.IncrementalPipelineOptions(),
+            str(work_dir / DATABASE), str(image_dir), str(scratch), options,
             initial_image_pair_callback=lambda: bar.update(2), next_image_callback=lambda: bar.update(1),
             cancellation_token=token))
     ordered = sorted(models.values(), key=lambda model: model.num_reg_images(), reverse=True)

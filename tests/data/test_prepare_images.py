@@ -93,9 +93,11 @@ def test_raw_plush_photos_register_and_the_others_are_listed(tmp_path, capsys):
     assert total == 12 and registered >= 6
     cameras = read_cameras_json(tmp_path / "out" / "train.json") + read_cameras_json(tmp_path / "out" / "val.json")
     assert len(cameras) == registered
-    left = re.search(r"not registered \((\d+)\): (.*)", printed)
-    names = {p.name for p in photos.glob("*.jpg")} - {r.image_path.name for r in cameras}
-    assert int(left.group(1)) == len(names) and set(left.group(2).split(", ")) == names
+    # Each photo not in the output is named: unregistered, or in a smaller model left out.
+    named = set()
+    for line in re.findall(r"(?:not registered \(\d+\)|are left out): (.*)", printed):
+        named |= set(line.split(", "))
+    assert named == {p.name for p in photos.glob("*.jpg")} - {r.image_path.name for r in cameras}
 
 
 def test_beer_can_video_frames_match_the_model_of_its_frames(tmp_path, capsys):
@@ -111,3 +113,28 @@ def test_beer_can_video_frames_match_the_model_of_its_frames(tmp_path, capsys):
     assert figures["agree"] == figures["cameras"] >= 6
     assert figures["rotation_median_deg"] < 1.0 and figures["rotation_max_deg"] < 3.0
     assert figures["centre_median"] < 0.03 and figures["centre_max"] < 0.06
+
+
+def test_disconnected_scenes_keep_the_largest_model_and_name_the_others(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    groups = {"desk": sorted((dataset_path("colmap_desk") / "images").glob("*.jpg"))[:15:3],
+              "bust": sorted((dataset_path("colmap_bronze_bust") / "images").iterdir())[:6]}
+    for group, paths in groups.items():
+        for path in paths:
+            (photos / f"{group}_{path.name}").symlink_to(path)
+    assert run_tool("prepare_images", "--images", photos, "--output_dir", tmp_path / "out",
+                    "--max_image_size", "400") == 0
+    printed = capsys.readouterr().out
+    # Measured: the bust's model (5 of 6) kept, the desk's 5 photos left out as a second model.
+    match = re.search(r"the mapper made (\d+) disconnected models: kept the largest; (\d+) images only in the "
+                      r"others are left out: (.*)", printed)
+    assert match and int(match.group(1)) >= 2, printed
+    left_out = set(match.group(3).split(", "))
+    assert len(left_out) == int(match.group(2)) >= 3
+    kept = {r.image_path.name for r in read_cameras_json(tmp_path / "out" / "train.json")
+            + read_cameras_json(tmp_path / "out" / "val.json")}
+    (kept_group,) = {name.split("_")[0] for name in kept}  # one scene kept ...
+    assert not any(name.startswith(kept_group) for name in left_out)  # ... the other left out
+    registered, total = _registered(printed)
+    assert total == 11 and registered == len(kept) >= len(left_out)
