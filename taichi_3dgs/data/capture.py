@@ -25,6 +25,7 @@ from typing import Sequence
 from PIL import Image
 from tqdm import tqdm
 
+from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.data.colmap import convert_colmap
 from taichi_3dgs.data.converter_options import DEFAULT_VAL_EVERY, MAX_EXHAUSTIVE_IMAGES
 from taichi_3dgs.data.prepared_dataset import (IMAGES_DIR, POINT_CLOUD_PARQUET, TRAIN_CONFIG_YAML, TRAIN_JSON, VAL_JSON,
@@ -86,10 +87,16 @@ def _check_output(output: Path) -> None:
 
 
 def _staging(output: Path) -> Path:
-    """The staging folder; it starts from an earlier output's COLMAP folder when there is one."""
-    stage = output.parent / f".{output.name}.prepare-staging"
+    """The staging folder, beside `output` (or in its nearest existing ancestor, so that nothing is
+    created for a failed run); it starts from an earlier output's COLMAP folder when there is one."""
+    anchor = output.parent
+    while not anchor.exists():
+        anchor = anchor.parent
+    stage = anchor / f".{output.name}.prepare-staging"
     if not stage.is_dir() and (output / COLMAP_DIR / STAGES_JSON).is_file():
-        shutil.copytree(output / COLMAP_DIR, stage / COLMAP_DIR)
+        copy = Path(tempfile.mkdtemp(prefix=f".{output.name}.copy-", dir=anchor))
+        shutil.copytree(output / COLMAP_DIR, copy / COLMAP_DIR)
+        os.replace(copy, stage)  # whole, so an interrupted copy is never taken for a staging folder
     return stage
 
 
@@ -111,8 +118,7 @@ def _video_frames(video: Path, frames_dir: Path, fps: float | None, num_frames: 
     names = [path.name for path in frames.paths]
     message = (f"video {video}: kept the sharpest of every {frames.window} frames ({frames.video_fps:g} fps): "
                f"{len(names)} of {frames.num_decoded} frames")
-    record.write_text(json.dumps({"settings": settings, "names": names, "message": message}) + "\n",
-                      encoding="utf-8")
+    write_text_atomic(record, json.dumps({"settings": settings, "names": names, "message": message}) + "\n")
     return names, message
 
 

@@ -57,7 +57,7 @@ def test_photos_that_share_nothing_register_no_image(tmp_path):
     rng = np.random.default_rng(0)
     for index in range(3):
         Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(photos / f"{index}.png")
-    assert_script_fails(SCRIPT, "--images", "noise", "--output_dir", "out", *SMALL, cwd=tmp_path,
+    assert_script_fails(SCRIPT, "--images", "noise", "--output_dir", "new/out", *SMALL, cwd=tmp_path,
                         names=("0 of 3 images registered", "overlap"))
 
 
