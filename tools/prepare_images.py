@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 
-from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, positive_float, positive_int
+from taichi_3dgs.cli import EXIT_INTERRUPTED, ToolParser, debug_requested, positive_float, positive_int
 from taichi_3dgs.data.cli import add_val_split_arguments, run_converter
 from taichi_3dgs.data.converter_options import (DEFAULT_MAX_IMAGE_SIZE, DEFAULT_SFM_CAMERA_MODEL, DEFAULT_VAL_EVERY,
                                                 DEFAULT_VIDEO_FPS, MAX_EXHAUSTIVE_IMAGES, SFM_CAMERA_MODELS,
@@ -57,13 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     from taichi_3dgs.data.capture import prepare_capture
     from taichi_3dgs.data.structure_from_motion import SfmOptions, quiet_colmap
 
-    quiet_colmap(args.debug)
+    quiet_colmap(debug_requested(args.debug))
     options = SfmOptions(camera_model=args.camera_model, single_camera=args.single_camera or None,
                          max_image_size=args.max_image_size, matcher=args.matcher, vocab_tree=args.vocab_tree)
-    fps = args.fps if args.fps or args.num_frames else DEFAULT_VIDEO_FPS
+    fps = None if args.images or args.num_frames else (args.fps or DEFAULT_VIDEO_FPS)
     return run_converter(parser.prog, args, prepare_capture, output_dir=args.output_dir, images=args.images,
-                         video=args.video, fps=None if args.images or args.num_frames else fps,
-                         num_frames=args.num_frames, options=options,
+                         video=args.video, fps=fps, num_frames=args.num_frames, options=options,
                          val_every=None if args.no_val else (args.val_every or DEFAULT_VAL_EVERY),
                          image_downscale_factor=args.image_downscale_factor)
 
