@@ -15,6 +15,7 @@ Figures: BENCHMARKS.md "Structure from motion".
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -30,7 +31,8 @@ from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json  # noqa: E4
 from taichi_3dgs.data.colmap import read_colmap_model  # noqa: E402
 from taichi_3dgs.training.dataset import scene_extent  # noqa: E402
 
-DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+# ../shared/datasets beside the checkout, as tests/conftest.py finds it
+DATASETS = Path(os.environ.get("TAICHI_3DGS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
 OUTLIER_DEGREES, OUTLIER_EXTENT = 5.0, 0.1
 BEER_FRAME_STRIDE = 10
 """colmap_beer_can's images are every 10th frame of its video (PROVENANCE.md)."""
@@ -69,7 +71,8 @@ def video_reference(poses: dict[str, np.ndarray], frame: int) -> np.ndarray | No
 
 def compare(output_dir: Path, reference: dict[str, np.ndarray], video: bool) -> dict:
     """Median / max rotation error (degrees) and centre error (fraction of the reference's scene
-    extent) of the cameras in output_dir's train.json + val.json after alignment.
+    extent of the agreeing reference cameras) of the cameras in output_dir's train.json + val.json
+    after alignment.
 
     The alignment is repeated on the cameras within OUTLIER_DEGREES and OUTLIER_EXTENT of the
     reference (a camera registered in a wrong place would otherwise drag every other one); the
