@@ -9,6 +9,7 @@ Images are downscaled (--max_image_size) and few, to keep the suite short.
 import re
 
 import numpy as np
+import pycolmap
 import pytest
 import yaml
 
@@ -55,7 +56,9 @@ def test_desk_output_is_what_prepare_colmap_writes_for_its_model(desk, tmp_path)
         pytest.skip("test_desk_photos_match_the_colmap_model did not write the output")
     model = {path.name for path in (output / "colmap" / "sparse" / "0").iterdir()}
     assert {"cameras.bin", "images.bin", "points3D.bin"} <= model
-    assert (output / "colmap" / "database.db").is_file()
+    database = pycolmap.Database.open(str(output / "colmap" / "database.db"))
+    assert (database.num_images(), database.num_cameras()) == (10, 1)  # photos of one size share a camera
+    database.close()
     again = convert_colmap(output / "colmap" / "sparse" / "0", tmp_path / "again", image_path=photos)
     for name in ("train.json", "val.json"):
         ours, theirs = read_cameras_json(output / name), read_cameras_json(tmp_path / "again" / name)
