@@ -128,6 +128,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (rates, sizes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number > 0")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type: a TCP port, 0..65535 (0: any free port, the printed URL tells which)."""
     try:

@@ -1,5 +1,6 @@
 """The command-line conventions every script shares (taichi_3dgs/cli.py): one vocabulary with
 deprecated aliases, defaults in --help, --help before heavy imports, one-line errors."""
+import argparse
 import os
 import subprocess
 import sys
@@ -8,11 +9,12 @@ import textwrap
 import pytest
 from conftest import REPO_ROOT
 
-from taichi_3dgs.cli import ToolParser, run_tool
+from taichi_3dgs.cli import ToolParser, positive_float, run_tool
 
 SCRIPTS = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py", "parquet_to_ply.py",
            "ply_to_parquet.py", "tools/prepare_colmap.py", "tools/prepare_InstantNGP_with_mesh.py",
-           "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py", "tools/make_lpips_weights.py"]
+           "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py", "tools/make_lpips_weights.py",
+           "tools/prepare_images.py"]
 HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "trimesh", "yaml")
 
 
@@ -201,3 +203,10 @@ def test_the_tools_silence_the_taichi_banner_unless_asked(banner):
                             timeout=120, cwd=REPO_ROOT, env={**env, "PYTHONPATH": str(REPO_ROOT)})
     assert result.returncode == 0, result.stderr
     assert ("[Taichi] version" in result.stdout + result.stderr) == bool(banner)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "nan", "inf", "two"])
+def test_positive_float_refuses_what_is_not_a_finite_number_above_zero(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=repr(text)):
+        positive_float(text)
+    assert positive_float("0.5") == 0.5

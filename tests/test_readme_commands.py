@@ -4,7 +4,8 @@
 The commands run in a scratch copy of the repository's layout (scripts and tools linked, config/
 copied, `../shared` linked beside it), so data/, output/ and logs/ land in the scratch folder. To
 keep the suite short, trainings run 2 steps (`--num-iterations 2`, evaluating and checkpointing at
-step 2), frame counts shrink (`--n_frames 3`) and the window and web viewers run `--headless`;
+step 2), frame counts shrink (`--n_frames 3`; structure from motion: `--max_image_size 800`, a
+video's `--fps` becomes `--num_frames 12`) and the window and web viewers run `--headless`;
 every path and flag is the README's own, so a wrong one fails here.
 """
 from __future__ import annotations
@@ -70,6 +71,11 @@ def runnable(command: str) -> list[str]:
             _set_option(args, "--viewer_port", "0")
     if "--n_frames" in args:
         _set_option(args, "--n_frames", "3")
+    if script == "prepare_images.py":  # structure from motion on fewer, smaller images
+        _set_option(args, "--max_image_size", "800")
+        if "--fps" in args:
+            del args[args.index("--fps"):args.index("--fps") + 2]
+            args += ["--num_frames", "12"]
     if script == "visualizer.py" and "--web" in args:  # the server runs until Ctrl-C: check its inputs headless
         args.remove("--web")
         for option in ("--port", "--host"):
@@ -84,7 +90,7 @@ def test_the_readme_commands_are_found():
     commands = readme_commands((REPO_ROOT / "README.md").read_text(encoding="utf-8"))
     scripts = {next(Path(arg).name for arg in shlex.split(command) if arg.endswith(".py")) for command in commands}
     assert len(commands) >= 20
-    assert scripts == {"make_demo_scene.py", "gaussian_point_train.py", "prepare_colmap.py",
+    assert scripts == {"make_demo_scene.py", "gaussian_point_train.py", "prepare_colmap.py", "prepare_images.py",
                        "prepare_InstantNGP_with_mesh.py", "prepare_blender_nerf.py", "parquet_to_ply.py",
                        "ply_to_parquet.py", "visualizer.py", "gaussian_point_render.py",
                        "generate_ellipse_path.py"}

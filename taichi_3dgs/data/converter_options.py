@@ -63,3 +63,17 @@ def split_validation(names: Sequence[str], val_every: int | None,
     if val_every is not None and val_every < 0:
         raise ValueError(f"val_every is {val_every}; expected a positive number, or 0 for no validation images")
     return [bool(val_every) and index % val_every == 0 for index in range(len(names))]
+
+
+# Structure from motion (tools/prepare_images.py). COLMAP's own default camera: one radial
+# distortion term, what COLMAP recommends when the intrinsics are unknown.
+SFM_CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "FULL_OPENCV")
+DEFAULT_SFM_CAMERA_MODEL = "SIMPLE_RADIAL"
+# Longest image side for feature extraction: 24-megapixel photos stay within a laptop's memory.
+DEFAULT_MAX_IMAGE_SIZE = 1600
+# Exhaustive matching compares n (n - 1) / 2 pairs; beyond this many photos a retrieval (vocabulary
+# tree) or sequential matcher is used instead (docs/FORMATS.md "From photos or a video").
+MAX_EXHAUSTIVE_IMAGES = 300
+SFM_MATCHERS = ("auto", "exhaustive", "sequential", "vocab_tree")
+# Frames kept per second of video.
+DEFAULT_VIDEO_FPS = 2.0
