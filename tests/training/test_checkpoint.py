@@ -58,13 +58,13 @@ def test_another_strategy_is_refused_naming_both_values():
 
 def test_every_differing_key_is_named():
     written = payload(config(), cameras("/data/scene"))
-    changed = config(**{"image-downscale-factor": 2, "pointcloud-parquet-path": "/data/other.parquet",
+    changed = config(**{"image-downscale-factor": 2, "seed": 7,
                         "gaussian-point-cloud-scene-config": {"max-sh-degree": 1}})
     with pytest.raises(ValueError) as error:
         check_resumable(written, CHECKPOINT, changed, fingerprints(cameras("/data/scene")), "run.yaml")
     message = str(error.value)
     assert "image-downscale-factor 1 (run.yaml says 2)" in message
-    assert "pointcloud-parquet-path '/data/scene/points.parquet' (run.yaml says '/data/other.parquet')" in message
+    assert "seed 0 (run.yaml says 7)" in message
     assert "gaussian-point-cloud-scene-config.max-sh-degree 3 (run.yaml says 1)" in message
 
 
