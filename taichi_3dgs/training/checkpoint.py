@@ -27,7 +27,7 @@ import yaml
 from taichi_3dgs.atomic_io import atomic_path
 from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
-from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, parse_train_config
+from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, parse_train_config, strategy_sections
 
 CHECKPOINT_FORMAT = "taichi_3dgs.checkpoint/2"
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
@@ -39,8 +39,6 @@ RESUMABLE_KEYS = ("num-iterations", "val-interval", "checkpoint-interval", "logg
                   "summary-writer-log-dir", "output-model-dir")
 # Compared by the cameras' fingerprint, not by path.
 _CAMERA_KEYS = {"train": "train-dataset-json-path", "val": "val-dataset-json-path"}
-# The section each strategy reads; the other one's keys do not matter to a run.
-_STRATEGY_SECTIONS = {"default": "adaptive-controller-config", "mcmc": "mcmc-config"}
 
 # Keys every checkpoint of this format holds, with their type and what they are.
 _REQUIRED_KEYS = {
@@ -185,7 +183,7 @@ def _settings(config: TrainConfig, strategy: str) -> dict[str, Any]:
     """The dotted YAML keys of `config` that must not change on resume for a run of `strategy`,
     with their values."""
     ignored = RESUMABLE_KEYS + tuple(_CAMERA_KEYS.values()) + tuple(
-        section for name, section in _STRATEGY_SECTIONS.items() if name != strategy)
+        section for name, section in strategy_sections().items() if name != strategy)
     flat = _flatten(yaml.safe_load(config_to_yaml(config, comments=False)))
     return {key: value for key, value in flat.items()
             if not any(key == k or key.startswith(k + ".") for k in ignored)}

@@ -34,8 +34,9 @@ class ConfigError(ValueError):
     """A training config file is invalid; the message names the file, the key and the fix."""
 
 
-def _help(text: str, **kwargs: Any) -> Any:
-    return field(metadata={"help": text}, **kwargs)
+def _help(text: str, strategy: Optional[str] = None, **kwargs: Any) -> Any:
+    metadata = {"help": text} if strategy is None else {"help": text, "strategy": strategy}
+    return field(metadata=metadata, **kwargs)
 
 
 @dataclass
@@ -310,9 +311,10 @@ class TrainConfig:
     learning_rates: LearningRateConfig = _help("Adam learning rates", default_factory=LearningRateConfig)
     loss_function_config: LossConfig = _help("photometric loss", default_factory=LossConfig)
     adaptive_controller_config: DensificationConfig = _help(
-        "densification for strategy: default", default_factory=DensificationConfig
+        "densification for strategy: default", strategy="default", default_factory=DensificationConfig
     )
-    mcmc_config: MCMCConfig = _help("relocation and growth for strategy: mcmc", default_factory=MCMCConfig)
+    mcmc_config: MCMCConfig = _help("relocation and growth for strategy: mcmc", strategy="mcmc",
+                                    default_factory=MCMCConfig)
     pose_optimization: bool = _help(
         "learn a pose correction per training camera (pose-optimization-config); val cameras are not corrected",
         default=False,
@@ -335,6 +337,16 @@ class TrainConfig:
     logging: LoggingConfig = _help(
         "TensorBoard, progress output and validation metrics", default_factory=LoggingConfig
     )
+
+
+def strategy_sections() -> dict[str, str]:
+    """{strategy name: YAML key of its config section}, from the sections' field metadata."""
+    return {f.metadata["strategy"]: _yaml_key(f.name) for f in dataclasses.fields(TrainConfig) if "strategy" in f.metadata}
+
+
+def strategy_settings(config: TrainConfig) -> Any:
+    """The config section of the strategy `config.strategy` names."""
+    return getattr(config, strategy_sections()[config.strategy].replace("-", "_"))
 
 
 # Fields that exist in a section's dataclass but are not settable from YAML, with the reason.

@@ -70,7 +70,6 @@ from taichi_3dgs.training.checkpoint import (
 )
 from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, require_paths
 from taichi_3dgs.training.dataset import ViewSampler, scene_centre, scene_extent
-from taichi_3dgs.training.densification import make_strategy
 from taichi_3dgs.training.depth_supervision import depth_loss, depth_loss_weight
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World, evaluate_across_ranks
 from taichi_3dgs.training.evaluation import EvaluationResult, image_grid, render_view
@@ -78,6 +77,7 @@ from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, set_learning_rate
 from taichi_3dgs.training.run_folder import RunLock, check_output_folder
+from taichi_3dgs.training.strategies import make_strategy
 
 
 
@@ -349,8 +349,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
 
     rates = schedule.learning_rates
     optimizer = make_optimizer(model, rates, extent, batch_size, config.optimizer)
-    white = all(c == 1.0 for c in config.background_color)
-    strategy = make_strategy(config.strategy, schedule.adaptive_controller_config, schedule.mcmc_config, extent, white)
+    strategy = make_strategy(schedule, extent)
     # Pose optimisation and exposure compensation: with both off, each cameras_opt hook is a no-op.
     cameras_opt = CameraOptimization(schedule, train_records, train_views, device, config_source)
     if checkpoint is not None:

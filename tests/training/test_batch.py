@@ -30,7 +30,7 @@ from taichi_3dgs.training.config import (
     ConfigError, DensificationConfig, LearningRateConfig, TrainConfig, config_to_yaml, parse_train_config,
 )
 from taichi_3dgs.training.dataset import ViewSampler
-from taichi_3dgs.training.densification import DefaultStrategy
+from taichi_3dgs.training.strategies.default import DefaultStrategy
 from taichi_3dgs.training.evaluation import render_view
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, param_group

@@ -11,9 +11,8 @@ from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.batch_scaling import adam_betas, adam_eps
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import LearningRateConfig
-from taichi_3dgs.training.optimization import (
-    append_rows, keep_rows, make_optimizer, param_group, set_learning_rate,
-)
+from taichi_3dgs.training.optimization import make_optimizer, param_group, set_learning_rate
+from taichi_3dgs.training.strategies.ops import append_rows, keep_rows
 from taichi_3dgs.training.sparse_adam import SparseGaussianAdam
 from taichi_3dgs.training.trainer import train
 
