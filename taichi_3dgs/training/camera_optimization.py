@@ -53,7 +53,8 @@ from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.data.cameras import CameraRecord, read_json_file, write_cameras_json
 from taichi_3dgs.data.views import View
 from taichi_3dgs.training.checkpoint import restoring
-from taichi_3dgs.training.config import ExposureCompensationConfig, PoseOptimizationConfig, TrainConfig
+from taichi_3dgs.training.config import TrainConfig
+from taichi_3dgs.training.config_sections import ExposureCompensationConfig, PoseOptimizationConfig
 from taichi_3dgs.training.batch_scaling import learning_rate_factor
 from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.optimization import exponential_learning_rate

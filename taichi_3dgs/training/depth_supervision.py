@@ -39,7 +39,7 @@ import torch
 
 from taichi_3dgs.data.views import View
 from taichi_3dgs.metrics import masked_mean
-from taichi_3dgs.training.config import DepthLossConfig
+from taichi_3dgs.training.config_sections import DepthLossConfig
 from taichi_3dgs.training.optimization import exponential_learning_rate
 
 # Rendered alpha above which a pixel takes part in the scale/shift fit of a relative depth map.

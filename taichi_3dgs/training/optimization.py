@@ -14,7 +14,7 @@ import torch
 
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.batch_scaling import adam_betas, adam_eps, learning_rate_factor
-from taichi_3dgs.training.config import LearningRateConfig
+from taichi_3dgs.training.config_sections import LearningRateConfig
 from taichi_3dgs.training.sparse_adam import SparseGaussianAdam
 
 

@@ -24,10 +24,11 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.metrics import ssim
 from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel, load_initial_model
-from taichi_3dgs.training.batch_scaling import MAX_BATCH_SIZE, STEP_COUNT_KEYS, schedule_in_batches
+from taichi_3dgs.training.batch_scaling import MAX_BATCH_SIZE, schedule_in_batches
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import (
-    ConfigError, DensificationConfig, LearningRateConfig, TrainConfig, config_to_yaml, parse_train_config,
+    STEP_COUNT_KEYS, ConfigError, DensificationConfig, LearningRateConfig, TrainConfig, config_to_yaml,
+    parse_train_config,
 )
 from taichi_3dgs.training.dataset import ViewSampler
 from taichi_3dgs.training.strategies.default import DefaultStrategy

@@ -10,7 +10,7 @@ import torch
 
 from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
-from taichi_3dgs.training.config import DensificationConfig
+from taichi_3dgs.training.config_sections import DensificationConfig
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World
 from taichi_3dgs.training.strategies.ops import append_rows, keep_rows, replace_rows
 
