@@ -1,21 +1,26 @@
 """Rendering views of a model and scoring them (PSNR, SSIM, optionally LPIPS), as the official
 `render.py` + `metrics.py`: renders clamped to [0, 1], scores per view, means over the views; for
 views with a depth map also the depth error (`depth_supervision.depth_error`), its mean over those
-views.
+views. In data-parallel training each process scores its share of the views and the scores are
+gathered (`evaluate_across_ranks`).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import torch
 
+from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.data.views import View
 from taichi_3dgs.lpips import LPIPS
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.depth_supervision import depth_error
+from taichi_3dgs.training.distributed import World
 
 
 def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
@@ -105,6 +110,19 @@ class EvaluationResult:
         return {**scores(self), "per_view": [{"image": s.image, **scores(s)} for s in self.per_view]}
 
 
+def write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult], num_gaussians: int,
+                  minutes: float) -> None:
+    """Write a run's metrics.json (docs/FORMATS.md), atomically: {"step", "val" (`to_json`, or null
+    without val views), "num_gaussians", "train_minutes"}."""
+    metrics = {
+        "step": step,
+        "val": None if evaluation is None else evaluation.to_json(),
+        "num_gaussians": num_gaussians,
+        "train_minutes": minutes,
+    }
+    write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+
+
 @torch.no_grad()
 def evaluate(
     model: GaussianModel,
@@ -153,3 +171,38 @@ def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tens
     grey = (depth / far.clamp_min(1e-8)).clamp(0.0, 1.0) * valid
     error = (prediction - target).abs()
     return torch.cat([prediction, target, grey[..., None].expand(-1, -1, 3), error], dim=1)
+
+
+def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[View], num_views: int,
+                          config: RasterizerConfig, background: torch.Tensor, num_renders: int,
+                          ssim_window_size: int, ssim_sigma: float,
+                          lpips: Optional[LPIPS] = None) -> Optional[EvaluationResult]:
+    """`evaluation.evaluate` of all `num_views` val views, each rank rendering its share.
+
+    Args:
+        views: this rank's views, `world.share(all views)`.
+        num_views: the number of val views over all ranks.
+        num_renders: renders of the first this many views (of all) are kept for logging.
+        the rest: as `evaluate`.
+
+    Returns:
+        On every rank the scores of all views in their order and their means, the same numbers
+        as `evaluate` of all views in one process; the renders on the main rank only. None when
+        there is no val view.
+    """
+    if world.size == 1:
+        return evaluate(model, views, config, background, num_renders, ssim_window_size, ssim_sigma, lpips)
+    if num_views == 0:
+        return None
+    # This rank holds views rank, rank + size, ...: those below num_renders are logged.
+    local = evaluate(model, views, config, background, len(range(world.rank, num_renders, world.size)),
+                     ssim_window_size, ssim_sigma, lpips)
+    per_view: list[Any] = [None] * num_views
+    for rank, scores in enumerate(world.all_gather([] if local is None else local.per_view)):
+        per_view[rank::world.size] = scores
+    by_rank = world.gather_to_main([] if local is None else local.renders)
+    renders = []
+    if by_rank is not None:
+        for index in range(min(num_renders, num_views)):
+            renders.append(by_rank[index % world.size][index // world.size])
+    return EvaluationResult.of_views(per_view, renders)

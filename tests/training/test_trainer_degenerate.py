@@ -19,9 +19,10 @@ from taichi_3dgs.data.point_cloud import read_point_cloud, write_point_cloud
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
-from taichi_3dgs.training.cli import main
+from taichi_3dgs.train_cli import main
 from taichi_3dgs.training.run_folder import LOCK_NAME
-from taichi_3dgs.training.trainer import DegenerateTrainingError, _log_histograms, train
+from taichi_3dgs.training.reporting import log_histograms as _log_histograms
+from taichi_3dgs.training.trainer import DegenerateTrainingError, train
 
 
 def test_a_scene_pruned_to_nothing_stops_naming_the_step_and_keeps_the_last_checkpoint(scene, tmp_path):
