@@ -1,4 +1,5 @@
-"""Training: config, losses, densification strategies, evaluation, checkpoints and the loop.
+"""Training: config, losses, densification strategies, evaluation, checkpoints and the loop
+(module map: docs/LAYOUT.md).
 
 Entry points: `load_train_config(path)` -> `TrainConfig`, `train(config, resume=False)`.
 They are imported on first use, so `gaussian_point_train.py --help` (taichi_3dgs.train_cli)

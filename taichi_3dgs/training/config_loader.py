@@ -20,7 +20,7 @@ import re
 import typing
 from dataclasses import field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import yaml
 

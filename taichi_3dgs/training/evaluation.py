@@ -23,7 +23,7 @@ from taichi_3dgs.training.depth_supervision import depth_error
 from taichi_3dgs.training.distributed import World
 
 
-def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
+def render_model_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
                 render_inverse_depth: bool = False, absgrad: bool = False):
     """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
 
@@ -57,14 +57,16 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
 
 @dataclass
 class ViewScore:
-    """Scores of one rendered view: PSNR (dB), SSIM, LPIPS when it was computed (else None), and
-    depth_error only for a view with a depth map (else None)."""
+    """Scores of one rendered view `image` (its name): PSNR (dB), SSIM, LPIPS when it was computed
+    (else None), depth_error only for a view with a depth map (else None), and the ground-truth
+    file's path where the scorer gives it (`gaussian_point_render.py`)."""
 
     image: str
     psnr: float
     ssim: float
     lpips: Optional[float] = None
     depth_error: Optional[float] = None
+    image_path: Optional[str] = None  # the ground-truth file, where the scorer names it
 
 
 @dataclass
@@ -97,8 +99,8 @@ class EvaluationResult:
 
     def to_json(self) -> dict:
         """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}, with
-        "lpips" beside "ssim" (mean and per view) when it was computed and "depth_error" (mean and
-        per view) where there is one."""
+        "lpips" beside "ssim" (mean and per view) when it was computed, "depth_error" (mean and
+        per view) where there is one, and "image_path" per view where it is known."""
         def scores(item) -> dict:
             values = {"psnr": item.psnr, "ssim": item.ssim}
             if item.lpips is not None:
@@ -107,20 +109,32 @@ class EvaluationResult:
                 values["depth_error"] = item.depth_error
             return values
 
-        return {**scores(self), "per_view": [{"image": s.image, **scores(s)} for s in self.per_view]}
+        def view(score: ViewScore) -> dict:
+            path = {} if score.image_path is None else {"image_path": score.image_path}
+            return {"image": score.image, **path, **scores(score)}
+
+        return {**scores(self), "per_view": [view(s) for s in self.per_view]}
 
 
-def write_metrics(path: Path, step: int, evaluation: Optional[EvaluationResult], num_gaussians: int,
-                  minutes: float) -> None:
-    """Write a run's metrics.json (docs/FORMATS.md), atomically: {"step", "val" (`to_json`, or null
-    without val views), "num_gaussians", "train_minutes"}."""
+def write_metrics(path: Path, evaluation: Optional[EvaluationResult], num_gaussians: int, step: Optional[int] = None,
+                  train_minutes: Optional[float] = None, inputs: Optional[dict[str, str]] = None) -> dict:
+    """Write metrics.json (docs/FORMATS.md "metrics.json"), atomically, in the one layout of the
+    trainer and `gaussian_point_render.py`: {"step", "val" (`to_json`, or null without scored
+    views), "num_gaussians", "train_minutes"}, step and train_minutes null outside training, plus
+    `inputs` (the renderer's {"scene", "poses"} paths) when given.
+
+    Returns:
+        The dict written.
+    """
     metrics = {
         "step": step,
         "val": None if evaluation is None else evaluation.to_json(),
         "num_gaussians": num_gaussians,
-        "train_minutes": minutes,
+        "train_minutes": train_minutes,
+        **(inputs or {}),
     }
     write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 @torch.no_grad()
@@ -148,7 +162,7 @@ def evaluate(
         return None
     scores, renders = [], []
     for index, view in enumerate(views):
-        out = render_view(model, view, config, background)
+        out = render_model_view(model, view, config, background)
         prediction = out.image.clamp(0.0, 1.0)
         target = view.target(background)
         scores.append(ViewScore(

@@ -194,4 +194,4 @@ class Reporter:
                 self.writer.add_image(f"val/images/{name}", image_grid(prediction, target, depth, alpha), step,
                                       dataformats="HWC")
             self.say(f"step {step}: {scores_line(result)}, {num_gaussians} Gaussians")
-        write_metrics(metrics_path, step, result, num_gaussians, self.minutes())
+        write_metrics(metrics_path, result, num_gaussians, step=step, train_minutes=self.minutes())

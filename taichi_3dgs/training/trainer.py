@@ -54,7 +54,7 @@ from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, s
 from taichi_3dgs.training.config import TrainConfig
 from taichi_3dgs.training.depth_supervision import depth_loss_weight
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World
-from taichi_3dgs.training.evaluation import EvaluationResult, evaluate_across_ranks, render_view
+from taichi_3dgs.training.evaluation import EvaluationResult, evaluate_across_ranks, render_model_view
 from taichi_3dgs.training.losses import LossLog, view_loss
 from taichi_3dgs.training.optimization import means_learning_rate, set_learning_rate
 from taichi_3dgs.training.reporting import LiveViewerFactory, Reporter, scores_line
@@ -194,7 +194,7 @@ def _train_step(run: PreparedRun, world: World, reporter: Reporter, step: int) -
         view = run.train_views[index]
         target = view.target(background)
         supervise_depth = config.depth_loss and view.depth is not None
-        out = render_view(model, run.cameras_opt.training_view(index, view), run.raster_cfg, background,
+        out = render_model_view(model, run.cameras_opt.training_view(index, view), run.raster_cfg, background,
                           render_inverse_depth=supervise_depth, absgrad=run.strategy.absgrad)
         image = run.cameras_opt.compensate(index, out.image)  # what the loss compares
         if step == run.start_step + 1 and not renders:
@@ -265,9 +265,8 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             (`reporting.LiveViewer`; the command line hands over `viewer.web.WebViewer`), or None.
 
     Warns:
-        UserWarning: at the first step, when no Gaussian is visible from the first training view,
-            every Gaussian is transparent or scales are absurd; later, once, when a training
-            render is blank; when a stale lock of a dead run is taken over.
+        UserWarning: as `reporting.Reporter` says (the first render, a blank render); when a stale
+            lock of a dead run is taken over.
 
     Raises:
         ConfigError: a required path is not set, an output folder cannot be created or written,

@@ -17,7 +17,7 @@ from taichi_3dgs.metrics import psnr
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.training.trainer import train
 from taichi_3dgs.viewer.evaluation import render_and_evaluate
-from taichi_3dgs.viewer.rendering import render_view
+from taichi_3dgs.viewer.rendering import render_model_view
 from taichi_3dgs.viewer.scene_objects import compose_objects, load_scene_objects
 
 # 32 x 32 px views: the initial Gaussians cover few pixels, where the filter's opacity
@@ -59,7 +59,7 @@ def test_the_viewer_reproduces_the_trainers_val_psnr_and_not_without_the_filter(
     merged = compose_objects(load_scene_objects([out / "final_scene.parquet"]))
 
     def mean_psnr(gaussians):
-        scores = [float(psnr(render_view(gaussians, view.viewmat.numpy(), view.K.numpy(), view.width,
+        scores = [float(psnr(render_model_view(gaussians, view.viewmat.numpy(), view.K.numpy(), view.width,
                                          view.height).image.clamp(0.0, 1.0), view.target(torch.zeros(3))))
                   for view in views]
         return sum(scores) / len(scores)

@@ -32,7 +32,7 @@ from taichi_3dgs.training.config import (
 )
 from taichi_3dgs.training.dataset import ViewSampler
 from taichi_3dgs.training.strategies.default import DefaultStrategy
-from taichi_3dgs.training.evaluation import render_view
+from taichi_3dgs.training.evaluation import render_model_view
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, param_group
 from taichi_3dgs.training.trainer import train
@@ -112,7 +112,7 @@ def test_a_step_of_a_batch_trains_on_the_mean_loss_of_distinct_views(table_scene
     losses = []
     with torch.no_grad():
         for index in indices:
-            image = render_view(model, views[index], RasterizerConfig(), torch.zeros(3)).image
+            image = render_model_view(model, views[index], RasterizerConfig(), torch.zeros(3)).image
             target = views[index].target(torch.zeros(3))
             losses.append(0.8 * float(l1_loss(image, target)) + 0.2 * (1.0 - float(ssim(image, target))))
     events = EventAccumulator(str(out / "logs"))

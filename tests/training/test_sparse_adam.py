@@ -131,7 +131,7 @@ def test_training_steps_only_the_gaussians_each_step_renders(demo_scene, tmp_pat
     parameters and moments of step 1, including some the first view saw (whose first moment
     dense Adam would keep applying)."""
     seen = {"radii": [], "optimizer": None}
-    real_make, real_render = setup_module.make_optimizer, trainer_module.render_view
+    real_make, real_render = setup_module.make_optimizer, trainer_module.render_model_view
 
     def make_and_keep(*args, **kwargs):
         seen["optimizer"] = real_make(*args, **kwargs)
@@ -148,7 +148,7 @@ def test_training_steps_only_the_gaussians_each_step_renders(demo_scene, tmp_pat
         return out
 
     monkeypatch.setattr(setup_module, "make_optimizer", make_and_keep)
-    monkeypatch.setattr(trainer_module, "render_view", render_and_record)
+    monkeypatch.setattr(trainer_module, "render_model_view", render_and_record)
     train(demo_config(demo_scene, tmp_path / "out", optimizer="sparse-adam",
                       **{"num-iterations": 2, "val-dataset-json-path": None}))
     first, second = (radii > 0 for radii in seen["radii"])

@@ -100,7 +100,7 @@ def test_a_blank_render_later_in_the_run_warns_once(scene, tmp_path, monkeypatch
     # The first render sees the scene; from step 2 on every Gaussian is made transparent.
     import taichi_3dgs.training.trainer as trainer_module
 
-    real_render = trainer_module.render_view
+    real_render = trainer_module.render_model_view
     calls = {"n": 0}
 
     def fade_out_after_the_first_render(model, *args, **kwargs):
@@ -110,7 +110,7 @@ def test_a_blank_render_later_in_the_run_warns_once(scene, tmp_path, monkeypatch
                 model.opacity_logits.fill_(-30.0)
         return real_render(model, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "render_view", fade_out_after_the_first_render)
+    monkeypatch.setattr(trainer_module, "render_model_view", fade_out_after_the_first_render)
     config = demo_config(scene, tmp_path / "out", **{"num-iterations": 4, "val-interval": 100,
                                                     "logging": {"progress-bar": False, "log-loss-interval": 2}})
     with pytest.warns(UserWarning) as caught:

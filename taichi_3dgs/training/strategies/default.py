@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
+from taichi_3dgs.rotations import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.config_sections import DensificationConfig
 from taichi_3dgs.training.distributed import SINGLE_PROCESS, World
