@@ -27,7 +27,8 @@ from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.training.batch_scaling import ADAM_BETAS, MAX_BATCH_SIZE
 from taichi_3dgs.training.config_loader import (
-    OVERRIDE_SOURCE, ConfigError, marked_keys, parse_overrides, setting, to_yaml, update_from_yaml, yaml_key,
+    OVERRIDE_SOURCE, ConfigError, check_bounds, marked_keys, parse_overrides, setting, to_yaml, update_from_yaml,
+    yaml_key,
 )
 from taichi_3dgs.training.config_sections import (
     DensificationConfig, DepthLossConfig, ExposureCompensationConfig, InitialPointsConfig, LearningRateConfig,
@@ -50,7 +51,7 @@ class TrainConfig:
     )
     num_iterations: int = setting(
         "training steps of one image each; with batch-size B, num-iterations / B steps of B images", default=30_000,
-        steps=True, resume="may-change",
+        steps=True, resume="may-change", bound=">0",
     )
     batch_size: int = setting(
         f"training cameras per optimisation step, B (1..{MAX_BATCH_SIZE}; under torchrun the global batch, split "
@@ -61,18 +62,21 @@ class TrainConfig:
     )
     val_interval: int = setting(
         "evaluate on all val views and save scene_<step>.parquet every this many steps", default=1000,
-        steps=True, resume="may-change",
+        steps=True, resume="may-change", bound=">0",
     )
     checkpoint_interval: int = setting(
-        "save a resumable checkpoint every this many steps", default=1000, steps=True, resume="may-change"
+        "save a resumable checkpoint every this many steps", default=1000, steps=True, resume="may-change", bound=">0"
     )
     summary_writer_log_dir: Path = setting("TensorBoard log folder", default=Path("logs"), resume="may-change")
     output_model_dir: Path = setting(
         "folder for scenes, metrics, cameras and checkpoints", default=Path("output"), resume="may-change"
     )
-    image_downscale_factor: int = setting("divide image width and height by this (1 = full resolution)", default=1)
+    image_downscale_factor: int = setting(
+        "divide image width and height by this (1 = full resolution)", default=1, bound=">0"
+    )
     max_image_long_side: int = setting(
-        "images still larger than this on their long side are scaled down to it (official: 1600)", default=1600
+        "images still larger than this on their long side are scaled down to it (official: 1600)", default=1600,
+        bound=">0",
     )
     background_color: tuple[float, float, float] = setting(
         "RGB in [0, 1] behind the Gaussians and under transparent image pixels", default=(0.0, 0.0, 0.0)
@@ -89,7 +93,7 @@ class TrainConfig:
         default="adam",
     )
     increase_color_max_sh_band_interval: int = setting(
-        "raise the active SH degree by one every this many steps", default=1000, steps=True
+        "raise the active SH degree by one every this many steps", default=1000, steps=True, bound=">0"
     )
     rasterisation_config: RasterizerConfig = setting(
         "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene, and the "
@@ -154,28 +158,15 @@ def strategy_settings(config: TrainConfig) -> Any:
 
 
 def _check(config: TrainConfig, source: str) -> None:
-    """Range checks that types alone do not express."""
-
-    def positive(key: str, value: float) -> None:
-        if not value > 0:
-            raise ConfigError(f"{source}: key '{key}' must be > 0, got {value!r}")
-
-    def non_negative(key: str, value: float) -> None:
-        if not value >= 0:
-            raise ConfigError(f"{source}: key '{key}' must be >= 0, got {value!r}")
-
-    positive("num-iterations", config.num_iterations)
+    """Range checks that types alone do not express: the fields' `bound` markers
+    (`config_loader.check_bounds`), then the checks of several values or with their own reason."""
+    check_bounds(config, source)
     if not 1 <= config.batch_size <= MAX_BATCH_SIZE:
         raise ConfigError(
             f"{source}: key 'batch-size' must be 1..{MAX_BATCH_SIZE}, got {config.batch_size!r}: with B cameras per "
             f"step Adam's beta1 becomes 1 - B (1 - {ADAM_BETAS[0]}) (gsplat's batch scaling), which is <= 0 from "
             f"B = {MAX_BATCH_SIZE + 1}"
         )
-    positive("val-interval", config.val_interval)
-    positive("checkpoint-interval", config.checkpoint_interval)
-    positive("image-downscale-factor", config.image_downscale_factor)
-    positive("max-image-long-side", config.max_image_long_side)
-    positive("increase-color-max-sh-band-interval", config.increase_color_max_sh_band_interval)
     if config.seed < 0:
         raise ConfigError(f"{source}: key 'seed' must be >= 0 (numpy's generators take non-negative seeds), "
                           f"got {config.seed}")
@@ -199,25 +190,10 @@ def _check(config: TrainConfig, source: str) -> None:
                           f"must enclose the cameras), got {points.far_shell_radius!r}")
     if config.loss_function_config.ssim_window_size % 2 != 1:
         raise ConfigError(f"{source}: key 'loss-function-config.ssim-window-size' must be odd")
-    positive("adaptive-controller-config.num-iterations-densify", config.adaptive_controller_config.num_iterations_densify)
-    positive("adaptive-controller-config.num-iterations-reset-alpha", config.adaptive_controller_config.num_iterations_reset_alpha)
-    positive("adaptive-controller-config.absgrad-threshold", config.adaptive_controller_config.absgrad_threshold)
-    positive("mcmc-config.refine-every", config.mcmc_config.refine_every)
-    positive("logging.log-loss-interval", config.logging.log_loss_interval)
-    pose = config.pose_optimization_config
-    positive("pose-optimization-config.learning-rate", pose.learning_rate)
-    positive("pose-optimization-config.learning-rate-final", pose.learning_rate_final)
-    non_negative("pose-optimization-config.weight-decay", pose.weight_decay)
     exposure = config.exposure_compensation_config
-    positive("exposure-compensation-config.learning-rate", exposure.learning_rate)
-    positive("exposure-compensation-config.learning-rate-final", exposure.learning_rate_final)
-    non_negative("exposure-compensation-config.learning-rate-delay-steps", exposure.learning_rate_delay_steps)
-    non_negative("exposure-compensation-config.weight-decay", exposure.weight_decay)
     if not 0.0 <= exposure.learning_rate_delay_mult <= 1.0:
         raise ConfigError(f"{source}: key 'exposure-compensation-config.learning-rate-delay-mult' must be in "
                           f"[0, 1], got {exposure.learning_rate_delay_mult!r}")
-    positive("depth-loss-config.weight", config.depth_loss_config.weight)
-    positive("depth-loss-config.weight-final", config.depth_loss_config.weight_final)
 
 
 def parse_train_config(data: Any, source: str = "<config>", base_dir: Path | None = None) -> TrainConfig:

@@ -4,8 +4,9 @@ A schema is a tree of dataclasses whose fields carry their meaning as metadata (
 help text, and markers other modules read instead of keeping lists of key names (the training
 schema's: `steps=True`, the value counts single-camera steps; `resume="may-change"`, a run may
 resume with another value; `cameras="train"`, a path whose cameras a checkpoint compares by
-content; `strategy="mcmc"`, the section of that densification strategy). One marker is the
-loader's own: `derived`, on a field YAML cannot set, says what decides it instead.
+content; `strategy="mcmc"`, the section of that densification strategy). Two markers are the
+loader's own: `bound=">0"` (or ">=0"), the range `check_bounds` enforces; `derived`, on a field
+YAML cannot set, says what decides it instead.
 
 YAML keys are the field names in kebab-case (snake_case accepted). Every key is checked: an
 unknown or misspelled key is an error naming the key, the file and the closest valid keys (never
@@ -74,6 +75,31 @@ def replace_marked(obj: Any, marker: str, change: Callable[[Any], Any]) -> Any:
         elif dataclasses.is_dataclass(value):
             changes[f.name] = replace_marked(value, marker, change)
     return dataclasses.replace(obj, **changes)
+
+
+# The `bound` markers: a number field's value must satisfy the test, else "must be <text>".
+BOUNDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    ">0": ("> 0", lambda value: value > 0),
+    ">=0": (">= 0", lambda value: value >= 0),
+}
+
+
+def check_bounds(config: Any, source: str, prefix: str = "") -> None:
+    """Check every field marked `bound` (in `BOUNDS`) of the config dataclass `config` and its
+    sections; null values pass.
+
+    Raises:
+        ConfigError: "<source>: key '<dotted key>' must be > 0, got <value>" for the first field
+            out of its bound.
+    """
+    for key, f in yaml_fields(type(config)).items():
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            check_bounds(value, source, f"{prefix}{key}.")
+        elif "bound" in f.metadata and value is not None:
+            text, test = BOUNDS[f.metadata["bound"]]
+            if not test(value):
+                raise ConfigError(f"{source}: key '{prefix}{key}' must be {text}, got {value!r}")
 
 
 def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -98,7 +98,7 @@ class DensificationConfig:
     num_iterations_warm_up: int = setting(
         "no densification up to this step (official densify_from_iter)", default=500, steps=True
     )
-    num_iterations_densify: int = setting("densify every this many steps", default=100, steps=True)
+    num_iterations_densify: int = setting("densify every this many steps", default=100, steps=True, bound=">0")
     densify_until_iteration: int = setting("no densification from this step on", default=15_000, steps=True)
     densification_view_space_position_gradients_threshold: float = setting(
         "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
@@ -110,7 +110,7 @@ class DensificationConfig:
     )
     absgrad_threshold: float = setting(
         "with absgrad: clone/split when the mean absolute-gradient norm (NDC units) is above this (gsplat's "
-        "recommended grow_grad2d with absgrad)", default=8e-4
+        "recommended grow_grad2d with absgrad)", default=8e-4, bound=">0"
     )
     percent_dense: float = setting(
         "clone when the largest scale is <= percent-dense x extent, else split", default=0.01
@@ -118,7 +118,9 @@ class DensificationConfig:
     num_split_samples: int = setting("Gaussians one split Gaussian becomes", default=2)
     gaussian_split_factor_phi: float = setting("split children's scales are divided by this", default=1.6)
     transparent_opacity_threshold: float = setting("prune Gaussians with opacity below this", default=0.005)
-    num_iterations_reset_alpha: int = setting("reset opacities every this many steps", default=3000, steps=True)
+    num_iterations_reset_alpha: int = setting(
+        "reset opacities every this many steps", default=3000, steps=True, bound=">0"
+    )
     reset_opacity_value: float = setting("opacities are reset to min(current, this)", default=0.01)
     max_screen_radius: float = setting(
         "after the first reset, prune Gaussians whose screen radius exceeded this (pixels)", default=20.0
@@ -136,7 +138,7 @@ class MCMCConfig:
     growth_rate: float = setting("relative growth of the count per refine step", default=0.05)
     refine_start_iteration: int = setting("no relocation/growth up to this step", default=500, steps=True)
     refine_stop_iteration: int = setting("no relocation/growth from this step on", default=25_000, steps=True)
-    refine_every: int = setting("relocate and grow every this many steps", default=100, steps=True)
+    refine_every: int = setting("relocate and grow every this many steps", default=100, steps=True, bound=">0")
     min_opacity: float = setting("Gaussians with opacity <= this are dead and relocated", default=0.005)
     noise_lr: float = setting("position noise scale, times the current means learning rate", default=5e5)
     opacity_reg: float = setting("weight of the L1 regulariser on opacities", default=0.01)
@@ -152,12 +154,16 @@ class PoseOptimizationConfig:
     defaults of gsplat's `simple_trainer.py` (whose world is normalised to about unit size).
     """
 
-    learning_rate: float = setting("initial Adam learning rate of the corrections (gsplat pose_opt_lr)", default=1e-5)
+    learning_rate: float = setting(
+        "initial Adam learning rate of the corrections (gsplat pose_opt_lr)", default=1e-5, bound=">0"
+    )
     learning_rate_final: float = setting(
-        "the rate decays log-linearly to this at num-iterations (gsplat: 0.01 x learning-rate)", default=1e-7
+        "the rate decays log-linearly to this at num-iterations (gsplat: 0.01 x learning-rate)", default=1e-7,
+        bound=">0",
     )
     weight_decay: float = setting(
-        "L2 regularisation of the corrections towards zero, Adam weight decay (gsplat pose_opt_reg)", default=1e-6
+        "L2 regularisation of the corrections towards zero, Adam weight decay (gsplat pose_opt_reg)", default=1e-6,
+        bound=">=0",
     )
 
 
@@ -171,13 +177,13 @@ class ExposureCompensationConfig:
     mean is kept at the identity and each transform is regularised towards it.
     """
 
-    learning_rate: float = setting("initial learning rate (official exposure_lr_init)", default=0.01)
+    learning_rate: float = setting("initial learning rate (official exposure_lr_init)", default=0.01, bound=">0")
     learning_rate_final: float = setting(
-        "the rate decays log-linearly to this at num-iterations (official exposure_lr_final)", default=0.001
+        "the rate decays log-linearly to this at num-iterations (official exposure_lr_final)", default=0.001, bound=">0"
     )
     learning_rate_delay_steps: int = setting(
         "steps over which the rate eases in from learning-rate-delay-mult x (official exposure_lr_delay_steps; "
-        "0 = no delay)", default=0, steps=True
+        "0 = no delay)", default=0, steps=True, bound=">=0"
     )
     learning_rate_delay_mult: float = setting(
         "factor of the rate at step 0 while delayed (official exposure_lr_delay_mult)", default=0.0
@@ -186,7 +192,7 @@ class ExposureCompensationConfig:
         "L2 regularisation of each transform towards the identity [I | 0]: weight-decay x (T - I) is added to "
         "its gradient before every Adam step (as pose-optimization-config.weight-decay). It keeps the transforms "
         "from taking over the scene's colours (BENCHMARKS.md) and pulls fitted gains slightly towards 1; 0 = the "
-        "official free transforms", default=0.1
+        "official free transforms", default=0.1, bound=">=0"
     )
     keep_mean_identity: bool = setting(
         "after each step shift every transform by the same amount so that their mean is the identity: the scene "
@@ -206,9 +212,12 @@ class DepthLossConfig:
     scale and shift at every step (taichi_3dgs/training/depth_supervision.py).
     """
 
-    weight: float = setting("weight of the depth loss at the start (official depth_l1_weight_init)", default=1.0)
+    weight: float = setting(
+        "weight of the depth loss at the start (official depth_l1_weight_init)", default=1.0, bound=">0"
+    )
     weight_final: float = setting(
-        "the weight decays log-linearly to this at num-iterations (official depth_l1_weight_final)", default=0.01
+        "the weight decays log-linearly to this at num-iterations (official depth_l1_weight_final)", default=0.01,
+        bound=">0",
     )
 
 
@@ -216,7 +225,7 @@ class DepthLossConfig:
 class LoggingConfig:
     """TensorBoard, progress output and what validation reports."""
 
-    log_loss_interval: int = setting("write train scalars every this many steps", default=10, steps=True)
+    log_loss_interval: int = setting("write train scalars every this many steps", default=10, steps=True, bound=">0")
     num_log_images: int = setting(
         "val views logged as image grids (prediction | ground truth | depth | |error|)", default=3
     )
