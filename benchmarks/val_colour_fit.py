@@ -27,7 +27,7 @@ from taichi_3dgs.data.views import load_views  # noqa: E402
 from taichi_3dgs.metrics import psnr  # noqa: E402
 from taichi_3dgs.rasterizer import RasterizerConfig  # noqa: E402
 from taichi_3dgs.scene.model import load_initial_model  # noqa: E402
-from taichi_3dgs.training.evaluation import render_view  # noqa: E402
+from taichi_3dgs.training.evaluation import render_model_view  # noqa: E402
 
 
 def with_ones(image: torch.Tensor) -> torch.Tensor:
@@ -60,7 +60,7 @@ def main() -> int:
     plain, fitted = [], []
     for view in views:
         with torch.no_grad():
-            render = render_view(model, view, config, background).image.clamp(0.0, 1.0)
+            render = render_model_view(model, view, config, background).image.clamp(0.0, 1.0)
         target = view.target(background)
         plain.append(float(psnr(render, target)))
         fitted.append(half_fit_psnr(render, target))

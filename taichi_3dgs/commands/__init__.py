@@ -33,7 +33,7 @@ class Command(NamedTuple):
 
 
 COMMANDS: dict[str, Command] = {
-    "train": Command("taichi_3dgs.training.cli", "gaussian_point_train.py", "train a scene from a YAML config"),
+    "train": Command("taichi_3dgs.train_cli", "gaussian_point_train.py", "train a scene from a YAML config"),
     "render": Command("taichi_3dgs.commands.render", "gaussian_point_render.py",
                       "render a scene at camera poses, with metrics; optionally an MP4"),
     "view": Command("taichi_3dgs.commands.view", "visualizer.py", "view scenes in a window or a browser (--web)"),

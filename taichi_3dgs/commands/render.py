@@ -61,9 +61,9 @@ def main(argv: list[str] | None = None, prog: str = "gaussian_point_render.py") 
         if metrics is None:
             print(f"rendered to {args.output_dir}/renders (no ground-truth images, no metrics)")
         else:
-            mean = metrics["mean"]
+            mean = metrics["val"]
             lpips = f", LPIPS {mean['lpips']:.4f}" if "lpips" in mean else ""
-            print(f"{len(metrics['views'])} views: mean PSNR {mean['psnr']:.3f} dB, SSIM {mean['ssim']:.4f}{lpips}"
+            print(f"{len(mean['per_view'])} views: mean PSNR {mean['psnr']:.3f} dB, SSIM {mean['ssim']:.4f}{lpips}"
                   f" -> {args.output_dir}/metrics.json")
 
     return run_tool(parser.prog, work, args.debug)

@@ -138,7 +138,7 @@ def _cast_pixel_rays(c2w: np.ndarray, K: np.ndarray, width: int, height: int, su
     return cast_rays(np.broadcast_to(c2w[:3, 3], d_world.shape), d_world)
 
 
-def render_view(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersample: int = 2) -> np.ndarray:
+def render_demo_view(c2w: np.ndarray, K: np.ndarray, width: int, height: int, supersample: int = 2) -> np.ndarray:
     """Render uint8 [height, width, 3] from camera-to-world c2w [4, 4] (OpenCV) and K [3, 3] pixels."""
     s = supersample
     hit, points, kind = _cast_pixel_rays(c2w, K, width, height, s)
@@ -204,7 +204,7 @@ def make_demo_scene(output_dir: str | Path, spec: DemoSceneSpec = DemoSceneSpec(
         c2w = look_at_camera(eye, LOOK_AT)
         path = image_dir / f"view_{index:03d}.png"
         with atomic_path(path) as tmp:
-            Image.fromarray(render_view(c2w, K, spec.width, spec.height)).save(tmp, format="PNG")
+            Image.fromarray(render_demo_view(c2w, K, spec.width, spec.height)).save(tmp, format="PNG")
         depth_path = output_dir / "depths" / f"view_{index:03d}.npy"
         with atomic_path(depth_path) as tmp, open(tmp, "wb") as file:  # np.save(path) would add ".npy"
             np.save(file, render_depth(c2w, K, spec.width, spec.height))

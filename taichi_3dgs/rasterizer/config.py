@@ -4,12 +4,21 @@ Defaults follow the official 3DGS rasterizer (graphdeco-inria/diff-gaussian-rast
 docs/FORMATS.md "Rasterization semantics".
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from taichi_3dgs.color_model import COLOR_ACTIVATIONS
 
 # How the GPU blending layout ("per_pixel") sums the blend's gradients (`blend_backward`).
 BLEND_BACKWARDS = ("atomic", "reproducible")
+
+
+class ConfigValueError(ValueError):
+    """A config field out of its range: `field` (its name), `value` and `expected` (in words), so
+    that a config loader can name the key as its file spells it."""
+
+    def __init__(self, owner: str, field: str, value: object, expected: str) -> None:
+        super().__init__(f"{owner}.{field} = {value!r}; expected {expected}")
+        self.field, self.value, self.expected = field, value, expected
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ class RasterizerConfig:
             ignores it. "atomic" stays the default until a GPU measurement compares the two.
 
     Raises:
-        ValueError: from __post_init__, when a field is out of its range.
+        ConfigValueError (a ValueError): from __post_init__, when a field is out of its range.
     """
 
     tile_size: int = 16
@@ -54,7 +63,8 @@ class RasterizerConfig:
     alpha_threshold: float = 1.0 / 255.0
     max_alpha: float = 0.99
     transmittance_threshold: float = 1e-4
-    color_activation: str = "linear"
+    # Not a setting of a training config (metadata "derived"): the scene being rendered decides it.
+    color_activation: str = field(default="linear", metadata={"derived": "the scene's colour activation"})
     antialiased: bool = False
     blend_backward: str = "atomic"
 
@@ -73,4 +83,4 @@ class RasterizerConfig:
         ]
         for name, ok, expected in checks:
             if not ok:
-                raise ValueError(f"RasterizerConfig.{name} = {getattr(self, name)!r}; expected {expected}")
+                raise ConfigValueError("RasterizerConfig", name, getattr(self, name), expected)

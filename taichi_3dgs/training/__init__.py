@@ -1,7 +1,8 @@
-"""Training: config, losses, densification strategies, evaluation, checkpoints and the loop.
+"""Training: config, losses, densification strategies, evaluation, checkpoints and the loop
+(module map: docs/LAYOUT.md).
 
 Entry points: `load_train_config(path)` -> `TrainConfig`, `train(config, resume=False)`.
-They are imported on first use, so `gaussian_point_train.py --help` (taichi_3dgs.training.cli)
+They are imported on first use, so `gaussian_point_train.py --help` (taichi_3dgs.train_cli)
 answers before torch and Taichi load.
 """
 import importlib

@@ -7,8 +7,8 @@ Rules for Adaptive Gradient Algorithms"; gsplat notes the result is not exactly 
 - learning rates x sqrt(B), Adam's epsilon / sqrt(B), Adam's betas 1 - B (1 - beta). beta1 =
   1 - B x 0.1 reaches 0 at B = 10, so B is at most `MAX_BATCH_SIZE` = 9 (gsplat leaves this as a
   TODO; here the config refuses larger B).
-- step counts / B. The config's step counts (`STEP_COUNT_KEYS`) count images, i.e. single-camera
-  steps; the trainer divides each by B, rounded up, so one config trains on the same number of
+- step counts / B. The config's step counts (its fields marked `steps=True`, listed in
+  `config.STEP_COUNT_KEYS`) count images, i.e. single-camera steps; the trainer divides each by B, rounded up, so one config trains on the same number of
   images (rounded up to whole batches) with the same schedule in images at any B. gsplat asks the
   user for the factor instead (`--steps_scaler`).
 - the densification statistic: the loss is the mean over the B views, so each view's view-space
@@ -17,17 +17,18 @@ Rules for Adaptive Gradient Algorithms"; gsplat notes the result is not exactly 
   (2e-4) keeps its meaning.
 
 B = 1 changes nothing: every factor is exactly 1 and the betas are exactly (0.9, 0.999).
-This module imports no torch, so the config can check B.
+This module imports no torch, so the config can check B; it knows the config only through the
+field markers (`config_loader.replace_marked`).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import Sequence, TypeVar
 
-if TYPE_CHECKING:
-    from taichi_3dgs.training.config import TrainConfig
+from taichi_3dgs.training.config_loader import replace_marked
+
+Config = TypeVar("Config")
 
 # Adam's (beta1, beta2) for one camera per step: torch's defaults, which the official code uses.
 ADAM_BETAS = (0.9, 0.999)
@@ -40,25 +41,6 @@ def _largest_batch_size(betas: Sequence[float]) -> int:
 
 
 MAX_BATCH_SIZE = _largest_batch_size(ADAM_BETAS)
-
-# Dotted YAML keys of the config whose values count single-camera steps (images).
-STEP_COUNT_KEYS = (
-    "num-iterations",
-    "val-interval",
-    "checkpoint-interval",
-    "increase-color-max-sh-band-interval",
-    "learning-rates.means-max-steps",
-    "adaptive-controller-config.num-iterations-warm-up",
-    "adaptive-controller-config.num-iterations-densify",
-    "adaptive-controller-config.densify-until-iteration",
-    "adaptive-controller-config.num-iterations-reset-alpha",
-    "mcmc-config.refine-start-iteration",
-    "mcmc-config.refine-stop-iteration",
-    "mcmc-config.refine-every",
-    "exposure-compensation-config.learning-rate-delay-steps",
-    "logging.log-loss-interval",
-)
-
 
 def learning_rate_factor(batch_size: int) -> float:
     """sqrt(B): every learning rate is multiplied by it (the means' whole schedule too)."""
@@ -88,17 +70,9 @@ def steps_in_batches(count: int | None, batch_size: int) -> int | None:
     return None if count is None else -(-count // batch_size)
 
 
-def _replace_key(obj: Any, path: Sequence[str], change: Callable[[Any], Any]) -> Any:
-    """A copy of the config dataclass `obj` with the value at the YAML key path changed."""
-    name = path[0].replace("-", "_")
-    value = getattr(obj, name)
-    new = _replace_key(value, path[1:], change) if len(path) > 1 else change(value)
-    return dataclasses.replace(obj, **{name: new})
-
-
-def schedule_in_batches(config: "TrainConfig") -> "TrainConfig":
-    """`config` with every `STEP_COUNT_KEYS` value in optimisation steps of `batch-size` cameras
-    (`steps_in_batches`); `config` itself when batch-size is 1.
+def schedule_in_batches(config: Config) -> Config:
+    """`config` (a `TrainConfig`) with every step count (fields marked `steps=True`) in optimisation
+    steps of `batch-size` cameras (`steps_in_batches`); `config` itself when batch-size is 1.
 
     The trainer runs its loop on this copy; checkpoints and the written train_config.yaml keep the
     user's config.
@@ -106,6 +80,4 @@ def schedule_in_batches(config: "TrainConfig") -> "TrainConfig":
     batch_size = config.batch_size
     if batch_size == 1:
         return config
-    for key in STEP_COUNT_KEYS:
-        config = _replace_key(config, key.split("."), lambda count: steps_in_batches(count, batch_size))
-    return config
+    return replace_marked(config, "steps", lambda count: steps_in_batches(count, batch_size))

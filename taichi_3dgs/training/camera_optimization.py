@@ -41,7 +41,6 @@ Both learning rates are multiplied by sqrt(B) for B cameras per step, as gsplat'
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -49,16 +48,17 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from taichi_3dgs.atomic_io import write_text_atomic
-from taichi_3dgs.data.cameras import CameraRecord, read_json_file, write_cameras_json
+from taichi_3dgs.data.cameras import CameraRecord, write_cameras_json
 from taichi_3dgs.data.views import View
 from taichi_3dgs.training.checkpoint import restoring
-from taichi_3dgs.training.config import ExposureCompensationConfig, PoseOptimizationConfig, TrainConfig
+from taichi_3dgs.training.config import TrainConfig
+from taichi_3dgs.training.config_sections import ExposureCompensationConfig, PoseOptimizationConfig
 from taichi_3dgs.training.batch_scaling import learning_rate_factor
 from taichi_3dgs.training.dataset import scene_extent
+from taichi_3dgs.training.exposure_file import EXPOSURE_JSON, write_exposure_json
 from taichi_3dgs.training.optimization import exponential_learning_rate
+from taichi_3dgs.rotations import rotation_vector_to_matrix
 
-EXPOSURE_JSON = "exposure.json"
 TRAIN_JSON = "train.json"
 # Checkpoint keys of the two parts (present only when the part is on).
 POSE_KEY = "pose_optimization"
@@ -67,25 +67,6 @@ POSE_KEY = "pose_optimization"
 MAX_POSE_SHIFT_EXTENTS = 0.5
 MAX_POSE_TURN_DEGREES = 30.0
 EXPOSURE_KEY = "exposure_compensation"
-
-
-def rotation_vector_to_matrix(rotation_vectors: torch.Tensor) -> torch.Tensor:
-    """Rotation matrices of rotation vectors (the SO(3) exponential map), differentiable.
-
-    exp([w]x) with [w]x the cross-product matrix of w: the rotation by |w| radians about w / |w|
-    (right-handed), the identity for w = 0. Computed with `torch.linalg.matrix_exp`, whose
-    gradient is exact at w = 0 too (where Rodrigues' formula divides by |w|).
-
-    Args:
-        rotation_vectors: [..., 3] float tensor, radians.
-
-    Returns:
-        [..., 3, 3] tensor of the same dtype and device.
-    """
-    x, y, z = rotation_vectors.unbind(-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1)
-    return torch.linalg.matrix_exp(cross.reshape(*rotation_vectors.shape[:-1], 3, 3))
 
 
 def correction_transform(corrections: torch.Tensor) -> torch.Tensor:
@@ -304,46 +285,6 @@ def _copy_into(parameter: torch.Tensor, value: Any, name: str) -> None:
         raise ValueError(f"'{name}' is {shape}; expected a tensor of shape {tuple(parameter.shape)}")
     with torch.no_grad():
         parameter.copy_(value)
-
-
-def write_exposure_json(path: str | Path, transforms: dict[str, np.ndarray]) -> None:
-    """Write {image name: [A | b] as 3 rows of 4 numbers} as JSON, atomically.
-
-    A render of that image's camera is compensated as c -> A c + b (module docstring); numbers
-    are written with full float64 precision, so `read_exposure_json` gives them back exactly.
-    """
-    lines = ",\n".join(f"  {json.dumps(name)}: {json.dumps(np.asarray(m, dtype=np.float64).tolist())}"
-                       for name, m in transforms.items())
-    write_text_atomic(path, f"{{\n{lines}\n}}\n" if transforms else "{}\n")
-
-
-def read_exposure_json(path: str | Path) -> dict[str, np.ndarray]:
-    """Read an exposure.json (`write_exposure_json`).
-
-    Returns:
-        {image name: float64 [3, 4] array [A | b]}, in file order.
-
-    Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: not JSON, not an object, or a value that is not 3 rows of 4 finite numbers;
-            the message names the file and the image.
-    """
-    path = Path(path)
-    raw = read_json_file(path, "an object {image name: 3x4 affine colour transform}")
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: top level is a JSON {type(raw).__name__}; expected an object "
-                         "{image name: 3x4 affine colour transform}")
-    transforms = {}
-    for name, value in raw.items():
-        try:
-            matrix = np.array(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            matrix = None
-        if matrix is None or matrix.shape != (3, 4) or not np.isfinite(matrix).all():
-            raise ValueError(f"{path}: image {name!r}: {value!r} is not a 3x4 affine colour transform; "
-                             "expected 3 rows of 4 finite numbers [A | b]")
-        transforms[name] = matrix
-    return transforms
 
 
 class CameraOptimization:

@@ -7,9 +7,10 @@ effective config and a fingerprint of the train and val cameras. Files are
 newest is kept.
 
 Resuming (`--resume`) checks that the checkpoint belongs to the run before anything is written:
-every config key must be the one the checkpoint was written with, except `RESUMABLE_KEYS` (the
-length of the run, when to evaluate, checkpoint and log, and where to write), the section of the
-strategy not in use, and the camera JSON paths, whose content is compared instead (the cameras'
+every config key must be the one the checkpoint was written with, except `config.RESUMABLE_KEYS`
+(fields marked `resume="may-change"`: the length of the run, when to evaluate, checkpoint and log,
+and where to write), the section of the strategy not in use, and the camera JSON paths
+(`config.CAMERA_KEYS`), whose content is compared instead (the cameras'
 count, order, image names, poses, intrinsics and sizes), so a dataset folder may move.
 """
 from __future__ import annotations
@@ -28,22 +29,13 @@ import yaml
 from taichi_3dgs.atomic_io import atomic_path
 from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
-from taichi_3dgs.training.config import ConfigError, TrainConfig, config_to_yaml, parse_train_config
+from taichi_3dgs.training.config import (
+    CAMERA_KEYS, RESUMABLE_KEYS, ConfigError, TrainConfig, config_to_yaml, parse_train_config, strategy_sections,
+)
+from taichi_3dgs.training.config_loader import flatten
 
 CHECKPOINT_FORMAT = "taichi_3dgs.checkpoint/2"
 _NAME = re.compile(r"checkpoint_(\d+)\.pt$")
-
-# Config keys (dotted YAML keys; a section name covers its keys) that may differ between a
-# checkpoint and the run resuming it. num-iterations: a run may be made longer (or shorter); the
-# means' learning-rate decay then follows the new length (learning-rates.means-max-steps null).
-# The initial point cloud is not read on resume (the Gaussians come from the checkpoint), so its
-# path may change with the dataset folder's.
-RESUMABLE_KEYS = ("num-iterations", "val-interval", "checkpoint-interval", "logging",
-                  "summary-writer-log-dir", "output-model-dir", "pointcloud-parquet-path")
-# Compared by the cameras' fingerprint, not by path.
-_CAMERA_KEYS = {"train": "train-dataset-json-path", "val": "val-dataset-json-path"}
-# The section each strategy reads; the other one's keys do not matter to a run.
-_STRATEGY_SECTIONS = {"default": "adaptive-controller-config", "mcmc": "mcmc-config"}
 
 # Keys every checkpoint of this format holds, with their type and what they are.
 _REQUIRED_KEYS = {
@@ -185,22 +177,12 @@ def restoring(path: Path, key: str) -> Iterator[None]:
                          f"{exc})") from None
 
 
-def _flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def _settings(config: TrainConfig, strategy: str) -> dict[str, Any]:
     """The dotted YAML keys of `config` that must not change on resume for a run of `strategy`,
     with their values."""
-    ignored = RESUMABLE_KEYS + tuple(_CAMERA_KEYS.values()) + tuple(
-        section for name, section in _STRATEGY_SECTIONS.items() if name != strategy)
-    flat = _flatten(yaml.safe_load(config_to_yaml(config, comments=False)))
+    ignored = RESUMABLE_KEYS + tuple(CAMERA_KEYS.values()) + tuple(
+        section for name, section in strategy_sections().items() if name != strategy)
+    flat = flatten(yaml.safe_load(config_to_yaml(config, comments=False)))
     return {key: value for key, value in flat.items()
             if not any(key == k or key.startswith(k + ".") for k in ignored)}
 
@@ -232,7 +214,7 @@ def check_resumable(payload: dict[str, Any], path: Path, config: TrainConfig, ca
     except ConfigError as exc:
         raise ValueError(f"{exc}; the checkpoint was written by another taichi_3dgs version or is damaged: "
                          "start a new run in another output-model-dir") from None
-    for split, key in _CAMERA_KEYS.items():
+    for split, key in CAMERA_KEYS.items():
         old, new = payload["cameras"][split], cameras[split]
         if old == new:
             continue

@@ -4,7 +4,7 @@ docs/FORMATS.md ("YAML training config") holds this module's output between two 
 so the documentation of the keys cannot drift from the code: a field's meaning is its
 `metadata={"help": ...}` (what `config_to_yaml` writes as the template's comment) or, for a section
 without such metadata (`RasterizerConfig`), its entry in the class docstring's `Attributes:`;
-types, defaults and the hidden fields come from config.py's own helpers.
+types, defaults and the hidden (`derived`) fields come from `config_loader`.
 
     python -m taichi_3dgs.training.config_reference --write   # regenerate docs/FORMATS.md's part
     python -m taichi_3dgs.training.config_reference --check   # exit 1 when that part is stale
@@ -23,7 +23,8 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from taichi_3dgs.atomic_io import write_text_atomic
-from taichi_3dgs.training.config import TrainConfig, _plain, _type_name, _yaml_fields
+from taichi_3dgs.training.config import TrainConfig
+from taichi_3dgs.training.config_loader import plain, type_name, yaml_fields
 
 BEGIN_MARKER = (
     "<!-- BEGIN GENERATED: yaml keys (python -m taichi_3dgs.training.config_reference --write) -->"
@@ -70,7 +71,7 @@ def _cell(text: str) -> str:
 
 def _yaml_value(value: Any) -> str:
     """`value` as written in a YAML file (flow style, no document-end marker)."""
-    dumped = yaml.safe_dump(_plain(value), default_flow_style=True, width=float("inf"))
+    dumped = yaml.safe_dump(plain(value), default_flow_style=True, width=float("inf"))
     return dumped.removesuffix("...\n").strip()
 
 
@@ -88,7 +89,7 @@ def _section_markdown(section: Any, prefix: str, title: str) -> list[str]:
         blocks += [description, ""]
     blocks += ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     subsections: list[tuple[Any, str]] = []
-    for key, f in _yaml_fields(cls).items():
+    for key, f in yaml_fields(cls).items():
         full_key = f"{prefix}{key}"
         meaning = f.metadata.get("help") or attribute_docs.get(f.name)
         if not meaning:
@@ -101,7 +102,7 @@ def _section_markdown(section: Any, prefix: str, title: str) -> list[str]:
             subsections.append((value, full_key))
         else:
             default = f"`{_yaml_value(value)}`"
-        blocks.append(f"| `{_cell(full_key)}` | {_cell(_type_name(hints[f.name]))} | {_cell(default)} "
+        blocks.append(f"| `{_cell(full_key)}` | {_cell(type_name(hints[f.name]))} | {_cell(default)} "
                       f"| {_cell(meaning)} |")
     for value, full_key in subsections:
         blocks += [""] + _section_markdown(value, f"{full_key}.", f"`{full_key}`")
@@ -113,7 +114,7 @@ def config_reference_markdown() -> str:
 
     One table for the top-level keys, then one per section (nested sections after their parent),
     each row `key` (kebab-case, full dotted name for nested keys) | type | default (as YAML) |
-    meaning. Fields hidden from YAML by config.py (`RasterizerConfig.color_activation`) are left out.
+    meaning. Fields marked `derived` (`RasterizerConfig.color_activation`) are left out.
 
     Returns:
         The Markdown text, ending with a newline.

@@ -33,13 +33,15 @@ the target aligned onto it (over the valid pixels with alpha > ALIGNMENT_MIN_ALP
 """
 from __future__ import annotations
 
-from typing import Optional
+import warnings
+from typing import Optional, Sequence
 
 import torch
 
 from taichi_3dgs.data.views import View
 from taichi_3dgs.metrics import masked_mean
-from taichi_3dgs.training.config import DepthLossConfig
+from taichi_3dgs.training.config import ConfigError, TrainConfig
+from taichi_3dgs.training.config_sections import DepthLossConfig
 from taichi_3dgs.training.optimization import exponential_learning_rate
 
 # Rendered alpha above which a pixel takes part in the scale/shift fit of a relative depth map.
@@ -95,6 +97,28 @@ def unusable_depth_map(view: View) -> Optional[str]:
     if view.camera.depth_type == "inverse" and align_scale_shift(view.depth, view.depth, valid) is None:
         return "is a relative inverse depth map that is constant, so its scale and shift cannot be fitted"
     return None
+
+
+def check_depth_supervision(config: TrainConfig, train_views: Sequence[View], source: str) -> None:
+    """Refuse `depth-loss: true` when no training depth map can supervise (`unusable_depth_map`:
+    all empty, or relative maps that are constant); warn, naming them, when only some cannot.
+
+    Raises:
+        ConfigError: every training view's depth map is unusable; names the key, the camera JSON,
+            the first view and why.
+    """
+    with_maps = [view for view in train_views if view.depth is not None]
+    unusable = [(view.name, why) for view in with_maps if (why := unusable_depth_map(view)) is not None]
+    if not unusable:
+        return
+    first, why = unusable[0]
+    more = f" (and {len(unusable) - 1} more)" if len(unusable) > 1 else ""
+    if len(unusable) == len(with_maps):
+        raise ConfigError(f"{source}: key 'depth-loss' is true but no depth map of key 'train-dataset-json-path' "
+                          f"({config.train_dataset_json_path}) can supervise: the one of {first} {why}{more}; "
+                          "expected maps with depth (docs/FORMATS.md), or depth-loss: false")
+    warnings.warn(f"{len(unusable)} of the {len(with_maps)} training depth maps add no depth loss: the one of "
+                  f"{first} {why}{more}")
 
 
 def target_inverse_depth(view: View, inverse_depth: torch.Tensor,

@@ -20,7 +20,7 @@ opacity resets and MCMC relocation decide the same everywhere:
   reduced first.
 
 Validation is sharded: rank r renders val views r, r + N, ... and the scores are gathered
-(`evaluate_across_ranks`), equal to one process's evaluation.
+(`evaluation.evaluate_across_ranks`), equal to one process's evaluation.
 
 Devices: one per rank. Taichi 1.7 runs its CUDA kernels on the first visible device, whatever torch
 uses (it has no device index), so `joined_world` narrows `CUDA_VISIBLE_DEVICES` to the GPU of
@@ -29,7 +29,7 @@ then sees it as cuda:0 too. The collectives run on NCCL with CUDA, on gloo on th
 Taichi's thread pool is cut to cores / processes on the machine (`TI_CPU_MAX_NUM_THREADS`, unless
 set), as torchrun does for torch (OMP_NUM_THREADS=1).
 
-Failure: a rank that raises leaves its process at once with its error (`taichi_3dgs.training.cli`)
+Failure: a rank that raises leaves its process at once with its error (`taichi_3dgs.train_cli`)
 instead of waiting for the others in a collective; torchrun then stops the other ranks.
 """
 from __future__ import annotations
@@ -43,11 +43,6 @@ import torch
 import torch.distributed as dist
 
 from taichi_3dgs.backend import ARCH_ENV_VAR, torch_device
-from taichi_3dgs.data.views import View
-from taichi_3dgs.lpips import LPIPS
-from taichi_3dgs.rasterizer import RasterizerConfig
-from taichi_3dgs.scene.model import GaussianModel
-from taichi_3dgs.training.evaluation import EvaluationResult, evaluate
 
 T = TypeVar("T")
 
@@ -223,7 +218,7 @@ def joined_world() -> Iterator[World]:
     Under torchrun it picks this rank's device (module docstring), starts Taichi, and joins the
     group on NCCL (CUDA) or gloo (CPU) at torchrun's MASTER_ADDR:MASTER_PORT; the group is left on
     a normal exit. On an exception it is not left: waiting for the other ranks could hang, and the
-    caller ends the process (`training.cli`).
+    caller ends the process (`taichi_3dgs.train_cli`).
 
     Raises:
         ValueError, RuntimeError: from `LaunchEnvironment.read` and the device choice.
@@ -240,38 +235,3 @@ def joined_world() -> Iterator[World]:
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=env.rank, world_size=env.size)
     yield World(env.rank, env.size, device)
     dist.destroy_process_group()
-
-
-def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[View], num_views: int,
-                          config: RasterizerConfig, background: torch.Tensor, num_renders: int,
-                          ssim_window_size: int, ssim_sigma: float,
-                          lpips: Optional[LPIPS] = None) -> Optional[EvaluationResult]:
-    """`evaluation.evaluate` of all `num_views` val views, each rank rendering its share.
-
-    Args:
-        views: this rank's views, `world.share(all views)`.
-        num_views: the number of val views over all ranks.
-        num_renders: renders of the first this many views (of all) are kept for logging.
-        the rest: as `evaluate`.
-
-    Returns:
-        On every rank the scores of all views in their order and their means, the same numbers
-        as `evaluate` of all views in one process; the renders on the main rank only. None when
-        there is no val view.
-    """
-    if world.size == 1:
-        return evaluate(model, views, config, background, num_renders, ssim_window_size, ssim_sigma, lpips)
-    if num_views == 0:
-        return None
-    # This rank holds views rank, rank + size, ...: those below num_renders are logged.
-    local = evaluate(model, views, config, background, len(range(world.rank, num_renders, world.size)),
-                     ssim_window_size, ssim_sigma, lpips)
-    per_view: list[Any] = [None] * num_views
-    for rank, scores in enumerate(world.all_gather([] if local is None else local.per_view)):
-        per_view[rank::world.size] = scores
-    by_rank = world.gather_to_main([] if local is None else local.renders)
-    renders = []
-    if by_rank is not None:
-        for index in range(min(num_renders, num_views)):
-            renders.append(by_rank[index % world.size][index // world.size])
-    return EvaluationResult.of_views(per_view, renders)

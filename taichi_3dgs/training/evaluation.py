@@ -1,24 +1,29 @@
 """Rendering views of a model and scoring them (PSNR, SSIM, optionally LPIPS), as the official
 `render.py` + `metrics.py`: renders clamped to [0, 1], scores per view, means over the views; for
 views with a depth map also the depth error (`depth_supervision.depth_error`), its mean over those
-views.
+views. In data-parallel training each process scores its share of the views and the scores are
+gathered (`evaluate_across_ranks`).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import torch
 
+from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.data.views import View
 from taichi_3dgs.lpips import LPIPS
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE, psnr, ssim
 from taichi_3dgs.rasterizer import RasterizerConfig, rasterize
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.depth_supervision import depth_error
+from taichi_3dgs.training.distributed import World
 
 
-def render_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
+def render_model_view(model: GaussianModel, view: View, config: RasterizerConfig, background: torch.Tensor,
                 render_inverse_depth: bool = False, absgrad: bool = False):
     """Rasterize `model` from `view`'s camera at its active SH degree (differentiable).
 
@@ -52,14 +57,16 @@ def render_view(model: GaussianModel, view: View, config: RasterizerConfig, back
 
 @dataclass
 class ViewScore:
-    """Scores of one rendered view: PSNR (dB), SSIM, LPIPS when it was computed (else None), and
-    depth_error only for a view with a depth map (else None)."""
+    """Scores of one rendered view `image` (its name): PSNR (dB), SSIM, LPIPS when it was computed
+    (else None), depth_error only for a view with a depth map (else None), and the ground-truth
+    file's path where the scorer gives it (`gaussian_point_render.py`)."""
 
     image: str
     psnr: float
     ssim: float
     lpips: Optional[float] = None
     depth_error: Optional[float] = None
+    image_path: Optional[str] = None  # the ground-truth file, where the scorer names it
 
 
 @dataclass
@@ -92,8 +99,8 @@ class EvaluationResult:
 
     def to_json(self) -> dict:
         """{"psnr": x, "ssim": y, "per_view": [{"image": name, "psnr": .., "ssim": ..}, ...]}, with
-        "lpips" beside "ssim" (mean and per view) when it was computed and "depth_error" (mean and
-        per view) where there is one."""
+        "lpips" beside "ssim" (mean and per view) when it was computed, "depth_error" (mean and
+        per view) where there is one, and "image_path" per view where it is known."""
         def scores(item) -> dict:
             values = {"psnr": item.psnr, "ssim": item.ssim}
             if item.lpips is not None:
@@ -102,7 +109,32 @@ class EvaluationResult:
                 values["depth_error"] = item.depth_error
             return values
 
-        return {**scores(self), "per_view": [{"image": s.image, **scores(s)} for s in self.per_view]}
+        def view(score: ViewScore) -> dict:
+            path = {} if score.image_path is None else {"image_path": score.image_path}
+            return {"image": score.image, **path, **scores(score)}
+
+        return {**scores(self), "per_view": [view(s) for s in self.per_view]}
+
+
+def write_metrics(path: Path, evaluation: Optional[EvaluationResult], num_gaussians: int, step: Optional[int] = None,
+                  train_minutes: Optional[float] = None, inputs: Optional[dict[str, str]] = None) -> dict:
+    """Write metrics.json (docs/FORMATS.md "metrics.json"), atomically, in the one layout of the
+    trainer and `gaussian_point_render.py`: {"step", "val" (`to_json`, or null without scored
+    views), "num_gaussians", "train_minutes"}, step and train_minutes null outside training, plus
+    `inputs` (the renderer's {"scene", "poses"} paths) when given.
+
+    Returns:
+        The dict written.
+    """
+    metrics = {
+        "step": step,
+        "val": None if evaluation is None else evaluation.to_json(),
+        "num_gaussians": num_gaussians,
+        "train_minutes": train_minutes,
+        **(inputs or {}),
+    }
+    write_text_atomic(path, json.dumps(metrics, indent=2) + "\n")
+    return metrics
 
 
 @torch.no_grad()
@@ -130,7 +162,7 @@ def evaluate(
         return None
     scores, renders = [], []
     for index, view in enumerate(views):
-        out = render_view(model, view, config, background)
+        out = render_model_view(model, view, config, background)
         prediction = out.image.clamp(0.0, 1.0)
         target = view.target(background)
         scores.append(ViewScore(
@@ -153,3 +185,38 @@ def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tens
     grey = (depth / far.clamp_min(1e-8)).clamp(0.0, 1.0) * valid
     error = (prediction - target).abs()
     return torch.cat([prediction, target, grey[..., None].expand(-1, -1, 3), error], dim=1)
+
+
+def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[View], num_views: int,
+                          config: RasterizerConfig, background: torch.Tensor, num_renders: int,
+                          ssim_window_size: int, ssim_sigma: float,
+                          lpips: Optional[LPIPS] = None) -> Optional[EvaluationResult]:
+    """`evaluation.evaluate` of all `num_views` val views, each rank rendering its share.
+
+    Args:
+        views: this rank's views, `world.share(all views)`.
+        num_views: the number of val views over all ranks.
+        num_renders: renders of the first this many views (of all) are kept for logging.
+        the rest: as `evaluate`.
+
+    Returns:
+        On every rank the scores of all views in their order and their means, the same numbers
+        as `evaluate` of all views in one process; the renders on the main rank only. None when
+        there is no val view.
+    """
+    if world.size == 1:
+        return evaluate(model, views, config, background, num_renders, ssim_window_size, ssim_sigma, lpips)
+    if num_views == 0:
+        return None
+    # This rank holds views rank, rank + size, ...: those below num_renders are logged.
+    local = evaluate(model, views, config, background, len(range(world.rank, num_renders, world.size)),
+                     ssim_window_size, ssim_sigma, lpips)
+    per_view: list[Any] = [None] * num_views
+    for rank, scores in enumerate(world.all_gather([] if local is None else local.per_view)):
+        per_view[rank::world.size] = scores
+    by_rank = world.gather_to_main([] if local is None else local.renders)
+    renders = []
+    if by_rank is not None:
+        for index in range(min(num_renders, num_views)):
+            renders.append(by_rank[index % world.size][index // world.size])
+    return EvaluationResult.of_views(per_view, renders)

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Optional, Sequence
 
-from taichi_3dgs.training.config import ConfigError
+from taichi_3dgs.training.config_loader import ConfigError
 
 LOCK_NAME = ".lock"
 

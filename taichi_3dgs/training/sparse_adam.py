@@ -20,7 +20,7 @@ LazyAdam count), and the update is torch Adam's (Kingma & Ba 2015, Algorithm 1):
 in the same operations as `torch.optim.Adam`'s single-tensor loop, so with every Gaussian visible a
 step equals torch Adam's (bit for bit on the CPU). The state has torch Adam's layout (`step`,
 `exp_avg`, `exp_avg_sq` per parameter), so checkpoints and the densification row surgery of
-`optimization` (`keep_rows`, `append_rows`, `replace_rows`) work unchanged.
+`strategies.ops` (`keep_rows`, `append_rows`, `replace_rows`) work unchanged.
 """
 from __future__ import annotations
 

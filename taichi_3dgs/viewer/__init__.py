@@ -6,7 +6,7 @@ the web viewer and the offline renderer with metrics.
     controller     -- `Controller`: keys / mouse -> camera and object poses (no window)
     camera_paths   -- look-at, camera fitted to scene bounds, orbit, ellipse path, focus point
     poses          -- poses.pt camera paths (`CameraPath`, save/load)
-    rendering      -- `render_view` / `render_image` (forward rasterization), PNG   [Taichi]
+    rendering      -- `render_scene_view` / `render_image` (forward rasterization), PNG   [Taichi]
     app            -- viewer session setup and headless orbit (`visualizer.py`)    [Taichi]
     window         -- the ti.GUI window loop                                        [Taichi]
     web            -- `WebViewer`: the viewer as a web page (viser)                 [Taichi]

@@ -16,7 +16,7 @@ from taichi_3dgs.viewer.camera_paths import ellipse_path, orbit_path, overview_c
 from taichi_3dgs.viewer.controller import Controller
 from taichi_3dgs.viewer.geometry import invert_rigid
 from taichi_3dgs.viewer.render_warnings import is_blind, warn_blind_views, warn_degenerate_scene
-from taichi_3dgs.viewer.rendering import render_view, save_png, to_uint8
+from taichi_3dgs.viewer.rendering import render_scene_view, save_png, to_uint8
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
 
 DEFAULT_SIZE = (960, 540)
@@ -135,7 +135,7 @@ def render_orbit(scene_paths: list[str | os.PathLike], output_dir: str | os.Path
     written, blind = [], []
     try:
         for index, viewmat in enumerate(viewmats):
-            view = render_view(scene, viewmat, K, width, height)
+            view = render_scene_view(scene, viewmat, K, width, height)
             if scene is not None and scene.num_gaussians and is_blind(view.alpha):
                 blind.append(index)
             path = output_dir / f"frame_{index:04d}.png"

@@ -13,7 +13,8 @@ import math
 import numpy as np
 import torch
 
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import rigid_transform
 
 DEFAULT_FOV_X_DEGREES = 60.0
 """Horizontal field of view of the viewer's own camera when no dataset camera is given."""

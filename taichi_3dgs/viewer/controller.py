@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, invert_rigid, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
 from taichi_3dgs.viewer.scene_objects import SceneObject
 
 SCREENSHOT_KEY = "c"

@@ -6,8 +6,10 @@ Output layout under `output_prefix`:
 
     renders/00000.png ...   the renders, one per pose, in pose order
     gt/00000.png ...        the ground-truth images at render size (or under `gt_prefix`)
-    metrics.json            {"scene", "poses", "mean": {"psnr", "ssim"[, "lpips"]},
-                             "views": [{"name", "image_path", "psnr", "ssim"[, "lpips"]}, ...]}
+    metrics.json            the trainer's layout (`training.evaluation.write_metrics`):
+                            {"step": null, "val": {"psnr", "ssim"[, "lpips"], "per_view": [{"image",
+                             "image_path", "psnr", "ssim"[, "lpips"]}, ...]}, "num_gaussians",
+                             "train_minutes": null, "scene", "poses"}
     metrics.csv             name,image_path,psnr,ssim[,lpips] per view, then a row named "mean"
 
 Metrics are computed, as the official `metrics.py` does, on the 8-bit images that are written
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -37,9 +38,10 @@ from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.metrics import psnr, ssim
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.scene.parquet import TrainingResolution, read_training_resolution
+from taichi_3dgs.training.evaluation import EvaluationResult, ViewScore, write_metrics
 from taichi_3dgs.viewer.poses import load_camera_path
 from taichi_3dgs.viewer.render_warnings import is_blind, warn_blind_views, warn_degenerate_scene
-from taichi_3dgs.viewer.rendering import render_view, save_png, to_uint8
+from taichi_3dgs.viewer.rendering import render_scene_view, save_png, to_uint8
 
 POSES_SUFFIXES = (".json", ".pt")
 
@@ -197,7 +199,7 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         gt_dir = Path(gt_prefix) if gt_prefix is not None else output_prefix / "gt"
         frames, rows, blind = [], [], []
         for index, view in enumerate(views):
-            rendered = render_view(scene, view.viewmat, view.K, view.width, view.height, background)
+            rendered = render_scene_view(scene, view.viewmat, view.K, view.width, view.height, background)
             if scene.num_gaussians and is_blind(rendered.alpha):  # an empty scene was warned about
                 blind.append(index)
             pixels = to_uint8(rendered.image)
@@ -215,20 +217,22 @@ def render_and_evaluate(scene_path: str | os.PathLike, poses_path: str | os.Path
         if not rows:
             return None
         score_keys = ("psnr", "ssim") if lpips is None else ("psnr", "ssim", "lpips")
-        metrics = {
-            "scene": str(scene_path),
-            "poses": str(poses_path),
-            "mean": {key: float(np.mean([row[key] for row in rows])) for key in score_keys},
-            "views": rows,
-        }
-        write_text_atomic(output_prefix / "metrics.json", json.dumps(metrics, indent=1))
-        table = io.StringIO()
-        writer = csv.DictWriter(table, fieldnames=["name", "image_path", *score_keys], lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"name": "mean", "image_path": "", **metrics["mean"]})
-        write_text_atomic(output_prefix / "metrics.csv", table.getvalue())
+        evaluation = EvaluationResult.of_views([ViewScore(row["name"], **{key: row[key] for key in score_keys},
+                                                          image_path=row["image_path"]) for row in rows])
+        metrics = write_metrics(output_prefix / "metrics.json", evaluation, scene.num_gaussians,
+                                inputs={"scene": str(scene_path), "poses": str(poses_path)})
+        _write_metrics_csv(output_prefix / "metrics.csv", rows, {key: metrics["val"][key] for key in score_keys})
         return metrics
+
+
+def _write_metrics_csv(path: Path, rows: list[dict], mean: dict[str, float]) -> None:
+    """metrics.csv: name,image_path,<score keys> per view, then a row named "mean", atomically."""
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=["name", "image_path", *mean], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.writerow({"name": "mean", "image_path": "", **mean})
+    write_text_atomic(path, table.getvalue())
 
 
 def write_video(path: str | os.PathLike, frames: list[np.ndarray], fps: float) -> None:

@@ -1,5 +1,5 @@
-"""Small rigid-body helpers in float64 numpy: rotations and 4x4 poses (quaternions:
-`taichi_3dgs.quaternions`).
+"""Small rigid-body helpers in float64 numpy: 4x4 poses and their checks (rotations:
+`taichi_3dgs.rotations`).
 
 Poses are 4x4 homogeneous matrices `T_a_b` mapping frame-b coordinates to frame a
 (e.g. `T_world_camera` is camera-to-world, docs/FORMATS.md "Frames and units").
@@ -10,30 +10,6 @@ import numpy as np
 
 from taichi_3dgs.data.cameras import (RIGID_TRANSFORM_EXPECTED, ROTATION_EXPECTED, rigid_transform_problem,
                                      rotation_problem)
-
-
-def axis_angle_to_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
-    """Rotation by `angle` radians about the unit direction of `axis` (right-hand rule).
-
-    Rodrigues' formula R = I + sin(a) [k]_x + (1 - cos(a)) [k]_x^2.
-
-    Args:
-        axis: [3] direction (normalised here).
-        angle: radians.
-
-    Returns:
-        [3, 3] float64 rotation matrix.
-
-    Raises:
-        ValueError: `axis` has (near) zero length.
-    """
-    axis = np.asarray(axis, dtype=np.float64)
-    norm = np.linalg.norm(axis)
-    if norm < 1e-12:
-        raise ValueError(f"axis: expected a non-zero direction, got {axis.tolist()}")
-    kx, ky, kz = axis / norm
-    cross = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
-    return np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross
 
 
 def rigid_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:

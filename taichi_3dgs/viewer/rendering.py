@@ -19,7 +19,7 @@ from taichi_3dgs.scene.gaussians import GaussianScene
 
 
 class RenderedView(NamedTuple):
-    """What `render_view` returns (all on the scene's device).
+    """What `render_scene_view` returns (all on the scene's device).
 
     Attributes:
         image: [H, W, 3] float32 RGB, background composited, values >= 0 (not clamped).
@@ -34,7 +34,7 @@ class RenderedView(NamedTuple):
 
 
 @torch.no_grad()
-def render_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
+def render_scene_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
                 height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0),
                 sh_degree: int | None = None, near_plane: float | None = None) -> RenderedView:
     """Render `scene` from one pinhole camera (rasterizer defaults, the scene's colour model and
@@ -79,7 +79,7 @@ def render_view(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray,
 def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray, width: int,
                  height: int, background: tuple[float, float, float] = (0.0, 0.0, 0.0)
                  ) -> torch.Tensor:
-    """The colour of `render_view` (same arguments, the scene's SH degree).
+    """The colour of `render_scene_view` (same arguments, the scene's SH degree).
 
     Returns:
         [height, width, 3] float32 RGB tensor on the scene's device, values >= 0 (not clamped).
@@ -87,7 +87,7 @@ def render_image(scene: GaussianScene | None, viewmat: np.ndarray, K: np.ndarray
     Raises:
         ValueError: from `rasterize` (bad shapes, non-positive size).
     """
-    return render_view(scene, viewmat, K, width, height, background).image
+    return render_scene_view(scene, viewmat, K, width, height, background).image
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taichi_3dgs.quaternions import quaternion_multiply, rotation_matrix_to_quaternion
+from taichi_3dgs.rotations import quaternion_multiply, rotation_matrix_to_quaternion
 from taichi_3dgs.scene.color_conversion import sigmoid_to_linear
 from taichi_3dgs.scene.gaussians import TENSOR_FIELDS, GaussianScene
 from taichi_3dgs.scene.io import read_scene

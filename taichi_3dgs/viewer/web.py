@@ -2,7 +2,7 @@
 
 The page is served with viser (https://viser.studio), as gsplat's nerfview and nerfstudio do: the
 browser owns an orbit camera (drag to orbit, right-drag or shift-drag to pan, wheel to zoom) and
-sends its pose on every change; the server renders that view with `render_view` and sends the
+sends its pose on every change; the server renders that view with `render_scene_view` and sends the
 frame back as a JPEG that the page shows as its background. The Gaussians never leave the server,
 so the page works over an SSH tunnel to a headless GPU machine. Frames are progressive
 (`taichi_3dgs.viewer.refinement`, as gsplat's nerfview): a changing view is rendered at the "moving"
@@ -48,7 +48,7 @@ from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, mean_up, overview_came
                                              scene_up)
 from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
 from taichi_3dgs.viewer.refinement import RefinementSchedule
-from taichi_3dgs.viewer.rendering import RenderedView, render_view, to_uint8
+from taichi_3dgs.viewer.rendering import RenderedView, render_scene_view, to_uint8
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
 
 DEFAULT_MAX_SIDE = {"cuda": 1280, "cpu": 480}
@@ -477,7 +477,7 @@ class WebViewer:
                                                 max_side)
         background = tuple(channel / 255.0 for channel in self._gui["background"].value)
         start = time.perf_counter()
-        view = render_view(self._current_scene(), viewmat, K, width, height, background,
+        view = render_scene_view(self._current_scene(), viewmat, K, width, height, background,
                            sh_degree=int(self._gui["sh_degree"].value),
                            near_plane=max(float(self._gui["near_plane"].value), MIN_NEAR_PLANE))
         pixels = colorize(view, self._gui["mode"].value)  # copies to the host: the GPU work is done

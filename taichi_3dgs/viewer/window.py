@@ -63,7 +63,7 @@ def run_window(controller: Controller, screenshot_dir: Path, title: str = WINDOW
         else:
             last_cursor = None
 
-        image = render_view(controller)
+        image = render_controller_frame(controller)
         # ti.GUI images are indexed [x, y] with y = 0 at the bottom row.
         gui.set_image(np.ascontiguousarray(to_uint8(image).transpose(1, 0, 2)[:, ::-1]))
         mode = f"object {controller.selected}" if controller.selected else "camera"
@@ -88,14 +88,14 @@ def save_screenshot(controller: Controller, folder: Path) -> Path:
     while (folder / f"screenshot_{index:04d}.png").exists():
         index += 1
     stem = folder / f"screenshot_{index:04d}"
-    image = render_view(controller)
+    image = render_controller_frame(controller)
     save_png(stem.with_suffix(".png"), to_uint8(image))
     write_text_atomic(stem.with_suffix(".json"), json.dumps(controller.snapshot(), indent=1))
     print(f"screenshot: {stem.with_suffix('.png')}", flush=True)
     return stem.with_suffix(".png")
 
 
-def render_view(controller: Controller) -> torch.Tensor:
+def render_controller_frame(controller: Controller) -> torch.Tensor:
     """[height, width, 3] float32 render of the visible objects from the controller's camera."""
     return render_image(compose_objects(controller.objects), controller.viewmat, controller.K,
                         controller.width, controller.height)

@@ -6,7 +6,7 @@ import torch
 from synthetic_scenes import random_scene
 
 from taichi_3dgs.color_model import MAX_SH_DEGREE
-from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
+from taichi_3dgs.rotations import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.quantisation import (from_smallest_three, morton_order, scene_arrays,
                                             smallest_three, turn_axes)
 from taichi_3dgs.scene.spherical_harmonics import sh_basis

@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 from synthetic_scenes import random_scene
 
 from taichi_3dgs.color_model import SH_C0
-from taichi_3dgs.quaternions import quaternion_to_rotation_matrix
+from taichi_3dgs.rotations import quaternion_to_rotation_matrix
 from taichi_3dgs.scene.io import read_scene, write_scene
 from taichi_3dgs.scene.ply import read_ply, write_ply
 

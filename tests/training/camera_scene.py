@@ -26,7 +26,7 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.training.config import TrainConfig
-from taichi_3dgs.training.evaluation import render_view
+from taichi_3dgs.training.evaluation import render_model_view
 
 DEMO_EXTENT = 4.68  # scene_extent of the demo scene's training cameras
 
@@ -90,7 +90,7 @@ def rendered_scene(demo, tmp_path_factory) -> Path:
         rendered = []
         for record, view in zip(records, load_views(records, 1, 1600, "cpu")):
             with torch.no_grad():
-                image = render_view(model, view, RasterizerConfig(), torch.zeros(3)).image.clamp(0.0, 1.0).numpy()
+                image = render_model_view(model, view, RasterizerConfig(), torch.zeros(3)).image.clamp(0.0, 1.0).numpy()
             path = root / "images" / view.name
             Image.fromarray(np.round(image * 255.0).astype(np.uint8)).save(path)
             rendered.append(dataclasses.replace(record, image_path=path))

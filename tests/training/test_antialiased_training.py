@@ -17,7 +17,7 @@ from taichi_3dgs.metrics import psnr
 from taichi_3dgs.scene.io import read_scene
 from taichi_3dgs.training.trainer import train
 from taichi_3dgs.viewer.evaluation import render_and_evaluate
-from taichi_3dgs.viewer.rendering import render_view
+from taichi_3dgs.viewer.rendering import render_scene_view
 from taichi_3dgs.viewer.scene_objects import compose_objects, load_scene_objects
 
 # 32 x 32 px views: the initial Gaussians cover few pixels, where the filter's opacity
@@ -50,7 +50,7 @@ def test_the_renderer_reproduces_the_trainers_val_psnr(antialiased_run, tmp_path
     scene, out, val_psnr = antialiased_run
     metrics = render_and_evaluate(out / name, scene / "val.json", tmp_path, image_downscale_factor=DOWNSCALE)
     # The renderer scores its 8-bit PNGs, the trainer its float renders: a few 0.001 dB apart.
-    assert metrics["mean"]["psnr"] == pytest.approx(val_psnr, abs=TOLERANCE_DB)
+    assert metrics["val"]["psnr"] == pytest.approx(val_psnr, abs=TOLERANCE_DB)
 
 
 def test_the_viewer_reproduces_the_trainers_val_psnr_and_not_without_the_filter(antialiased_run):
@@ -59,8 +59,8 @@ def test_the_viewer_reproduces_the_trainers_val_psnr_and_not_without_the_filter(
     merged = compose_objects(load_scene_objects([out / "final_scene.parquet"]))
 
     def mean_psnr(gaussians):
-        scores = [float(psnr(render_view(gaussians, view.viewmat.numpy(), view.K.numpy(), view.width,
-                                         view.height).image.clamp(0.0, 1.0), view.target(torch.zeros(3))))
+        scores = [float(psnr(render_scene_view(gaussians, view.viewmat.numpy(), view.K.numpy(), view.width,
+                                               view.height).image.clamp(0.0, 1.0), view.target(torch.zeros(3))))
                   for view in views]
         return sum(scores) / len(scores)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-import taichi_3dgs.training.trainer as trainer_module
+import taichi_3dgs.training.run_setup as trainer_module
 from taichi_3dgs.data.cameras import project_points, read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.point_cloud import read_point_cloud

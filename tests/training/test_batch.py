@@ -23,14 +23,16 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.metrics import ssim
 from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
-from taichi_3dgs.training.batch_scaling import MAX_BATCH_SIZE, STEP_COUNT_KEYS, schedule_in_batches
+from taichi_3dgs.training.batch_scaling import MAX_BATCH_SIZE, schedule_in_batches
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import (
-    ConfigError, DensificationConfig, LearningRateConfig, TrainConfig, config_to_yaml, parse_train_config,
+    STEP_COUNT_KEYS, ConfigError, DensificationConfig, LearningRateConfig, TrainConfig, config_to_yaml,
+    parse_train_config,
 )
 from taichi_3dgs.training.dataset import ViewSampler, scene_extent
-from taichi_3dgs.training.densification import DefaultStrategy, make_strategy
-from taichi_3dgs.training.evaluation import render_view
+from taichi_3dgs.training.evaluation import render_model_view
+from taichi_3dgs.training.strategies import make_strategy
+from taichi_3dgs.training.strategies.default import DefaultStrategy
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.optimization import make_optimizer, means_learning_rate, param_group, set_learning_rate
 from taichi_3dgs.training.trainer import train
@@ -76,8 +78,7 @@ def single_camera_reference(config: TrainConfig) -> GaussianModel:
     initial_sh_degree = model.active_sh_degree
     raster_cfg = dataclasses.replace(config.rasterisation_config, color_activation=model.color_activation)
     optimizer = make_optimizer(model, rates, extent)
-    strategy = make_strategy(config.strategy, config.adaptive_controller_config, config.mcmc_config, extent,
-                             all(c == 1.0 for c in config.background_color))
+    strategy = make_strategy(config, extent)
     generator = torch.Generator().manual_seed(config.seed)
     sampler = ViewSampler(len(views))
     steps = config.num_iterations
@@ -88,7 +89,7 @@ def single_camera_reference(config: TrainConfig) -> GaussianModel:
         set_learning_rate(optimizer, "means", means_lr)
         view = views[sampler.next(generator)]
         background = torch.rand(3, generator=generator)
-        out = render_view(model, view, raster_cfg, background, absgrad=strategy.absgrad)
+        out = render_model_view(model, view, raster_cfg, background, absgrad=strategy.absgrad)
         target = view.target(background)
         loss = ((1.0 - loss_cfg.lambda_value) * l1_loss(out.image, target, view.mask)
                 + loss_cfg.lambda_value * (1.0 - ssim(out.image, target, view.mask, loss_cfg.ssim_window_size,
@@ -135,7 +136,7 @@ def test_a_step_of_a_batch_trains_on_the_mean_loss_of_distinct_views(table_scene
     losses = []
     with torch.no_grad():
         for index in indices:
-            image = render_view(model, views[index], RasterizerConfig(), torch.zeros(3)).image
+            image = render_model_view(model, views[index], RasterizerConfig(), torch.zeros(3)).image
             target = views[index].target(torch.zeros(3))
             losses.append(0.8 * float(l1_loss(image, target)) + 0.2 * (1.0 - float(ssim(image, target))))
     events = EventAccumulator(str(out / "logs"))

@@ -9,7 +9,8 @@ import torch
 
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.training.config import DensificationConfig, LearningRateConfig, MCMCConfig
-from taichi_3dgs.training.densification import DefaultStrategy, MCMCStrategy, relocation_opacity_and_scale
+from taichi_3dgs.training.strategies.default import DefaultStrategy
+from taichi_3dgs.training.strategies.mcmc import MCMCStrategy, relocation_opacity_and_scale
 from taichi_3dgs.training.optimization import make_optimizer
 
 EXTENT = 2.0

@@ -25,12 +25,11 @@ from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
-from taichi_3dgs.training.camera_optimization import (
-    EXPOSURE_KEY, POSE_KEY, CameraOptimization, ExposureTransforms, read_exposure_json, write_exposure_json,
-)
+from taichi_3dgs.training.camera_optimization import EXPOSURE_KEY, POSE_KEY, CameraOptimization, ExposureTransforms
+from taichi_3dgs.training.exposure_file import read_exposure_json, write_exposure_json
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import ConfigError, ExposureCompensationConfig, parse_train_config
-from taichi_3dgs.training.evaluation import evaluate, render_view
+from taichi_3dgs.training.evaluation import evaluate, render_model_view
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.trainer import train
 
@@ -67,7 +66,7 @@ def test_exposure_compensation_recovers_a_known_gain_and_offset(demo):
     view = load_views(records[3:4], 1, 1600, "cpu")[0]
     model = load_initial_model(demo / "point_cloud.parquet", initial_opacity=0.8)
     with torch.no_grad():  # every 4th pixel: the fit needs colours, not their layout
-        render = render_view(model, view, RasterizerConfig(), torch.zeros(3)).image[::4, ::4].contiguous()
+        render = render_model_view(model, view, RasterizerConfig(), torch.zeros(3)).image[::4, ::4].contiguous()
     target = render * torch.tensor(GAIN, dtype=torch.float32) + torch.tensor(OFFSET, dtype=torch.float32)
     steps = 600
     # One image's transform fitted alone: the mean over the two is not kept at the identity.

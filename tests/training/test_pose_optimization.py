@@ -28,15 +28,16 @@ from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
+from taichi_3dgs.rotations import rotation_vector_to_matrix
 from taichi_3dgs.scene.parquet import read_scene_parquet
 from taichi_3dgs.training.camera_optimization import (
     EXPOSURE_KEY, POSE_KEY, CameraOptimization, PoseCorrections, correction_transform, corrected_viewmat,
-    read_exposure_json, rotation_vector_to_matrix,
 )
+from taichi_3dgs.training.exposure_file import read_exposure_json
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import ConfigError, PoseOptimizationConfig, parse_train_config
 from taichi_3dgs.training.dataset import scene_extent
-from taichi_3dgs.training.evaluation import evaluate, render_view
+from taichi_3dgs.training.evaluation import evaluate, render_model_view
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.trainer import DegenerateTrainingError, train
 
@@ -95,7 +96,7 @@ def test_a_render_gives_only_its_camera_a_pose_gradient(demo):
     model = load_initial_model(demo / "point_cloud.parquet", initial_opacity=0.8)
     poses = PoseCorrections(3, PoseOptimizationConfig(), 100, 1.0, "cpu")
     view = dataclasses.replace(views[1], viewmat=poses.viewmat(1, views[1].viewmat))
-    out = render_view(model, view, RasterizerConfig(), torch.zeros(3))
+    out = render_model_view(model, view, RasterizerConfig(), torch.zeros(3))
     l1_loss(out.image, views[1].target(torch.zeros(3)), None).backward()
     grad = poses.corrections.grad
     assert torch.isfinite(grad).all()
@@ -110,7 +111,7 @@ def test_pose_optimisation_moves_a_perturbed_camera_toward_the_truth(demo):
     truth = load_views(records[5:6], 1, 1600, "cpu")[0]
     background = torch.zeros(3)
     with torch.no_grad():
-        target = render_view(model, truth, RasterizerConfig(), background).image
+        target = render_model_view(model, truth, RasterizerConfig(), background).image
     true_pose = records[5].T_pointcloud_camera
     perturbed_pose = true_pose @ perturbation(1.0, 0.01 * DEMO_EXTENT)
     perturbed = dataclasses.replace(truth, viewmat=torch.tensor(np.linalg.inv(perturbed_pose), dtype=torch.float32))
@@ -127,7 +128,7 @@ def test_pose_optimisation_moves_a_perturbed_camera_toward_the_truth(demo):
     for step in range(1, steps + 1):
         poses.set_learning_rate(step)
         view = dataclasses.replace(perturbed, viewmat=poses.viewmat(0, perturbed.viewmat))
-        loss = l1_loss(render_view(model, view, RasterizerConfig(), background).image, target, None)
+        loss = l1_loss(render_model_view(model, view, RasterizerConfig(), background).image, target, None)
         loss.backward()
         poses.step()
         losses.append(loss.item())

@@ -6,14 +6,14 @@ import torch
 from interruption import press_ctrl_c_at_render
 from test_trainer import demo_config, demo_scene  # noqa: F401 (demo_scene is a fixture)
 
+import taichi_3dgs.training.run_setup as run_setup_module
 import taichi_3dgs.training.trainer as trainer_module
 from taichi_3dgs.scene.model import PARAMETER_NAMES, GaussianModel
 from taichi_3dgs.training.batch_scaling import adam_betas, adam_eps
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import LearningRateConfig
-from taichi_3dgs.training.optimization import (
-    append_rows, keep_rows, make_optimizer, param_group, set_learning_rate,
-)
+from taichi_3dgs.training.optimization import make_optimizer, param_group, set_learning_rate
+from taichi_3dgs.training.strategies.ops import append_rows, keep_rows
 from taichi_3dgs.training.sparse_adam import SparseGaussianAdam
 from taichi_3dgs.training.trainer import train
 
@@ -131,7 +131,7 @@ def test_training_steps_only_the_gaussians_each_step_renders(demo_scene, tmp_pat
     parameters and moments of step 1, including some the first view saw (whose first moment
     dense Adam would keep applying)."""
     seen = {"radii": [], "optimizer": None}
-    real_make, real_render = trainer_module.make_optimizer, trainer_module.render_view
+    real_make, real_render = run_setup_module.make_optimizer, trainer_module.render_model_view
 
     def make_and_keep(*args, **kwargs):
         seen["optimizer"] = real_make(*args, **kwargs)
@@ -147,8 +147,8 @@ def test_training_steps_only_the_gaussians_each_step_renders(demo_scene, tmp_pat
         seen["model"] = model
         return out
 
-    monkeypatch.setattr(trainer_module, "make_optimizer", make_and_keep)
-    monkeypatch.setattr(trainer_module, "render_view", render_and_record)
+    monkeypatch.setattr(run_setup_module, "make_optimizer", make_and_keep)
+    monkeypatch.setattr(trainer_module, "render_model_view", render_and_record)
     train(demo_config(demo_scene, tmp_path / "out", optimizer="sparse-adam",
                       **{"num-iterations": 2, "val-dataset-json-path": None}))
     first, second = (radii > 0 for radii in seen["radii"])

@@ -17,7 +17,7 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.parquet import read_scene_parquet
 from taichi_3dgs.scene.ply import read_ply
 from taichi_3dgs.training.config import ConfigError, load_train_config, parse_train_config
-from taichi_3dgs.training.evaluation import evaluate, render_view
+from taichi_3dgs.training.evaluation import evaluate, render_model_view
 from taichi_3dgs.training.trainer import train
 
 from taichi_3dgs import RasterizerConfig
@@ -131,7 +131,7 @@ def test_resume_after_ctrl_c_reproduces_an_uninterrupted_run(demo_scene, tmp_pat
     uninterrupted = train(demo_config(demo_scene, tmp_path / "a", **settings))
 
     calls = {"n": 0}
-    real_render = trainer_module.render_view
+    real_render = trainer_module.render_model_view
 
     def render_then_press_ctrl_c_at_step_17(*args, **kwargs):
         calls["n"] += 1
@@ -140,7 +140,7 @@ def test_resume_after_ctrl_c_reproduces_an_uninterrupted_run(demo_scene, tmp_pat
         return real_render(*args, **kwargs)
 
     config_b = demo_config(demo_scene, tmp_path / "b", **settings)
-    monkeypatch.setattr(trainer_module, "render_view", render_then_press_ctrl_c_at_step_17)
+    monkeypatch.setattr(trainer_module, "render_model_view", render_then_press_ctrl_c_at_step_17)
     stopped = train(config_b)
     monkeypatch.undo()
     assert stopped.interrupted and stopped.step == 17
@@ -175,7 +175,7 @@ def test_validation_reports_lpips_with_a_weights_file(demo_scene, tmp_path, caps
     val = json.loads((out / "metrics.json").read_text())["val"]
     model = load_initial_model(out / "final_scene.parquet")
     views = load_views(read_cameras_json(demo_scene / "val.json"), 1, 1600, "cpu")
-    expected = [reference_lpips(random_lpips_weights(), render_view(model, view, RasterizerConfig(), torch.zeros(3))
+    expected = [reference_lpips(random_lpips_weights(), render_model_view(model, view, RasterizerConfig(), torch.zeros(3))
                                 .image.clamp(0.0, 1.0), view.target(torch.zeros(3))) for view in views]
     assert [v["lpips"] for v in val["per_view"]] == pytest.approx(expected, rel=1e-4)
     assert val["lpips"] == pytest.approx(sum(expected) / len(expected), rel=1e-4)

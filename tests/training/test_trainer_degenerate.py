@@ -19,9 +19,10 @@ from taichi_3dgs.data.point_cloud import read_point_cloud, write_point_cloud
 from taichi_3dgs.scene.model import GaussianModel, load_initial_model
 from taichi_3dgs.scene.parquet import write_scene_parquet
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
-from taichi_3dgs.training.cli import main
+from taichi_3dgs.train_cli import main
 from taichi_3dgs.training.run_folder import LOCK_NAME
-from taichi_3dgs.training.trainer import DegenerateTrainingError, _log_histograms, train
+from taichi_3dgs.training.reporting import log_histograms as _log_histograms
+from taichi_3dgs.training.trainer import DegenerateTrainingError, train
 
 
 def test_a_scene_pruned_to_nothing_stops_naming_the_step_and_keeps_the_last_checkpoint(scene, tmp_path):
@@ -99,7 +100,7 @@ def test_a_blank_render_later_in_the_run_warns_once(scene, tmp_path, monkeypatch
     # The first render sees the scene; from step 2 on every Gaussian is made transparent.
     import taichi_3dgs.training.trainer as trainer_module
 
-    real_render = trainer_module.render_view
+    real_render = trainer_module.render_model_view
     calls = {"n": 0}
 
     def fade_out_after_the_first_render(model, *args, **kwargs):
@@ -109,7 +110,7 @@ def test_a_blank_render_later_in_the_run_warns_once(scene, tmp_path, monkeypatch
                 model.opacity_logits.fill_(-30.0)
         return real_render(model, *args, **kwargs)
 
-    monkeypatch.setattr(trainer_module, "render_view", fade_out_after_the_first_render)
+    monkeypatch.setattr(trainer_module, "render_model_view", fade_out_after_the_first_render)
     config = demo_config(scene, tmp_path / "out", **{"num-iterations": 4, "val-interval": 100,
                                                     "logging": {"progress-bar": False, "log-loss-interval": 2}})
     with pytest.warns(UserWarning) as caught:

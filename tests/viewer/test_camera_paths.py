@@ -8,7 +8,8 @@ import torch
 from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, ellipse_path, fit_camera_to_bounds, focus_point,
                                              look_at, mean_up, orbit_path, overview_camera, scene_bounds,
                                              scene_up)
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import rigid_transform
 
 FOCUS = np.array([0.5, -1.0, 2.0])
 UP = np.array([0.0, 0.0, 1.0])

@@ -84,7 +84,7 @@ def test_renders_reproduce_the_scene_at_the_dataset_poses(evaluated, dataset):
 
 def test_metrics_json_psnr_is_the_psnr_of_the_known_noise(evaluated, dataset):
     metrics = json.loads((evaluated / "metrics.json").read_text())
-    for view, clean, noisy in zip(metrics["views"], dataset[1], dataset[2]):
+    for view, clean, noisy in zip(metrics["val"]["per_view"], dataset[1], dataset[2]):
         expected = reference_psnr(clean / 255.0, noisy / 255.0)
         assert 40.0 < expected < 50.0
         assert view["psnr"] == pytest.approx(expected, abs=1e-3)
@@ -92,22 +92,22 @@ def test_metrics_json_psnr_is_the_psnr_of_the_known_noise(evaluated, dataset):
 
 def test_metrics_json_matches_a_recomputation_from_the_written_pngs(evaluated):
     metrics = json.loads((evaluated / "metrics.json").read_text())
-    assert [view["name"] for view in metrics["views"]] == [f"{index:05d}" for index in range(VIEWS)]
-    for view in metrics["views"]:
-        render = _png(evaluated / "renders" / f"{view['name']}.png") / 255.0
-        ground_truth = _png(evaluated / "gt" / f"{view['name']}.png") / 255.0
+    assert [view["image"] for view in metrics["val"]["per_view"]] == [f"{index:05d}" for index in range(VIEWS)]
+    for view in metrics["val"]["per_view"]:
+        render = _png(evaluated / "renders" / f"{view['image']}.png") / 255.0
+        ground_truth = _png(evaluated / "gt" / f"{view['image']}.png") / 255.0
         assert view["psnr"] == pytest.approx(reference_psnr(render, ground_truth), abs=1e-3)
         assert view["ssim"] == pytest.approx(reference_ssim(render, ground_truth), abs=1e-4)
     for key in ("psnr", "ssim"):
-        assert metrics["mean"][key] == pytest.approx(np.mean([view[key] for view in metrics["views"]]))
+        assert metrics["val"][key] == pytest.approx(np.mean([view[key] for view in metrics["val"]["per_view"]]))
 
 
 def test_metrics_csv_holds_the_json_values_and_the_mean(evaluated):
     metrics = json.loads((evaluated / "metrics.json").read_text())
     with open(evaluated / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [row["name"] for row in rows] == [view["name"] for view in metrics["views"]] + ["mean"]
-    for row, expected in zip(rows, metrics["views"] + [metrics["mean"]]):
+    assert [row["name"] for row in rows] == [view["image"] for view in metrics["val"]["per_view"]] + ["mean"]
+    for row, expected in zip(rows, metrics["val"]["per_view"] + [metrics["val"]]):
         assert float(row["psnr"]) == pytest.approx(expected["psnr"])
         assert float(row["ssim"]) == pytest.approx(expected["ssim"])
 
@@ -120,14 +120,14 @@ def test_lpips_weights_add_lpips_to_the_metrics_and_a_missing_file_is_refused(da
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     metrics = json.loads((out / "metrics.json").read_text())
-    for view in metrics["views"]:  # on the 8-bit images written, as PSNR and SSIM
-        render, ground_truth = (torch.from_numpy(_png(out / folder / f"{view['name']}.png") / 255.0).float()
+    for view in metrics["val"]["per_view"]:  # on the 8-bit images written, as PSNR and SSIM
+        render, ground_truth = (torch.from_numpy(_png(out / folder / f"{view['image']}.png") / 255.0).float()
                                 for folder in ("renders", "gt"))
         assert view["lpips"] == pytest.approx(reference_lpips(random_lpips_weights(), render, ground_truth), rel=1e-4)
-    assert metrics["mean"]["lpips"] == pytest.approx(np.mean([view["lpips"] for view in metrics["views"]]))
+    assert metrics["val"]["lpips"] == pytest.approx(np.mean([view["lpips"] for view in metrics["val"]["per_view"]]))
     with open(out / "metrics.csv", newline="") as handle:
-        assert float(list(csv.DictReader(handle))[-1]["lpips"]) == pytest.approx(metrics["mean"]["lpips"])
-    assert f"SSIM {metrics['mean']['ssim']:.4f}, LPIPS {metrics['mean']['lpips']:.4f} -> " in result.stdout
+        assert float(list(csv.DictReader(handle))[-1]["lpips"]) == pytest.approx(metrics["val"]["lpips"])
+    assert f"SSIM {metrics['val']['ssim']:.4f}, LPIPS {metrics['val']['lpips']:.4f} -> " in result.stdout
     assert weights.exists()
 
     refused = _run("--scene", str(trained_ply_path()), "--cameras", val_json, "--output_dir", "out2",
@@ -185,7 +185,7 @@ def test_downscale_factor_evaluates_at_the_reduced_size_with_k_scaled(dataset, t
                                      WIDTH // 2, HEIGHT // 2))
     assert _png(tmp_path / "out" / "gt" / "00000.png").shape == (HEIGHT // 2, WIDTH // 2, 3)
     np.testing.assert_array_equal(_png(tmp_path / "out" / "renders" / "00000.png"), expected)
-    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["mean"]["psnr"] > 20.0
+    assert json.loads((tmp_path / "out" / "metrics.json").read_text())["val"]["psnr"] > 20.0
 
 
 def test_a_scene_recording_its_training_resolution_is_evaluated_at_it(dataset, tmp_path):

@@ -13,7 +13,8 @@ from taichi_3dgs.data.point_cloud import read_point_cloud
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.viewer.app import create_controller, orbit_poses
 from taichi_3dgs.viewer.camera_paths import FALLBACK_UP, ORBIT_ELEVATION_DEGREES, mean_up, scene_up
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import rigid_transform
 from taichi_3dgs.viewer.scene_objects import SceneObject
 
 Z_UP = np.array([0.0, 0.0, 1.0])

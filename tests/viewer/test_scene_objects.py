@@ -15,7 +15,8 @@ from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.rasterizer import rasterize
 from taichi_3dgs.scene import GaussianScene, write_scene_parquet
 from taichi_3dgs.viewer.camera_paths import fit_camera_to_bounds, scene_bounds
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, invert_rigid, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
 from taichi_3dgs.viewer.rendering import render_image
 from taichi_3dgs.viewer.scene_objects import (SceneObject, compose_objects, load_scene_objects,
                                               merge_scenes, transform_scene)

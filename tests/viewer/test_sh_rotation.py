@@ -8,7 +8,7 @@ from viewer_fixtures import trained_ply_path
 
 from taichi_3dgs.scene import read_scene, sh_basis
 from taichi_3dgs.scene.color_conversion import fibonacci_sphere
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix
+from taichi_3dgs.rotations import axis_angle_to_matrix
 from taichi_3dgs.viewer.sh_rotation import rotate_sh, sh_rotation_matrices
 
 ROTATION = axis_angle_to_matrix(np.array([0.3, -1.0, 0.5]), 1.1)

@@ -7,7 +7,8 @@ import torch
 
 from taichi_3dgs.scene import GaussianScene
 from taichi_3dgs.viewer.controller import Controller
-from taichi_3dgs.viewer.geometry import axis_angle_to_matrix, rigid_transform
+from taichi_3dgs.rotations import axis_angle_to_matrix
+from taichi_3dgs.viewer.geometry import rigid_transform
 from taichi_3dgs.viewer.scene_objects import SceneObject
 
 STEP = 0.5

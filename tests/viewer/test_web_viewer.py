@@ -31,7 +31,7 @@ from viewer_fixtures import trained_ply_path, write_camera_json
 from taichi_3dgs.scene import read_scene
 from taichi_3dgs.viewer.camera_paths import look_at, orbit_path, overview_camera
 from taichi_3dgs.viewer.geometry import invert_rigid
-from taichi_3dgs.viewer.rendering import render_image, render_view
+from taichi_3dgs.viewer.rendering import render_image, render_scene_view
 from taichi_3dgs.viewer.web import WebViewer, colorize, viewer_view
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -301,7 +301,7 @@ def test_viewer_camera_becomes_our_viewmat_and_a_centred_k_spanning_the_canvas()
 def test_depth_mode_shows_nearer_surfaces_brighter_and_empty_pixels_black():
     scene = read_scene(trained_ply_path())
     T_world_camera, K, _, _ = overview_camera(scene.means, 96, 64)
-    view = render_view(scene, invert_rigid(T_world_camera), K, 96, 64)
+    view = render_scene_view(scene, invert_rigid(T_world_camera), K, 96, 64)
     grey = colorize(view, "depth")[..., 0].astype(int)
     solid = (view.alpha > 0.5).numpy()
     assert 0.2 < solid.mean() < 1.0  # both kinds of pixel are tested

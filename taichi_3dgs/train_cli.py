@@ -5,6 +5,9 @@ Under torchrun (`torchrun --nproc_per_node N gaussian_point_train.py ...`) every
 same command line; messages name the process (`gaussian_point_train.py [rank 1/2]: error: ...`),
 warnings come from rank 0 only, and a process that fails ends at once after its error line, so
 torchrun stops the others instead of their waiting for it (`training.distributed`).
+
+With `--viewer` this command line wires the live web viewer (`viewer.web.WebViewer`) into the
+training: `train` receives a factory and never imports the viewer itself.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ import sys
 import warnings
 from typing import Optional, Sequence
 
-from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, EXIT_INTERRUPTED, ToolParser, port_number, run_tool
+from taichi_3dgs.cli import (
+    DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, EXIT_INTERRUPTED, ToolParser, check_port_free, port_number, run_tool,
+)
 
 PROG = "gaussian_point_train.py"
 EPILOG = """config overrides:
@@ -75,7 +80,16 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
             config = apply_overrides(load_train_config(args.train_config), overrides)
             from taichi_3dgs.training.trainer import train
 
-            viewer = (args.viewer_host, args.viewer_port) if args.viewer else None
+            viewer = None
+            if args.viewer and world.is_main:
+                check_port_free(args.viewer_host, args.viewer_port,  # before the run writes anything
+                                host_option="--viewer_host", port_option="--viewer_port")
+
+                def viewer(cameras):
+                    from taichi_3dgs.viewer.web import WebViewer  # viser loads only for --viewer
+
+                    return WebViewer(cameras=list(cameras), host=args.viewer_host, port=args.viewer_port)
+
             result = train(config, resume=args.resume, config_source=args.train_config, world=world,
                            viewer=viewer)
         return EXIT_INTERRUPTED if result.interrupted else 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from taichi_3dgs.quaternions import (quaternion_multiply, quaternion_to_rotation_matrix,
+from taichi_3dgs.rotations import (quaternion_multiply, quaternion_to_rotation_matrix,
                                      rotation_matrix_to_quaternion)
 
 

@@ -1,12 +1,16 @@
-"""Quaternion math in torch, scalar first (w, x, y, z), the order of `GaussianScene.quats`.
+"""Rotation math, in one place: quaternions, rotation vectors and axis-angle rotations.
 
+Quaternions are torch tensors, scalar first (w, x, y, z), the order of `GaussianScene.quats`.
 A unit quaternion q = (w, x, y, z) rotates by the matrix R(q) of the official 3DGS
 `build_rotation` (graphdeco-inria `utils/general_utils.py`); composing rotations multiplies
 quaternions with the Hamilton product, R(a * b) = R(a) R(b). No Taichi here: the rasterizer's
-kernels have their own Taichi `quat_to_rotmat`.
+kernels have their own Taichi `quat_to_rotmat`. Rotation vectors (the SO(3) exponential map,
+torch, differentiable) are what pose optimisation learns; `axis_angle_to_matrix` (float64 numpy,
+Rodrigues) is what the viewers turn cameras and objects with.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -84,3 +88,46 @@ def rotation_matrix_to_quaternion(rotation: torch.Tensor) -> torch.Tensor:
     q = torch.take_along_dim(candidates, pivot[..., None, None].expand(*pivot.shape, 1, 4), dim=-2)[..., 0, :]
     q = torch.nn.functional.normalize(q, dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+def rotation_vector_to_matrix(rotation_vectors: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices of rotation vectors (the SO(3) exponential map), differentiable.
+
+    exp([w]x) with [w]x the cross-product matrix of w: the rotation by |w| radians about w / |w|
+    (right-handed), the identity for w = 0. Computed with `torch.linalg.matrix_exp`, whose
+    gradient is exact at w = 0 too (where Rodrigues' formula divides by |w|).
+
+    Args:
+        rotation_vectors: [..., 3] float tensor, radians.
+
+    Returns:
+        [..., 3, 3] tensor of the same dtype and device.
+    """
+    x, y, z = rotation_vectors.unbind(-1)
+    zero = torch.zeros_like(x)
+    cross = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], dim=-1)
+    return torch.linalg.matrix_exp(cross.reshape(*rotation_vectors.shape[:-1], 3, 3))
+
+
+def axis_angle_to_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
+    """Rotation by `angle` radians about the unit direction of `axis` (right-hand rule).
+
+    Rodrigues' formula R = I + sin(a) [k]_x + (1 - cos(a)) [k]_x^2.
+
+    Args:
+        axis: [3] direction (normalised here).
+        angle: radians.
+
+    Returns:
+        [3, 3] float64 rotation matrix.
+
+    Raises:
+        ValueError: `axis` has (near) zero length.
+    """
+    axis = np.asarray(axis, dtype=np.float64)
+    norm = np.linalg.norm(axis)
+    if norm < 1e-12:
+        raise ValueError(f"axis: expected a non-zero direction, got {axis.tolist()}")
+    kx, ky, kz = axis / norm
+    cross = np.array([[0.0, -kz, ky], [kz, 0.0, -kx], [-ky, kx, 0.0]])
+    return np.eye(3) + np.sin(angle) * cross + (1.0 - np.cos(angle)) * cross @ cross
