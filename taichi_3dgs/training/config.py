@@ -54,7 +54,7 @@ class InitialPointsConfig:
     """Initial Gaussians added where the point cloud is thin (`taichi_3dgs/data/background_points.py`).
 
     Structure-from-motion clouds cover the object of a capture, hardly the walls, floor or sky
-    behind it. Both counts default to 0 (nothing added). The added points are coloured from the
+    behind it. All counts default to 0 (nothing added). The added points are coloured from the
     training images (RGBA ones over `background-color`), drawn with `seed`, and initialised with the
     cloud's points by the same rule: the nearest-neighbour scale is searched among all points, so
     on the shell it is the shell's own spacing, proportional to its radius (about 2.6 x radius /
@@ -82,6 +82,27 @@ class InitialPointsConfig:
     far_shell_radius: float = _help(
         "radius of the far shell in units of the scene extent (1.1 x the largest camera distance from the "
         "centroid), > 1 so that it encloses every camera", default=10.0
+    )
+    beyond_cloud: int = _help(
+        "add this many points on random training pixel rays (every pixel equally likely), at camera depths uniform "
+        "in inverse depth from the near quantile of the depths at which that camera sees the point cloud to "
+        "beyond-cloud-far-factor x its far quantile (beyond-cloud-depth-quantiles): what lies behind an object "
+        "capture's cloud starts covered; each takes the colour of its pixel", default=0
+    )
+    beyond_cloud_depth_quantiles: tuple[float, float] = _help(
+        "(near, far) quantiles of the depths of the cloud's points a camera sees, for beyond-cloud", default=(0.05, 0.95)
+    )
+    beyond_cloud_far_factor: float = _help(
+        "farthest beyond-cloud depth in units of each camera's far quantile, >= 1", default=2.0
+    )
+    camera_shell: int = _help(
+        "add this many points uniform on a sphere about the point the training cameras look at (closest to all "
+        "optical axes), sized from the cameras (camera-shell-radius) for the room around an object capture, "
+        "where far-shell's is sized for a sky; colours as far-shell's. Needs cameras around a common centre", default=0
+    )
+    camera_shell_radius: float = _help(
+        "radius of the camera shell in units of the cameras' median distance from the point they look at, > 1",
+        default=2.5
     )
 
 
@@ -498,13 +519,21 @@ def _check(config: TrainConfig, source: str) -> None:
     if not 0.0 < scene.initial_opacity < 1.0:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")
     points = config.initial_points
-    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell)):
+    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell),
+                       ("beyond-cloud", points.beyond_cloud), ("camera-shell", points.camera_shell)):
         if count < 0:
             raise ConfigError(f"{source}: key 'initial-points.{key}' must be >= 0 (0 = none), got {count}")
-    near, far = points.view_volume_depth_quantiles
-    if not 0.0 <= near < far <= 1.0:
-        raise ConfigError(f"{source}: key 'initial-points.view-volume-depth-quantiles' must be [near, far] with "
-                          f"0 <= near < far <= 1, got {[near, far]}")
+    for key, (near, far) in (("view-volume-depth-quantiles", points.view_volume_depth_quantiles),
+                             ("beyond-cloud-depth-quantiles", points.beyond_cloud_depth_quantiles)):
+        if not 0.0 <= near < far <= 1.0:
+            raise ConfigError(f"{source}: key 'initial-points.{key}' must be [near, far] with 0 <= near < far <= 1, "
+                              f"got {[near, far]}")
+    if not points.beyond_cloud_far_factor >= 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.beyond-cloud-far-factor' must be >= 1 (units of the far "
+                          f"depth quantile: the points reach past it), got {points.beyond_cloud_far_factor!r}")
+    if not points.camera_shell_radius > 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.camera-shell-radius' must be > 1 (units of the cameras' "
+                          f"distance from their centre: the shell lies behind it), got {points.camera_shell_radius!r}")
     if not points.far_shell_radius > 1.0:
         raise ConfigError(f"{source}: key 'initial-points.far-shell-radius' must be > 1 (scene extents: the shell "
                           f"must enclose the cameras), got {points.far_shell_radius!r}")
