@@ -9,8 +9,10 @@ the official 3DGS recipe, apply. Every variant (`training_runs.py`: parts `absgr
 `beyond-cloud`, ... or KEY=VALUE, joined by '+') trains on `official.yaml` with its overrides, or
 on the converter's config when one of its parts is `converter`; the variant `official` (no
 overrides) always runs first as the reference. Every run is shortened to a CPU-sized length: --steps
-steps (densification until half of them, as the configs in config/; one evaluation and one
-checkpoint at the end) at 1 / --image_downscale_factor resolution; further `--KEY VALUE`
+steps, with the step counts of the CPU-sized configs in config/ (`CPU_SCHEDULE`: warm-up 500,
+densify every 100 until 1,000, SH band every 1,000, opacity reset 3,000 at 2,000 steps) scaled by
+--steps / 2,000, one evaluation and one checkpoint at the end, at 1 / --image_downscale_factor
+resolution; further `--KEY VALUE`
 arguments are overrides for every run. With --seeds 0,1 every variant runs with each seed and the
 tables give the mean and the spread |PSNR(seed 0) - PSNR(seed 1)|, so that a difference can be
 told from run-to-run noise.
@@ -46,6 +48,14 @@ OFFICIAL = "official"
 CONVERTER = "converter"
 OFFICIAL_YAML = "official.yaml"
 DATA_KEYS = ("train-dataset-json-path", "val-dataset-json-path", "pointcloud-parquet-path", "background-color")
+# The step counts of the CPU-sized configs in config/ at their 2,000 steps (the official defaults but
+# densify-until-iteration), which every run scales by --steps / 2,000.
+CPU_STEPS = 2000
+CPU_SCHEDULE = {"adaptive-controller-config.num-iterations-warm-up": 500,
+                "adaptive-controller-config.num-iterations-densify": 100,
+                "adaptive-controller-config.densify-until-iteration": 1000,
+                "adaptive-controller-config.num-iterations-reset-alpha": 3000,
+                "increase-color-max-sh-band-interval": 1000}
 
 
 def _colmap(source: Path, out: Path) -> None:
@@ -98,8 +108,8 @@ def prepare_scene(name: str, datasets_dir: Path, cache_dir: Path) -> Path:
 
 def _variant_runs(args: argparse.Namespace, extra: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
     """{variant: (config file name, overrides)}, the official recipe first; every name checked."""
-    schedule = {"adaptive-controller-config.densify-until-iteration": str(args.steps // 2),
-                "val-interval": str(args.steps), "checkpoint-interval": str(args.steps)}
+    schedule = {key: str(max(1, round(steps * args.steps / CPU_STEPS))) for key, steps in CPU_SCHEDULE.items()}
+    schedule.update({"val-interval": str(args.steps), "checkpoint-interval": str(args.steps)})
     common = {**schedule, **common_overrides(args, extra)}
     runs = {}
     for variant in [OFFICIAL] + [v for v in args.variants if v != OFFICIAL]:

@@ -22,7 +22,12 @@ def test_every_variant_runs_the_official_recipe_or_the_converters_config_with_it
                                      "--val_interval", "100"])
     runs = scenes._variant_runs(args, extra)
     assert list(runs) == ["official", "converter", "beyond-cloud+absgrad", "initial-points.camera-shell=50"]
-    schedule = {"adaptive-controller-config.densify-until-iteration": "150", "val-interval": "100",
+    # The CPU configs' schedule (2,000 steps) scaled to 300 steps; the extra override wins.
+    schedule = {"adaptive-controller-config.num-iterations-warm-up": "75",
+                "adaptive-controller-config.num-iterations-densify": "15",
+                "adaptive-controller-config.densify-until-iteration": "150",
+                "adaptive-controller-config.num-iterations-reset-alpha": "450",
+                "increase-color-max-sh-band-interval": "150", "val-interval": "100",
                 "checkpoint-interval": "300", "num-iterations": "300", "image-downscale-factor": "4"}
     assert runs["official"] == ("official.yaml", schedule)
     assert runs["converter"] == ("train_config.yaml", schedule)
