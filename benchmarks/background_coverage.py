@@ -15,7 +15,8 @@ val views; minutes of training); with several --seeds, means over them and their
         --adaptive-controller-config.densify-until-iteration 15000
 
 The config's data must be prepared first (each config/*.yaml says how). Outputs go to a temporary
-folder removed at the end, or to --output_dir/<variant>/ when given (kept).
+folder removed at the end, or to --output_dir/<variant>/seed<seed>/ when given (kept). Every run
+sets the config key `seed` (--seeds, default 0).
 """
 from __future__ import annotations
 
