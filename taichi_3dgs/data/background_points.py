@@ -314,11 +314,11 @@ def background_points(
     shell_radius: float,
     background: torch.Tensor,
     seed: int,
-    num_beyond_cloud: int = 0,
-    beyond_cloud_depth_quantiles: tuple[float, float] = (0.05, 0.95),
-    beyond_cloud_far_factor: float = 2.0,
-    num_camera_shell: int = 0,
-    camera_shell_radius: float = 2.5,
+    num_beyond_cloud: int,
+    beyond_cloud_depth_quantiles: tuple[float, float],
+    beyond_cloud_far_factor: float,
+    num_camera_shell: int,
+    camera_shell_radius: float,
 ) -> PointCloud:
     """The points to add to `cloud`: `sample_view_frusta`, `sample_far_shell`,
     `sample_beyond_cloud` (with its quantiles and far factor), then a far shell of

@@ -190,7 +190,9 @@ def test_far_shell_points_lie_on_the_sphere_with_the_mean_colour_of_the_cameras_
 
 def test_background_points_concatenate_both_kinds_and_nothing_when_both_counts_are_zero():
     views, cloud = _ring_views(), PointCloud(_ball_cloud())
-    common = dict(depth_quantiles=(0.05, 0.95), shell_centre=np.zeros(3), shell_radius=30.0, background=BLACK, seed=0)
+    common = dict(depth_quantiles=(0.05, 0.95), shell_centre=np.zeros(3), shell_radius=30.0, background=BLACK, seed=0,
+                  num_beyond_cloud=0, beyond_cloud_depth_quantiles=(0.05, 0.95), beyond_cloud_far_factor=2.0,
+                  num_camera_shell=0, camera_shell_radius=2.5)
     both = background_points(cloud, views, num_view_volume=100, num_far_shell=50, **common)
     assert both.xyz.shape == (150, 3) and both.rgb.shape == (150, 3)
     volume = sample_view_frusta(views, cloud.xyz, 100, (0.05, 0.95), BLACK, 0)
@@ -295,4 +297,6 @@ def test_background_points_add_beyond_cloud_and_camera_shell_points_after_the_ot
     assert points == PointCloud(np.concatenate([p.xyz for p in parts]), np.concatenate([p.rgb for p in parts]))
     assert not np.allclose(far_shell.xyz[:20] / 30.0, (camera_shell.xyz[:20] - centre) / radius)  # own stream
     with pytest.raises(ValueError, match="-1 camera-shell"):
-        background_points(cloud, views, num_view_volume=0, num_far_shell=0, num_camera_shell=-1, **common)
+        background_points(cloud, views, num_view_volume=0, num_far_shell=0, num_beyond_cloud=0,
+                          beyond_cloud_depth_quantiles=(0.1, 0.9), beyond_cloud_far_factor=1.5, num_camera_shell=-1,
+                          camera_shell_radius=2.0, **common)
