@@ -75,8 +75,15 @@ def sample_mesh_surface(mesh_path: str | os.PathLike, num_points: int, seed: int
     return PointCloud(xyz=np.asarray(xyz, dtype=np.float32), rgb=rgb)
 
 
-def _view_centre(records: Sequence[CameraRecord]) -> np.ndarray:
-    """Least-squares point closest to every camera's optical axis (as instant-ngp's colmap2nerf.py)."""
+def view_centre(records: Sequence[CameraRecord]) -> np.ndarray:
+    """[3] float64 world point closest (least squares) to every camera's optical axis: the centre
+    cameras around an object look at (instant-ngp's colmap2nerf.py; sum_i (I - d_i d_i^T) for unit
+    axes d_i, solved against sum_i (I - d_i d_i^T) o_i for camera centres o_i).
+
+    Raises:
+        ValueError: the axes are (nearly) parallel (condition number above 1e6), so no point is
+            closest to all of them.
+    """
     system = np.zeros((3, 3))
     rhs = np.zeros(3)
     for record in records:
@@ -149,7 +156,7 @@ def sample_view_volume(records: Sequence[CameraRecord], num_points: int, seed: i
         raise ValueError("no camera to sample a view volume from")
     if num_points < 1:
         raise ValueError(f"number of points is {num_points}; expected at least 1")
-    centre = _view_centre(records)
+    centre = view_centre(records)
     half_size = float(np.median([np.linalg.norm(record.camera_center - centre) for record in records]))
     rng = np.random.default_rng(seed)
     views = _views(records)

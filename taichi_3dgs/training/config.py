@@ -180,13 +180,21 @@ def _check(config: TrainConfig, source: str) -> None:
     if not 0.0 < scene.initial_opacity < 1.0:
         raise ConfigError(f"{source}: key 'gaussian-point-cloud-scene-config.initial-opacity' must be in (0, 1)")
     points = config.initial_points
-    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell)):
+    for key, count in (("random-in-view-volume", points.random_in_view_volume), ("far-shell", points.far_shell),
+                       ("beyond-cloud", points.beyond_cloud), ("camera-shell", points.camera_shell)):
         if count < 0:
             raise ConfigError(f"{source}: key 'initial-points.{key}' must be >= 0 (0 = none), got {count}")
-    near, far = points.view_volume_depth_quantiles
-    if not 0.0 <= near < far <= 1.0:
-        raise ConfigError(f"{source}: key 'initial-points.view-volume-depth-quantiles' must be [near, far] with "
-                          f"0 <= near < far <= 1, got {[near, far]}")
+    for key, (near, far) in (("view-volume-depth-quantiles", points.view_volume_depth_quantiles),
+                             ("beyond-cloud-depth-quantiles", points.beyond_cloud_depth_quantiles)):
+        if not 0.0 <= near < far <= 1.0:
+            raise ConfigError(f"{source}: key 'initial-points.{key}' must be [near, far] with 0 <= near < far <= 1, "
+                              f"got {[near, far]}")
+    if not points.beyond_cloud_far_factor >= 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.beyond-cloud-far-factor' must be >= 1 (units of the far "
+                          f"depth quantile: the points reach past it), got {points.beyond_cloud_far_factor!r}")
+    if not points.camera_shell_radius > 1.0:
+        raise ConfigError(f"{source}: key 'initial-points.camera-shell-radius' must be > 1 (units of the cameras' "
+                          f"distance from their centre: the shell lies behind it), got {points.camera_shell_radius!r}")
     if not points.far_shell_radius > 1.0:
         raise ConfigError(f"{source}: key 'initial-points.far-shell-radius' must be > 1 (scene extents: the shell "
                           f"must enclose the cameras), got {points.far_shell_radius!r}")

@@ -30,7 +30,7 @@ class InitialPointsConfig:
     """Initial Gaussians added where the point cloud is thin (`taichi_3dgs/data/background_points.py`).
 
     Structure-from-motion clouds cover the object of a capture, hardly the walls, floor or sky
-    behind it. Both counts default to 0 (nothing added). The added points are coloured from the
+    behind it. All counts default to 0 (nothing added). The added points are coloured from the
     training images (RGBA ones over `background-color`), drawn with `seed`, and initialised with the
     cloud's points by the same rule: the nearest-neighbour scale is searched among all points, so
     on the shell it is the shell's own spacing, proportional to its radius (about 2.6 x radius /
@@ -58,6 +58,27 @@ class InitialPointsConfig:
     far_shell_radius: float = setting(
         "radius of the far shell in units of the scene extent (1.1 x the largest camera distance from the "
         "centroid), > 1 so that it encloses every camera", default=10.0
+    )
+    beyond_cloud: int = setting(
+        "add this many points on random training pixel rays (every pixel equally likely), at camera depths uniform "
+        "in inverse depth from the near quantile of the depths at which that camera sees the point cloud to "
+        "beyond-cloud-far-factor x its far quantile (beyond-cloud-depth-quantiles): what lies behind an object "
+        "capture's cloud starts covered; each takes the colour of its pixel", default=0
+    )
+    beyond_cloud_depth_quantiles: tuple[float, float] = setting(
+        "(near, far) quantiles of the depths of the cloud's points a camera sees, for beyond-cloud", default=(0.05, 0.95)
+    )
+    beyond_cloud_far_factor: float = setting(
+        "farthest beyond-cloud depth in units of each camera's far quantile, >= 1", default=2.0
+    )
+    camera_shell: int = setting(
+        "add this many points uniform on a sphere about the point the training cameras look at (closest to all "
+        "optical axes), sized from the cameras (camera-shell-radius) for the room around an object capture, "
+        "where far-shell's is sized for a sky; colours as far-shell's. Needs cameras around a common centre", default=0
+    )
+    camera_shell_radius: float = setting(
+        "radius of the camera shell in units of the cameras' median distance from the point they look at, > 1",
+        default=2.5
     )
 
 

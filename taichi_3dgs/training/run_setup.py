@@ -155,16 +155,20 @@ def _check_depth_maps(config: TrainConfig, train_records: list[CameraRecord], so
 
 def _initial_points(config: TrainConfig, train_views: list[View], train_records: list[CameraRecord], extent: float,
                     background: torch.Tensor) -> Optional[Callable[[PointCloud], PointCloud]]:
-    """The `extra_points` of `load_initial_model` for the config's `initial-points` (None when
-    both counts are 0): the view-volume and far-shell points of `data.background_points`."""
+    """The `extra_points` of `load_initial_model` for the config's `initial-points` (None when all
+    counts are 0): the view-volume, far-shell, beyond-cloud and camera-shell points of
+    `data.background_points`."""
     points = config.initial_points
-    if not (points.random_in_view_volume or points.far_shell):
+    if not (points.random_in_view_volume or points.far_shell or points.beyond_cloud or points.camera_shell):
         return None
     return functools.partial(
         background_points, views=train_views, num_view_volume=points.random_in_view_volume,
         depth_quantiles=points.view_volume_depth_quantiles, num_far_shell=points.far_shell,
         shell_centre=scene_centre(train_records), shell_radius=points.far_shell_radius * extent,
-        background=background, seed=config.seed,
+        background=background, seed=config.seed, num_beyond_cloud=points.beyond_cloud,
+        beyond_cloud_depth_quantiles=points.beyond_cloud_depth_quantiles,
+        beyond_cloud_far_factor=points.beyond_cloud_far_factor, num_camera_shell=points.camera_shell,
+        camera_shell_radius=points.camera_shell_radius,
     )
 
 

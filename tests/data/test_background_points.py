@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from taichi_3dgs.data.background_points import (
-    GREY, background_points, frustum_depth_bounds, sample_far_shell, sample_view_frusta,
+    CAMERA_SHELL_STREAM, GREY, background_points, camera_shell_geometry, frustum_depth_bounds, sample_beyond_cloud,
+    sample_far_shell, sample_view_frusta,
 )
 from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.data.point_cloud import PointCloud
@@ -189,7 +190,9 @@ def test_far_shell_points_lie_on_the_sphere_with_the_mean_colour_of_the_cameras_
 
 def test_background_points_concatenate_both_kinds_and_nothing_when_both_counts_are_zero():
     views, cloud = _ring_views(), PointCloud(_ball_cloud())
-    common = dict(depth_quantiles=(0.05, 0.95), shell_centre=np.zeros(3), shell_radius=30.0, background=BLACK, seed=0)
+    common = dict(depth_quantiles=(0.05, 0.95), shell_centre=np.zeros(3), shell_radius=30.0, background=BLACK, seed=0,
+                  num_beyond_cloud=0, beyond_cloud_depth_quantiles=(0.05, 0.95), beyond_cloud_far_factor=2.0,
+                  num_camera_shell=0, camera_shell_radius=2.5)
     both = background_points(cloud, views, num_view_volume=100, num_far_shell=50, **common)
     assert both.xyz.shape == (150, 3) and both.rgb.shape == (150, 3)
     volume = sample_view_frusta(views, cloud.xyz, 100, (0.05, 0.95), BLACK, 0)
@@ -199,3 +202,101 @@ def test_background_points_concatenate_both_kinds_and_nothing_when_both_counts_a
     assert none.xyz.shape == (0, 3)
     with pytest.raises(ValueError, match="must be >= 0"):
         background_points(cloud, views, num_view_volume=-1, num_far_shell=0, **common)
+
+
+def _drawing_pixels(points: PointCloud, views: list[View]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(camera index, u, v, depth) of each point in the camera its colour names (blue = 40 x camera)."""
+    camera = points.rgb[:, 2] // 40
+    u, v, depth = np.empty(len(camera)), np.empty(len(camera)), np.empty(len(camera))
+    for index, view in enumerate(views):
+        rows = camera == index
+        u[rows], v[rows], depth[rows] = _project(points.xyz[rows], view)
+    return camera, u, v, depth
+
+
+def test_beyond_cloud_points_lie_on_the_ray_of_the_pixel_whose_colour_they_take():
+    views, cloud = _ring_views(), _ball_cloud()
+    points = sample_beyond_cloud(views, cloud, 3000, (0.05, 0.95), 2.0, BLACK, seed=0)
+    assert points.xyz.shape == (3000, 3) and points.xyz.dtype == np.float32 and points.rgb.shape == (3000, 3)
+    camera, u, v, depth = _drawing_pixels(points, views)
+    assert set(np.unique(camera)) == {0, 1, 2} and (depth > 0).all()
+    # The colour (red = 4 x column, green = 4 x row) names the pixel; the point projects into it
+    # (up to float32 rounding at a pixel boundary).
+    column_error, row_error = points.rgb[:, 0] / 4 - np.floor(u), points.rgb[:, 1] / 4 - np.floor(v)
+    assert np.abs(column_error).max() <= 1 and np.abs(row_error).max() <= 1
+    assert (column_error == 0).mean() > 0.99 and (row_error == 0).mean() > 0.99
+
+
+def test_beyond_cloud_depths_are_uniform_in_inverse_depth_from_the_near_quantile_to_k_times_the_far_one():
+    from scipy.stats import kstest
+
+    views, cloud = _ring_views(), _ball_cloud()
+    points = sample_beyond_cloud(views, cloud, 4000, (0.05, 0.95), 3.0, BLACK, seed=1)
+    camera, _, _, depth = _drawing_pixels(points, views)
+    in_inverse_depth, in_depth = np.empty(4000), np.empty(4000)
+    beyond = np.zeros(4000, dtype=bool)
+    for index, (near, far) in enumerate(_reference_bounds(views, cloud, (0.05, 0.95))):
+        rows = camera == index
+        assert (depth[rows] >= near * (1 - 1e-5)).all() and (depth[rows] <= 3.0 * far * (1 + 1e-5)).all()
+        # Where the point lies between near (0) and 3 far (1), in inverse depth and in depth.
+        in_inverse_depth[rows] = (1 / near - 1 / depth[rows]) / (1 / near - 1 / (3.0 * far))
+        in_depth[rows] = (depth[rows] - near) / (3.0 * far - near)
+        beyond[rows] = depth[rows] > far
+    assert kstest(in_inverse_depth, "uniform").pvalue > 1e-3
+    assert kstest(in_depth, "uniform").pvalue < 1e-6  # the test tells the two samplings apart
+    assert beyond.mean() > 0.2  # a good share reaches past the cloud's far depth
+
+
+def test_beyond_cloud_draws_every_pixel_equally_likely():
+    small = _view(_look_at((0.0, -4.0, 0.0)), _pixel_code_image(0)[:32])  # half the pixels
+    views = [small, _view(_look_at((0.0, 4.0, 0.0)), _pixel_code_image(1))]
+    points = sample_beyond_cloud(views, _ball_cloud(), 3000, (0.05, 0.95), 2.0, BLACK, seed=2)
+    share = (points.rgb[:, 2] // 40 == 0).mean()
+    assert abs(share - 1 / 3) < 4 * np.sqrt(2 / 9 / 3000)
+    assert points.rgb[points.rgb[:, 2] == 0, 1].max() < 4 * 32  # rows of the small image only
+
+
+def test_beyond_cloud_points_depend_on_the_seed_only_and_differ_from_the_view_volume_points():
+    views, cloud = _ring_views(), _ball_cloud()
+    first = sample_beyond_cloud(views, cloud, 500, (0.05, 0.95), 2.0, BLACK, seed=3)
+    assert first == sample_beyond_cloud(views, cloud, 500, (0.05, 0.95), 2.0, BLACK, seed=3)
+    assert not np.allclose(first.xyz, sample_beyond_cloud(views, cloud, 500, (0.05, 0.95), 2.0, BLACK, seed=4).xyz)
+    assert not np.allclose(first.xyz, sample_view_frusta(views, cloud, 500, (0.05, 0.95), BLACK, seed=3).xyz)
+
+
+@pytest.mark.parametrize("count, factor, message", [(0, 2.0, "at least 1"), (10, 0.5, "far factor is 0.5")])
+def test_beyond_cloud_refuses_bad_arguments(count, factor, message):
+    with pytest.raises(ValueError, match=message):
+        sample_beyond_cloud(_ring_views(), _ball_cloud(), count, (0.05, 0.95), factor, BLACK, seed=0)
+
+
+def test_camera_shell_is_centred_where_the_cameras_look_with_a_multiple_of_their_distance():
+    # Cameras on a ring of radius 4 at height 1 around (0.3, -0.2, 0.5), all looking at it.
+    target = np.array([0.3, -0.2, 0.5])
+    views = [_view(_look_at(target + (4 * np.cos(a), 4 * np.sin(a), 1.0), target), _pixel_code_image(0))
+             for a in (0.0, 2.0, 4.0)]
+    centre, radius = camera_shell_geometry(views, 2.5)
+    np.testing.assert_allclose(centre, target, atol=1e-9)
+    np.testing.assert_allclose(radius, 2.5 * np.sqrt(17.0), rtol=1e-9)
+    parallel = [_view(_look_at((x, 0.0, 0.0), (x, 1.0, 0.0)), _pixel_code_image(0)) for x in (0.0, 1.0, 2.0)]
+    with pytest.raises(ValueError, match="optical axes are .*parallel.*camera shell"):
+        camera_shell_geometry(parallel, 2.5)
+
+
+def test_background_points_add_beyond_cloud_and_camera_shell_points_after_the_others():
+    views, cloud = _ring_views(), PointCloud(_ball_cloud())
+    common = dict(depth_quantiles=(0.05, 0.95), shell_centre=np.zeros(3), shell_radius=30.0, background=BLACK, seed=5)
+    points = background_points(cloud, views, num_view_volume=0, num_far_shell=20, num_beyond_cloud=100,
+                               beyond_cloud_depth_quantiles=(0.1, 0.9), beyond_cloud_far_factor=1.5,
+                               num_camera_shell=30, camera_shell_radius=2.0, **common)
+    far_shell = sample_far_shell(views, np.zeros(3), 30.0, 20, BLACK, 5)
+    beyond = sample_beyond_cloud(views, cloud.xyz, 100, (0.1, 0.9), 1.5, BLACK, 5)
+    centre, radius = camera_shell_geometry(views, 2.0)
+    camera_shell = sample_far_shell(views, centre, radius, 30, BLACK, 5, CAMERA_SHELL_STREAM)
+    parts = (far_shell, beyond, camera_shell)
+    assert points == PointCloud(np.concatenate([p.xyz for p in parts]), np.concatenate([p.rgb for p in parts]))
+    assert not np.allclose(far_shell.xyz[:20] / 30.0, (camera_shell.xyz[:20] - centre) / radius)  # own stream
+    with pytest.raises(ValueError, match="-1 camera-shell"):
+        background_points(cloud, views, num_view_volume=0, num_far_shell=0, num_beyond_cloud=0,
+                          beyond_cloud_depth_quantiles=(0.1, 0.9), beyond_cloud_far_factor=1.5, num_camera_shell=-1,
+                          camera_shell_radius=2.0, **common)

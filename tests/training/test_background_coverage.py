@@ -9,6 +9,7 @@ import torch
 import taichi_3dgs.training.run_setup as trainer_module
 from taichi_3dgs.data.cameras import project_points, read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
+from taichi_3dgs.data.initial_points import view_centre
 from taichi_3dgs.data.point_cloud import read_point_cloud
 from taichi_3dgs.scene.model import GaussianModel
 from taichi_3dgs.scene.ply import write_ply
@@ -93,6 +94,23 @@ def test_initial_points_are_added_in_the_view_volume_and_on_the_far_shell(scene,
     assert initial["sh_dc"][n:].abs().sum() > 0  # coloured from the images, not all grey 0.5
 
 
+def test_beyond_cloud_and_camera_shell_points_are_added_to_the_initial_model(scene, tmp_path, monkeypatch):
+    keys = {"initial-points": {"beyond-cloud": 120, "camera-shell": 80, "camera-shell-radius": 3.0}}
+    initial, _ = _train_capturing_the_initial_model(demo_config(scene, tmp_path, **keys), monkeypatch, stop=True)
+    n = len(read_point_cloud(scene / "point_cloud.parquet"))
+    means = initial["means"].numpy().astype(np.float64)
+    assert means.shape == (n + 200, 3)
+    records = read_cameras_json(scene / "train.json")
+    seen = np.zeros(120, dtype=bool)
+    for record in records:
+        u, v, depth = project_points(means[n:n + 120], record.viewmat, record.K)
+        seen |= (depth > 0) & (u >= 0) & (u < record.width) & (v >= 0) & (v < record.height)
+    assert seen.all()  # each on a training pixel's ray
+    centre = view_centre(records)
+    distance = np.median([np.linalg.norm(record.camera_center - centre) for record in records])
+    np.testing.assert_allclose(np.linalg.norm(means[n + 120:] - centre, axis=1), 3.0 * distance, rtol=1e-5)
+
+
 def test_absgrad_training_runs_and_densifies_a_superset_of_the_plain_gradient(scene, runs):
     # Until step 20 both runs are the same (the statistic does not change the gradients); at step
     # 20 each Gaussian's mean absolute-gradient norm is >= its mean gradient norm, so with one
@@ -122,6 +140,12 @@ def test_initial_points_are_refused_for_a_trained_scene(scene, tmp_path):
     ("initial-points:\n  view-volume-depth-quantiles: [0.1]\n", r"expected a list of 2 numbers"),
     ("initial-points:\n  far-shell-radius: 0.5\n", r"'initial-points.far-shell-radius' must be > 1"),
     ("initial-points:\n  far-shel: 10\n", r"unknown key 'far-shel'.*did you mean 'far-shell'"),
+    ("initial-points:\n  beyond-cloud: -1\n", r"'initial-points.beyond-cloud' must be >= 0"),
+    ("initial-points:\n  beyond-cloud-depth-quantiles: [0.5, 0.5]\n",
+     r"'initial-points.beyond-cloud-depth-quantiles' must be \[near, far\]"),
+    ("initial-points:\n  beyond-cloud-far-factor: 0.9\n", r"'initial-points.beyond-cloud-far-factor' must be >= 1"),
+    ("initial-points:\n  camera-shell: -2\n", r"'initial-points.camera-shell' must be >= 0"),
+    ("initial-points:\n  camera-shell-radius: 1.0\n", r"'initial-points.camera-shell-radius' must be > 1"),
     ("adaptive-controller-config:\n  absgrad-threshold: 0\n", r"'adaptive-controller-config.absgrad-threshold' must"),
     ("adaptive-controller-config:\n  absgrad: 1\n", r"'adaptive-controller-config.absgrad': expected true or false"),
     ("seed: -1\n", r"'seed' must be >= 0"),
