@@ -10,7 +10,8 @@ this module holds the schema and the checks of ranges that types alone do not ex
 
 What other modules need to know about keys is marked on the fields (`config_loader.setting`) and
 read back as tables here: `STEP_COUNT_KEYS` (`steps=True`: counts of single-camera steps, which
-`batch_scaling` divides by the batch), `RESUMABLE_KEYS` (`resume="may-change"`), `CAMERA_KEYS`
+`batch_scaling` divides by the batch), `SCHEDULE_KEYS` (`schedule=True`: the step counts that
+`scale-schedule` scales with num-iterations, `run_length`), `RESUMABLE_KEYS` (`resume="may-change"`), `CAMERA_KEYS`
 (`cameras=split`: compared by content on resume) and `strategy_sections()` (`strategy=name`).
 """
 from __future__ import annotations
@@ -26,6 +27,7 @@ from taichi_3dgs.atomic_io import write_text_atomic
 from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.training.batch_scaling import ADAM_BETAS, MAX_BATCH_SIZE
+from taichi_3dgs.training.run_length import OFFICIAL_NUM_ITERATIONS
 from taichi_3dgs.training.config_loader import (
     OVERRIDE_SOURCE, ConfigError, check_bounds, marked_keys, parse_overrides, setting, to_yaml, update_from_yaml,
     yaml_key,
@@ -54,6 +56,14 @@ class TrainConfig:
     num_iterations: int = setting(
         "training steps of one image each; with batch-size B, num-iterations / B steps of B images", default=30_000,
         steps=True, resume="may-change", bound=">0",
+    )
+    scale_schedule: bool = setting(
+        "true: the schedule's step counts (warm-up, densification interval and end, opacity reset, SH band "
+        "interval, means decay length, MCMC refinement, exposure delay) "
+        f"are written for the official {OFFICIAL_NUM_ITERATIONS:,}-step run and scaled by num-iterations / "
+        f"{OFFICIAL_NUM_ITERATIONS:,} (rounded, at least 1), so a shortened run densifies, resets and raises "
+        "the SH degree in proportion (gsplat's steps_scaler); val, checkpoint and logging intervals are not scaled",
+        default=False,
     )
     batch_size: int = setting(
         f"training cameras per optimisation step, B (1..{MAX_BATCH_SIZE}; under torchrun the global batch, split "
@@ -95,7 +105,7 @@ class TrainConfig:
         default="adam",
     )
     increase_color_max_sh_band_interval: int = setting(
-        "raise the active SH degree by one every this many steps", default=1000, steps=True, bound=">0"
+        "raise the active SH degree by one every this many steps", default=1000, steps=True, schedule=True, bound=">0"
     )
     rasterisation_config: RasterizerConfig = setting(
         "rasterizer constants (docs/FORMATS.md); the colour activation comes from the scene, and the "
@@ -140,6 +150,7 @@ class TrainConfig:
 
 # Dotted YAML keys whose values count single-camera steps (images), divided by the batch size.
 STEP_COUNT_KEYS = marked_keys(TrainConfig, "steps")
+SCHEDULE_KEYS = marked_keys(TrainConfig, "schedule")
 # Keys (a section covers its keys) that may differ between a checkpoint and the run resuming it.
 # num-iterations: a run may be made longer (or shorter); the means' learning-rate decay then
 # follows the new length (learning-rates.means-max-steps null).

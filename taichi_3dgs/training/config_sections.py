@@ -89,7 +89,7 @@ class LearningRateConfig:
     means: float = setting("initial learning rate of the means, times the scene extent", default=1.6e-4)
     means_final: float = setting("final learning rate of the means, times the scene extent", default=1.6e-6)
     means_max_steps: Optional[int] = setting(
-        "steps of the exponential decay of the means' rate; null = num-iterations", default=None, steps=True
+        "steps of the exponential decay of the means' rate; null = num-iterations", default=None, steps=True, schedule=True
     )
     sh_dc: float = setting("SH degree-0 (base colour) coefficients", default=2.5e-3)
     sh_rest: float = setting("SH coefficients of degree >= 1 (official: sh-dc / 20)", default=2.5e-3 / 20)
@@ -117,10 +117,10 @@ class DensificationConfig:
     """
 
     num_iterations_warm_up: int = setting(
-        "no densification up to this step (official densify_from_iter)", default=500, steps=True
+        "no densification up to this step (official densify_from_iter)", default=500, steps=True, schedule=True
     )
-    num_iterations_densify: int = setting("densify every this many steps", default=100, steps=True, bound=">0")
-    densify_until_iteration: int = setting("no densification from this step on", default=15_000, steps=True)
+    num_iterations_densify: int = setting("densify every this many steps", default=100, steps=True, schedule=True, bound=">0")
+    densify_until_iteration: int = setting("no densification from this step on", default=15_000, steps=True, schedule=True)
     densification_view_space_position_gradients_threshold: float = setting(
         "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
     )
@@ -140,7 +140,7 @@ class DensificationConfig:
     gaussian_split_factor_phi: float = setting("split children's scales are divided by this", default=1.6)
     transparent_opacity_threshold: float = setting("prune Gaussians with opacity below this", default=0.005)
     num_iterations_reset_alpha: int = setting(
-        "reset opacities every this many steps", default=3000, steps=True, bound=">0"
+        "reset opacities every this many steps", default=3000, steps=True, schedule=True, bound=">0"
     )
     reset_opacity_value: float = setting("opacities are reset to min(current, this)", default=0.01)
     max_screen_radius: float = setting(
@@ -157,9 +157,9 @@ class MCMCConfig:
 
     cap_max: int = setting("maximum number of Gaussians", default=1_000_000)
     growth_rate: float = setting("relative growth of the count per refine step", default=0.05)
-    refine_start_iteration: int = setting("no relocation/growth up to this step", default=500, steps=True)
-    refine_stop_iteration: int = setting("no relocation/growth from this step on", default=25_000, steps=True)
-    refine_every: int = setting("relocate and grow every this many steps", default=100, steps=True, bound=">0")
+    refine_start_iteration: int = setting("no relocation/growth up to this step", default=500, steps=True, schedule=True)
+    refine_stop_iteration: int = setting("no relocation/growth from this step on", default=25_000, steps=True, schedule=True)
+    refine_every: int = setting("relocate and grow every this many steps", default=100, steps=True, schedule=True, bound=">0")
     min_opacity: float = setting("Gaussians with opacity <= this are dead and relocated", default=0.005)
     noise_lr: float = setting("position noise scale, times the current means learning rate", default=5e5)
     opacity_reg: float = setting("weight of the L1 regulariser on opacities", default=0.01)
@@ -204,7 +204,7 @@ class ExposureCompensationConfig:
     )
     learning_rate_delay_steps: int = setting(
         "steps over which the rate eases in from learning-rate-delay-mult x (official exposure_lr_delay_steps; "
-        "0 = no delay)", default=0, steps=True, bound=">=0"
+        "0 = no delay)", default=0, steps=True, schedule=True, bound=">=0"
     )
     learning_rate_delay_mult: float = setting(
         "factor of the rate at step 0 while delayed (official exposure_lr_delay_mult)", default=0.0

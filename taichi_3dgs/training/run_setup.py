@@ -40,6 +40,7 @@ from taichi_3dgs.training.dataset import ViewSampler, scene_centre, scene_extent
 from taichi_3dgs.training.depth_supervision import check_depth_supervision
 from taichi_3dgs.training.distributed import World
 from taichi_3dgs.training.optimization import make_optimizer
+from taichi_3dgs.training.run_length import schedule_for_run_length
 from taichi_3dgs.training.run_folder import check_output_folder, check_outputs_are_not_inputs
 from taichi_3dgs.training.strategies import Strategy, make_strategy
 
@@ -228,7 +229,7 @@ def prepare_run(user_config: TrainConfig, resume: bool, source: str, world: Worl
     lpips = _load_lpips(user_config, source, device)
     inputs = _read_views(user_config, source, world, device, lpips, say)
     # The loop counts optimisation steps of batch-size views; the user's config counts images.
-    config = schedule_in_batches(user_config)
+    config = schedule_in_batches(schedule_for_run_length(user_config))
     batch_size = config.batch_size
     if batch_size > 1 or world.size > 1:
         shared = f" ({batch_size // world.size} in each of {world.size} processes)" if world.size > 1 else ""
