@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None, prog: str = "generate_ellipse_path.py") 
     args = parser.parse_args(argv)
 
     def work() -> None:
-        from taichi_3dgs.data.cameras import read_cameras_json, requested_size
+        from taichi_3dgs.data.camera_checks import requested_size
+        from taichi_3dgs.data.cameras import read_cameras_json
         from taichi_3dgs.viewer.poses import ellipse_camera_path, save_camera_path
 
         if not args.output.lower().endswith(".pt"):  # a .json would later be read as a camera JSON

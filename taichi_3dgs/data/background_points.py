@@ -30,7 +30,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from taichi_3dgs.data.cameras import project_points
+from taichi_3dgs.data.camera_checks import project_points
 from taichi_3dgs.data.initial_points import view_centre
 from taichi_3dgs.data.point_cloud import PointCloud
 from taichi_3dgs.data.views import View

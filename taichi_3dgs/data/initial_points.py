@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from taichi_3dgs.data.cameras import CameraRecord, project_points
+from taichi_3dgs.data.camera_checks import project_points
+from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.data.point_cloud import PointCloud
 
 BATCH_SIZE = 65536

@@ -21,7 +21,8 @@ import numpy as np
 import pycolmap
 from tqdm import tqdm
 
-from taichi_3dgs.data.cameras import CameraRecord, read_json_file, rigid_transform_problem
+from taichi_3dgs.data.camera_checks import rigid_transform_problem
+from taichi_3dgs.data.cameras import CameraRecord, read_json_file
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR
 from taichi_3dgs.data.undistortion import camera_record_for_image, image_size
 

@@ -17,7 +17,8 @@ import pycolmap
 from PIL import Image
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.data.cameras import CameraRecord, check_resampled_size
+from taichi_3dgs.data.camera_checks import check_resampled_size
+from taichi_3dgs.data.cameras import CameraRecord
 
 PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 JPEG_QUALITY = 95

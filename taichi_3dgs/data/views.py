@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from taichi_3dgs.data.cameras import CameraRecord, check_resampled_size
+from taichi_3dgs.data.camera_checks import check_resampled_size
+from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.data.depth_maps import read_depth_map, resize_depth_map
 from taichi_3dgs.data.image_files import open_image
 

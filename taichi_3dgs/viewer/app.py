@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from taichi_3dgs.backend import torch_device
-from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, requested_size
+from taichi_3dgs.data.camera_checks import requested_size
+from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
 from taichi_3dgs.viewer.camera_paths import ellipse_path, orbit_path, overview_camera, scene_bounds
 from taichi_3dgs.viewer.controller import Controller
 from taichi_3dgs.viewer.geometry import invert_rigid

@@ -32,7 +32,8 @@ import torch
 
 from taichi_3dgs.atomic_io import atomic_path, removed_on_error, write_text_atomic
 from taichi_3dgs.backend import torch_device
-from taichi_3dgs.data.cameras import read_cameras_json, requested_size
+from taichi_3dgs.data.camera_checks import requested_size
+from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.views import View, load_view
 from taichi_3dgs.lpips import LPIPS, check_image_size, load_lpips
 from taichi_3dgs.metrics import psnr, ssim
@@ -78,7 +79,7 @@ def load_render_views(poses_path: str | os.PathLike, image_downscale_factor: int
     JSON records are loaded as the trainer loads them (`taichi_3dgs.data.views.load_view`):
     the image on disk divided by `image_downscale_factor` and capped at `max_image_long_side`
     (so a scene is evaluated at the size it was trained at) and K rescaled to it. With `width`
-    and/or `height` (`cameras.requested_size`, from each pose's own size and aspect) every pose is
+    and/or `height` (`camera_checks.requested_size`, from each pose's own size and aspect) every pose is
     rendered at that size instead, K rescaled, and JSON records carry no ground truth.
 
     Raises:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from taichi_3dgs.data.cameras import (RIGID_TRANSFORM_EXPECTED, ROTATION_EXPECTED, rigid_transform_problem,
-                                     rotation_problem)
+from taichi_3dgs.data.camera_checks import (
+    RIGID_TRANSFORM_EXPECTED, ROTATION_EXPECTED, rigid_transform_problem, rotation_problem,
+)
 
 
 def rigid_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
@@ -29,7 +30,7 @@ def invert_rigid(pose: np.ndarray) -> np.ndarray:
 def check_rotation(rotation: np.ndarray, name: str) -> np.ndarray:
     """Return `rotation` as a float64 [3, 3] array after checking it is a proper rotation.
 
-    The check is the camera readers' (`taichi_3dgs.data.cameras.rotation_problem`), so a pose the
+    The check is the camera readers' (`taichi_3dgs.data.camera_checks.rotation_problem`), so a pose the
     trainer accepts is accepted here too.
 
     Raises:
@@ -47,7 +48,7 @@ def check_rigid(pose: np.ndarray, name: str) -> np.ndarray:
     """Return `pose` as a float64 [4, 4] array after checking it is a proper rigid transform.
 
     Raises:
-        ValueError: naming `name`, when `taichi_3dgs.data.cameras.rigid_transform_problem` finds
+        ValueError: naming `name`, when `taichi_3dgs.data.camera_checks.rigid_transform_problem` finds
             one (shape not [4, 4], a non-finite entry, last row not [0, 0, 0, 1], or a rotation
             block that is not a proper rotation).
     """

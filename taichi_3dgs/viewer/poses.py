@@ -22,8 +22,10 @@ import numpy as np
 import torch
 
 from taichi_3dgs.atomic_io import atomic_path
-from taichi_3dgs.data.cameras import (PINHOLE_EXPECTED, RIGID_TRANSFORM_EXPECTED, CameraRecord,
-                                      pinhole_intrinsics_problem, rigid_transform_problem)
+from taichi_3dgs.data.camera_checks import (
+    PINHOLE_EXPECTED, RIGID_TRANSFORM_EXPECTED, pinhole_intrinsics_problem, rigid_transform_problem,
+)
+from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.viewer.camera_paths import ellipse_path
 from taichi_3dgs.viewer.geometry import invert_rigid
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import REPO_ROOT, dataset_path
 from taichi_3dgs.data import read_cameras_json
-from taichi_3dgs.data.cameras import ROTATION_TOLERANCE, pinhole_intrinsics_problem, rigid_transform_problem
+from taichi_3dgs.data.camera_checks import ROTATION_TOLERANCE, pinhole_intrinsics_problem, rigid_transform_problem
 from taichi_3dgs.data.nerf_transforms import OPENGL_TO_OPENCV
 
 GOOD = {"image_path": "a.png", "T_pointcloud_camera": np.eye(4).tolist(),

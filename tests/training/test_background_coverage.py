@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import taichi_3dgs.training.run_setup as trainer_module
-from taichi_3dgs.data.cameras import project_points, read_cameras_json
+from taichi_3dgs.data.camera_checks import project_points
+from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.initial_points import view_centre
 from taichi_3dgs.data.point_cloud import read_point_cloud
