@@ -76,7 +76,7 @@ def test_values_are_parsed_as_yaml():
 
 
 def test_the_trainer_s_own_options_take_hyphens_as_its_overrides_take_underscores(tmp_path, capsys):
-    from taichi_3dgs.training.cli import main
+    from taichi_3dgs.train_cli import main
 
     assert main(["--train-config", str(tmp_path / "template.yaml"), "--gen-template-only"]) == 0
     assert load_train_config(tmp_path / "template.yaml").num_iterations == 30000
