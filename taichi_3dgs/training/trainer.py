@@ -24,7 +24,8 @@ config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-opti
 train.json holds the refined training cameras, rewritten at each evaluation), `exposure.json`
 (with `exposure-compensation`, at each evaluation), `scene_<step>.parquet` at each evaluation,
 `best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply` (official PLY) at
-the end, `metrics.json` (the last evaluation: val PSNR, SSIM, and LPIPS with `logging.lpips-weights`)
+the end (every parquet scene records the training resolution, `TrainingResolution`, which
+`gaussian_point_render.py` evaluates at by default), `metrics.json` (the last evaluation: val PSNR, SSIM, and LPIPS with `logging.lpips-weights`)
 and `checkpoints/`.
 
 Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
@@ -48,7 +49,8 @@ from tqdm import tqdm
 
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.data.cameras import write_cameras_json
-from taichi_3dgs.scene.parquet import write_scene_parquet
+from taichi_3dgs.scene.gaussians import GaussianScene
+from taichi_3dgs.scene.parquet import TrainingResolution, write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
 from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, save_checkpoint
 from taichi_3dgs.training.config import TrainConfig
@@ -154,6 +156,13 @@ def _save(run: PreparedRun, world: World, step: int) -> None:
         save_checkpoint(run.out_dir, step, run.checkpoint_payload())
 
 
+def _write_scene(run: PreparedRun, name: str, scene: GaussianScene) -> None:
+    """Write `scene` as `<output-model-dir>/<name>`, recording the training resolution (which
+    `gaussian_point_render.py` evaluates at by default)."""
+    resolution = TrainingResolution(run.config.image_downscale_factor, run.config.max_image_long_side)
+    write_scene_parquet(run.out_dir / name, scene, training_resolution=resolution)
+
+
 def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> Optional[EvaluationResult]:
     """Evaluate on the val views (each rank its share), write scene_<step>.parquet (and
     best_scene.parquet when val PSNR improved), the refined cameras, and report the scores."""
@@ -167,10 +176,10 @@ def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> 
         run.best.update(psnr=result.psnr, step=step)
     if world.is_main:
         scene = model.to_scene()
-        write_scene_parquet(run.out_dir / f"scene_{step}.parquet", scene)
+        _write_scene(run, f"scene_{step}.parquet", scene)
         run.cameras_opt.write_outputs(run.out_dir)
         if improved:
-            write_scene_parquet(run.out_dir / "best_scene.parquet", scene)
+            _write_scene(run, "best_scene.parquet", scene)
     reporter.evaluation(step, result, model.num_gaussians, run.out_dir / "metrics.json")
     return result
 
@@ -330,7 +339,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             evaluation = _validate(run, world, reporter, start_step)
         if world.is_main:
             final = model.to_scene()
-            write_scene_parquet(run.out_dir / "final_scene.parquet", final)
+            _write_scene(run, "final_scene.parquet", final)
             write_ply(run.out_dir / "point_cloud.ply", final)
     result = TrainResult(step, False, model.num_gaussians, evaluation, reporter.minutes())
     reporter.say(f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"

@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from lpips_reference import random_lpips_weights, reference_lpips, write_random_lpips_weights
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import taichi_3dgs.training.trainer as trainer_module
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.views import load_views
-from taichi_3dgs.scene.parquet import read_scene_parquet
+from taichi_3dgs.scene.parquet import TrainingResolution, read_scene_parquet, read_training_resolution
 from taichi_3dgs.scene.ply import read_ply
 from taichi_3dgs.training.config import ConfigError, load_train_config, parse_train_config
 from taichi_3dgs.training.evaluation import evaluate, render_model_view
@@ -195,3 +199,21 @@ def test_a_fresh_run_in_a_folder_with_a_checkpoint_says_it_replaces_it(demo_scen
     assert (f"{out} holds checkpoint_0000002.pt of an earlier run: this run starts afresh and replaces it at its "
             "first checkpoint" in capsys.readouterr().out)
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["checkpoint_0000003.pt"]
+
+
+def test_the_saved_scenes_record_the_training_resolution_which_the_renderer_evaluates_at(demo_scene, tmp_path):
+    """Issue 25: a scene trained at image-downscale-factor 2 is evaluated by gaussian_point_render.py
+    at 64 x 64 px without --image_downscale_factor, scoring what the trainer scored."""
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, **{"num-iterations": 2, "val-interval": 1, "image-downscale-factor": 2,
+                                          "max-image-long-side": 100}))
+    for name in ("scene_1.parquet", "final_scene.parquet"):
+        assert read_training_resolution(out / name) == TrainingResolution(2, 100), name
+    rendered = subprocess.run([sys.executable, str(REPO_ROOT / "gaussian_point_render.py"), "--scene",
+                               str(out / "final_scene.parquet"), "--cameras", str(demo_scene / "val.json"),
+                               "--output_dir", str(tmp_path / "render")], capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    assert Image.open(tmp_path / "render" / "gt" / "00000.png").size == (64, 64)
+    trained = json.loads((out / "metrics.json").read_text())["val"]["psnr"]
+    assert json.loads((tmp_path / "render" / "metrics.json").read_text())["val"]["psnr"] == pytest.approx(
+        trained, abs=0.05)
