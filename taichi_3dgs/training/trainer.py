@@ -22,11 +22,14 @@ weighted depth loss (`depth_supervision`); val views with a depth map report the
 Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the effective
 config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-optimization`
 train.json holds the refined training cameras, rewritten at each evaluation), `exposure.json`
-(with `exposure-compensation`, at each evaluation), `scene_<step>.parquet` at each evaluation,
-`best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply` (official PLY) at
-the end (every parquet scene records the training resolution, `TrainingResolution`, which
-`gaussian_point_render.py` evaluates at by default), `metrics.json` (the last evaluation: val PSNR, SSIM, and LPIPS with `logging.lpips-weights`)
-and `checkpoints/`.
+(with `exposure-compensation`, at each evaluation), `metrics.json` (the last evaluation: val PSNR,
+SSIM, and LPIPS with `logging.lpips-weights`), `checkpoints/`, and each scene written once:
+`scene_<step>.parquet` at each evaluation before the last step; `final_scene.parquet` (the last
+step's scene) and `point_cloud.ply` (official PLY) at the end; `best_scene.parquet` (best val
+PSNR) only when an earlier evaluation than the last scored best: when the final scene does, an
+earlier best_scene.parquet is removed at the end. The final line names the best scene. Every
+parquet scene records the training resolution (`TrainingResolution`), which
+`gaussian_point_render.py` evaluates at by default.
 
 Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
 cloud, and with `--resume` the checkpoint and whether it belongs to this config) is read and checked
@@ -164,8 +167,9 @@ def _write_scene(run: PreparedRun, name: str, scene: GaussianScene) -> None:
 
 
 def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> Optional[EvaluationResult]:
-    """Evaluate on the val views (each rank its share), write scene_<step>.parquet (and
-    best_scene.parquet when val PSNR improved), the refined cameras, and report the scores."""
+    """Evaluate on the val views (each rank its share), write the refined cameras and report the
+    scores; before the last step also scene_<step>.parquet and, when val PSNR improved,
+    best_scene.parquet (the last step's scene is final_scene.parquet, written once by `train`)."""
     config, model = run.config, run.model
     result = evaluate_across_ranks(world, model, run.val_views, len(run.val_records), run.raster_cfg,
                                    run.background, config.logging.num_log_images,
@@ -175,11 +179,12 @@ def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> 
     if improved:
         run.best.update(psnr=result.psnr, step=step)
     if world.is_main:
-        scene = model.to_scene()
-        _write_scene(run, f"scene_{step}.parquet", scene)
         run.cameras_opt.write_outputs(run.out_dir)
-        if improved:
-            _write_scene(run, "best_scene.parquet", scene)
+        if step < config.num_iterations:
+            scene = model.to_scene()
+            _write_scene(run, f"scene_{step}.parquet", scene)
+            if improved:
+                _write_scene(run, "best_scene.parquet", scene)
     reporter.evaluation(step, result, model.num_gaussians, run.out_dir / "metrics.json")
     return result
 
@@ -341,7 +346,19 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             final = model.to_scene()
             _write_scene(run, "final_scene.parquet", final)
             write_ply(run.out_dir / "point_cloud.ply", final)
+            if run.best["step"] >= step:  # the final scene is the best: an earlier best_scene is not
+                (run.out_dir / "best_scene.parquet").unlink(missing_ok=True)
     result = TrainResult(step, False, model.num_gaussians, evaluation, reporter.minutes())
     reporter.say(f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
-                 + (f", {scores_line(evaluation)}" if evaluation else "") + f"; outputs in {run.out_dir}")
+                 + (f", {scores_line(evaluation)}" if evaluation else "") + f"; outputs in {run.out_dir}"
+                 + _best_line(run, step))
     return result
+
+
+def _best_line(run: PreparedRun, last_step: int) -> str:
+    """Which saved scene has the best val PSNR, for the final line ('' without val views)."""
+    if run.best["psnr"] == -math.inf:
+        return ""
+    if run.best["step"] >= last_step:
+        return "; the final scene, final_scene.parquet, has the best val PSNR"
+    return f"; the best val PSNR ({run.best['psnr']:.2f} dB) is step {run.best['step']}'s, best_scene.parquet"

@@ -94,8 +94,8 @@ def test_outputs_are_readable_by_the_scene_readers(short_run):
     ply = read_ply(out / "point_cloud.ply")
     assert torch.equal(ply.means, final.means)
     assert torch.equal(ply.sh_coeffs, final.sh_coeffs)
-    for name in ("scene_150.parquet", "scene_300.parquet", "best_scene.parquet"):
-        assert read_scene_parquet(out / name).num_gaussians > 0
+    assert read_scene_parquet(out / "scene_150.parquet").num_gaussians > 0
+    assert not (out / "scene_300.parquet").exists()  # the last step's scene is final_scene.parquet
     assert load_train_config(out / "train_config.yaml") == config
     assert len(read_cameras_json(out / "train.json")) == 21
     assert len(read_cameras_json(out / "val.json")) == 3
@@ -217,3 +217,29 @@ def test_the_saved_scenes_record_the_training_resolution_which_the_renderer_eval
     trained = json.loads((out / "metrics.json").read_text())["val"]["psnr"]
     assert json.loads((tmp_path / "render" / "metrics.json").read_text())["val"]["psnr"] == pytest.approx(
         trained, abs=0.05)
+
+
+@pytest.mark.parametrize("val_psnrs, best", [((30.0, 20.0), "scene_1.parquet"), ((20.0, 30.0), None)])
+def test_each_scene_is_written_once_and_best_scene_only_when_it_is_not_the_final_one(
+        demo_scene, tmp_path, monkeypatch, capsys, val_psnrs, best):
+    """Issue 25: with the val PSNR of steps 1 and 2 set, best_scene.parquet is step 1's scene when
+    that scored better, absent when the final scene did; there is no scene_2.parquet."""
+    scores = iter(val_psnrs)
+    real_evaluate = trainer_module.evaluate_across_ranks
+
+    def evaluate_with_set_psnr(*args, **kwargs):
+        result = real_evaluate(*args, **kwargs)
+        result.psnr = next(scores)
+        return result
+
+    monkeypatch.setattr(trainer_module, "evaluate_across_ranks", evaluate_with_set_psnr)
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, **{"num-iterations": 2, "val-interval": 1, "image-downscale-factor": 4}))
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(
+        ["scene_1.parquet", "final_scene.parquet"] + (["best_scene.parquet"] if best else []))
+    printed = capsys.readouterr().out
+    if best:
+        assert (out / "best_scene.parquet").read_bytes() == (out / best).read_bytes()
+        assert "the best val PSNR (30.00 dB) is step 1's, best_scene.parquet" in printed
+    else:
+        assert "the final scene, final_scene.parquet, has the best val PSNR" in printed
