@@ -167,8 +167,16 @@ class Reporter:
                              refresh=False)
 
     def step_done(self, step: int, start_step: int, loss: Optional[float], num_gaussians: int) -> None:
-        """Advance the bar; report the step to the live viewer (which blocks while paused)."""
-        self.bar.update(1)
+        """Advance the bar; report the step to the live viewer (which blocks while paused).
+
+        The bar's rate and ETA count from the end of the run's first step, which compiles the
+        kernels (else the first ETA reads tens of minutes for a run of a few)."""
+        if step == start_step + 1:
+            self.bar.reset()
+            self.bar.initial = self.bar.n = self.bar.last_print_n = step
+            self.bar.refresh()
+        else:
+            self.bar.update(1)
         if self.viewer is not None:
             self.viewer.update(step, loss=loss, num_gaussians=num_gaussians,
                                steps_per_second=(step - start_step) / (time.perf_counter() - self.started))
