@@ -185,7 +185,7 @@ def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> 
             _write_scene(run, f"scene_{step}.parquet", scene)
             if improved:
                 _write_scene(run, "best_scene.parquet", scene)
-    reporter.evaluation(step, result, model.num_gaussians, run.out_dir / "metrics.json")
+    reporter.evaluation(step, result, model, run.out_dir / "metrics.json")
     return result
 
 
@@ -249,14 +249,14 @@ def _train_step(run: PreparedRun, world: World, reporter: Reporter, step: int) -
     if runaway is not None:
         raise _degenerate(run, step, runaway)
     reporter.train_step(step, means, model, step_started, first, run.raster_cfg.alpha_threshold,
-                        config.depth_loss, run.cameras_opt)
+                        config.depth_loss, run.cameras_opt, run.optimizer)
     return means_lr, means["loss"]
 
 
-def _refine(run: PreparedRun, reporter: Reporter, step: int, means_lr: float) -> None:
+def _refine(run: PreparedRun, step: int, means_lr: float) -> None:
     """The strategy's step after Adam; stop the run when it left no Gaussian."""
     config, model = run.config, run.model
-    refined = run.strategy.step_post_optimizer(step, model, run.optimizer, means_lr, run.generator)
+    run.strategy.step_post_optimizer(step, model, run.optimizer, means_lr, run.generator)
     if model.num_gaussians == 0:
         cfg = config.adaptive_controller_config
         raise _degenerate(run, step, (
@@ -266,8 +266,6 @@ def _refine(run: PreparedRun, reporter: Reporter, step: int, means_lr: float) ->
             f"max-screen-radius ({cfg.max_screen_radius:g} px) / max-world-size-ratio "
             f"({cfg.max_world_size_ratio:g})"
         ))
-    if refined and config.logging.log_histograms:
-        reporter.histograms(model, step)
 
 
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
@@ -301,7 +299,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         FolderInUseError: another live run holds the output folder.
         DegenerateTrainingError: the scene became empty or non-finite (names the step).
     """
-    reporter = Reporter(world.is_main, config.logging.progress_bar)
+    reporter = Reporter(world.is_main, config.logging.progress_bar, config.logging.log_histograms)
     # Read and check everything first: nothing is created or changed before the lock below.
     run = prepare_run(config, resume, config_source, world, reporter.say)
     config, model, start_step = run.config, run.model, run.start_step  # config: the batch-scaled one
@@ -327,7 +325,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     if step % config.val_interval == 0 or step == config.num_iterations:
                         evaluation = _validate(run, world, reporter, step)
                     if step < config.num_iterations:
-                        _refine(run, reporter, step, means_lr)
+                        _refine(run, step, means_lr)
                     reporter.step_done(step, start_step, last_loss, model.num_gaussians)  # blocks while paused
                     if world.any(stop.requested):  # every process stops after the same step
                         _save(run, world, step)

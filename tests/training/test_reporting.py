@@ -26,3 +26,10 @@ def test_the_progress_bars_eta_counts_from_the_end_of_the_first_step(tmp_path, c
     eta = _eta_seconds(capsys.readouterr().err)
     reporter.close()
     assert 5 <= eta < 200
+
+
+def test_closing_names_the_log_folder(tmp_path, capsys):
+    reporter = Reporter(main=True, progress_bar=False)
+    reporter.start(tmp_path / "logs", None, 10, 0, None, [], lambda: None)
+    reporter.close()
+    assert f"TensorBoard logs in {tmp_path / 'logs'} (tensorboard --logdir {tmp_path / 'logs'})" in capsys.readouterr().out

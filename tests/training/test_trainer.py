@@ -21,7 +21,9 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.parquet import TrainingResolution, read_scene_parquet, read_training_resolution
 from taichi_3dgs.scene.ply import read_ply
 from taichi_3dgs.training.config import ConfigError, load_train_config, parse_train_config
+from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.evaluation import evaluate, render_model_view
+from taichi_3dgs.training.optimization import means_learning_rate
 from taichi_3dgs.training.trainer import train
 
 from taichi_3dgs import RasterizerConfig
@@ -114,13 +116,17 @@ def test_metrics_json_holds_the_last_evaluation(short_run):
 
 def test_tensorboard_has_the_documented_tags(short_run):
     config, _ = short_run
-    events = EventAccumulator(str(config.summary_writer_log_dir), size_guidance={"images": 0})
+    events = EventAccumulator(str(config.summary_writer_log_dir), size_guidance={"images": 0, "histograms": 0})
     events.Reload()
     tags = events.Tags()
-    for tag in ("train/loss", "train/l1 loss", "train/ssim loss", "train/psnr", "val/psnr", "val/ssim",
-                "value/num_valid_points"):
+    for tag in ("train/loss", "train/l1_loss", "train/ssim_loss", "train/psnr", "train/step_time_ms", "val/psnr",
+                "val/ssim", "value/num_valid_points", "lr/quats"):
         assert tag in tags["scalars"], tag
-    assert "params/means" in tags["histograms"]
+    assert not [tag for tag in tags["scalars"] if " " in tag]
+    means_lr = [e.value for e in events.Scalars("lr/means")]  # decays exponentially, as means_learning_rate
+    assert means_lr[-1] == pytest.approx(means_learning_rate(300, config.learning_rates, scene_extent(
+        read_cameras_json(config.train_dataset_json_path)), 300, 1), rel=1e-5) and means_lr[-1] < means_lr[0]
+    assert [e.step for e in events.Histograms("params/means")] == [150, 300]  # at each evaluation
     assert "val/images/view_000.png" in tags["images"]
 
 
