@@ -49,11 +49,15 @@ class LiveViewer(Protocol):
                steps_per_second: Optional[float] = None) -> None:
         """Report a finished step."""
 
+    def release(self) -> None:
+        """Training is stopping: a paused `update` returns (called from a signal handler)."""
+
     def stop(self) -> None:
         """Stop serving."""
 
 
-# What the command line hands to `train`: builds the viewer from the training cameras.
+# What the command line hands to `train`: builds the viewer from the training cameras. The caller
+# owns the viewer: `train` does not stop it, so it can go on showing the final scene afterwards.
 LiveViewerFactory = Callable[[Sequence[CameraRecord]], LiveViewer]
 
 
@@ -123,14 +127,18 @@ class Reporter:
         self.started = time.perf_counter()
 
     def close(self) -> None:
-        """Close the bar and the writer (naming the log folder), stop the viewer."""
+        """Close the bar and the writer (naming the log folder); the viewer serves on (its maker
+        stops it)."""
         if self.bar is not None:
             self.bar.close()
         if self.writer is not None:
             self.writer.close()
             self.say(f"TensorBoard logs in {self.log_dir} (tensorboard --logdir {self.log_dir})")
+
+    def interrupted(self) -> None:
+        """Ctrl-C was pressed: release a paused live viewer so the loop can stop (signal-handler safe)."""
         if self.viewer is not None:
-            self.viewer.stop()
+            self.viewer.release()
 
     def first_render(self, model: GaussianModel, out: RasterizeOutput, view_name: str, step: int, extent: float,
                      alpha_threshold: float) -> None:

@@ -97,12 +97,15 @@ class _StopFlag:
     """Ctrl-C sets a flag; the loop finishes its step, saves a checkpoint and returns.
 
     A second Ctrl-C raises KeyboardInterrupt at once. `announce` prints the notice (a no-op in all
-    but one of several processes, which all get the signal from torchrun).
+    but one of several processes, which all get the signal from torchrun); `on_request` is called
+    too (`Reporter.interrupted`: a paused live viewer lets the loop go on to stop).
     """
 
-    def __init__(self, announce: Callable[[str], None] = tqdm.write) -> None:
+    def __init__(self, announce: Callable[[str], None] = tqdm.write,
+                 on_request: Callable[[], None] = lambda: None) -> None:
         self.requested = False
         self.announce = announce
+        self.on_request = on_request
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -110,6 +113,7 @@ class _StopFlag:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
+            self.on_request()
             self.announce("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
         try:
@@ -282,6 +286,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             `train` with the same arguments, rank 0 writes and prints.
         viewer: builds, from the training cameras, the live viewer rank 0 reports to
             (`reporting.LiveViewer`; the command line hands over `viewer.web.WebViewer`), or None.
+            `train` does not stop it: after `train` it shows the final scene until its maker stops it.
 
     Warns:
         UserWarning: as `reporting.Reporter` says (the first render, a blank render); when a stale
@@ -310,7 +315,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             _write_run_files(run, reporter.say)
         reporter.start(config.summary_writer_log_dir, start_step + 1 if resume else None, config.num_iterations,
                        start_step, viewer, run.train_records, lambda: model.to_scene(run.device))
-        stop = _StopFlag(reporter.say)
+        stop = _StopFlag(reporter.say, reporter.interrupted)
         evaluation: Optional[EvaluationResult] = None
         last_loss: Optional[float] = None
         step = start_step
