@@ -7,7 +7,9 @@ warnings come from rank 0 only, and a process that fails ends at once after its 
 torchrun stops the others instead of their waiting for it (`training.distributed`).
 
 With `--viewer` this command line wires the live web viewer (`viewer.web.WebViewer`) into the
-training: `train` receives a factory and never imports the viewer itself.
+training: `train` receives a factory and never imports the viewer itself. When the training ends,
+the page goes on showing the final scene until Ctrl-C (exit code 0), as gsplat's trainer does,
+unless `--viewer_exit_when_done`; a run stopped by Ctrl-C stops serving too (exit code 130).
 """
 from __future__ import annotations
 
@@ -40,8 +42,9 @@ several processes (one per GPU), with PyTorch's launcher:
 def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
     """Parse arguments, then train, or write the config template; return the exit code.
 
-    Exit codes: 0 done, 1 bad input (one line on stderr, no traceback), 130 stopped by Ctrl-C
-    (after saving a checkpoint; a second Ctrl-C aborts without one).
+    Exit codes: 0 done (with `--viewer`: also after the Ctrl-C that ends serving the final scene),
+    1 bad input (one line on stderr, no traceback), 130 training stopped by Ctrl-C (after saving a
+    checkpoint; a second Ctrl-C aborts without one).
     """
     parser = ToolParser(prog, "Train a 3D Gaussian Splatting scene from a YAML config (see config/*.yaml).",
                         EPILOG)
@@ -57,6 +60,9 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
                         help="--viewer: TCP port of the page (0: any free port)")
     parser.add_argument("--viewer_host", default=DEFAULT_WEB_HOST,
                         help="--viewer: address to listen on (0.0.0.0: every network interface)")
+    parser.add_argument("--viewer_exit_when_done", action="store_true",
+                        help="--viewer: exit when the training ends (default: go on serving the final scene "
+                             "until Ctrl-C)")
     args, overrides = parser.parse_known_args(argv)
     if args.gen_template_only and overrides:
         parser.error(f"--gen_template_only writes the defaults and takes no config overrides "
@@ -73,26 +79,37 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
             write_config_template(args.train_config)
             print(f"wrote the default config to {args.train_config}")
             return 0
-        # Before the config: joining picks this process's GPU, which must precede any CUDA use.
-        with joined_world() as world:
-            if not world.is_main:
-                warnings.simplefilter("ignore")  # every rank would repeat rank 0's warnings
-            config = apply_overrides(load_train_config(args.train_config), overrides)
-            from taichi_3dgs.training.trainer import train
+        served = []  # the viewer `train` built: this function stops it
+        try:
+            # Before the config: joining picks this process's GPU, which must precede any CUDA use.
+            with joined_world() as world:
+                if not world.is_main:
+                    warnings.simplefilter("ignore")  # every rank would repeat rank 0's warnings
+                config = apply_overrides(load_train_config(args.train_config), overrides)
+                from taichi_3dgs.training.trainer import train
 
-            viewer = None
-            if args.viewer and world.is_main:
-                check_port_free(args.viewer_host, args.viewer_port,  # before the run writes anything
-                                host_option="--viewer_host", port_option="--viewer_port")
+                viewer = None
+                if args.viewer and world.is_main:
+                    check_port_free(args.viewer_host, args.viewer_port,  # before the run writes anything
+                                    host_option="--viewer_host", port_option="--viewer_port")
 
-                def viewer(cameras):
-                    from taichi_3dgs.viewer.web import WebViewer  # viser loads only for --viewer
+                    def viewer(cameras):
+                        from taichi_3dgs.viewer.web import WebViewer  # viser loads only for --viewer
 
-                    return WebViewer(cameras=list(cameras), host=args.viewer_host, port=args.viewer_port)
+                        served.append(WebViewer(cameras=list(cameras), host=args.viewer_host,
+                                                port=args.viewer_port))
+                        return served[0]
 
-            result = train(config, resume=args.resume, config_source=args.train_config, world=world,
-                           viewer=viewer)
-        return EXIT_INTERRUPTED if result.interrupted else 0
+                result = train(config, resume=args.resume, config_source=args.train_config, world=world,
+                               viewer=viewer)
+            if result.interrupted:
+                return EXIT_INTERRUPTED
+            if served and not args.viewer_exit_when_done:
+                _serve_until_ctrl_c(served[0])
+            return 0
+        finally:
+            for page in served:
+                page.stop()
 
     code = run_tool(f"{prog} [{label}]" if label else prog, work, args.debug)
     if label and code != 0:
@@ -102,6 +119,16 @@ def main(argv: Optional[Sequence[str]] = None, prog: str = PROG) -> int:
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def _serve_until_ctrl_c(page) -> None:
+    """Go on serving the web viewer `page` (showing the trained scene) until Ctrl-C."""
+    print(f"training done: serving the final scene at {page.url} until Ctrl-C "
+          "(--viewer_exit_when_done exits at once)", flush=True)
+    try:
+        page.serve_forever()
+    except KeyboardInterrupt:
+        print("stopped serving", flush=True)
 
 
 if __name__ == "__main__":

@@ -388,8 +388,8 @@ class CameraOptimization:
         correction` (scene units) when pose optimisation is on."""
         if self.poses is not None:
             degrees, translation = self.poses.mean_correction()
-            writer.add_scalar("pose/mean rotation correction deg", degrees, step)
-            writer.add_scalar("pose/mean translation correction", translation, step)
+            writer.add_scalar("pose/mean_rotation_correction_deg", degrees, step)
+            writer.add_scalar("pose/mean_translation_correction", translation, step)
 
     def runaway_pose(self) -> Optional[str]:
         """A sentence naming the training camera whose pose correction left the scene (a shift

@@ -250,7 +250,7 @@ class LoggingConfig:
     num_log_images: int = setting(
         "val views logged as image grids (prediction | ground truth | depth | |error|)", default=3
     )
-    log_histograms: bool = setting("write parameter histograms at each densification step", default=True)
+    log_histograms: bool = setting("write parameter histograms at each evaluation", default=True)
     progress_bar: bool = setting("show a tqdm progress bar", default=True)
     lpips_weights: Optional[Path] = setting(
         "LPIPS AlexNet weights file (docs/FORMATS.md, written by tools/make_lpips_weights.py; nothing is "

@@ -175,18 +175,6 @@ def evaluate(
     return EvaluationResult.of_views(scores, renders)
 
 
-def image_grid(prediction: torch.Tensor, target: torch.Tensor, depth: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """prediction | ground truth | depth | |error| side by side, float32 [H, 4W, 3] in [0, 1].
-
-    Depth is shown as grey, normalised by its largest value where alpha > 0.5 (near = dark).
-    """
-    valid = alpha > 0.5
-    far = depth[valid].max() if bool(valid.any()) else depth.new_tensor(1.0)
-    grey = (depth / far.clamp_min(1e-8)).clamp(0.0, 1.0) * valid
-    error = (prediction - target).abs()
-    return torch.cat([prediction, target, grey[..., None].expand(-1, -1, 3), error], dim=1)
-
-
 def evaluate_across_ranks(world: World, model: GaussianModel, views: Sequence[View], num_views: int,
                           config: RasterizerConfig, background: torch.Tensor, num_renders: int,
                           ssim_window_size: int, ssim_sigma: float,

@@ -22,10 +22,14 @@ weighted depth loss (`depth_supervision`); val views with a depth map report the
 Outputs in `output-model-dir` (all written atomically): `train_config.yaml` (the effective
 config, absolute paths), `train.json` / `val.json` (the cameras; with `pose-optimization`
 train.json holds the refined training cameras, rewritten at each evaluation), `exposure.json`
-(with `exposure-compensation`, at each evaluation), `scene_<step>.parquet` at each evaluation,
-`best_scene.parquet` (best val PSNR), `final_scene.parquet` and `point_cloud.ply` (official PLY) at
-the end, `metrics.json` (the last evaluation: val PSNR, SSIM, and LPIPS with `logging.lpips-weights`)
-and `checkpoints/`.
+(with `exposure-compensation`, at each evaluation), `metrics.json` (the last evaluation: val PSNR,
+SSIM, and LPIPS with `logging.lpips-weights`), `checkpoints/`, and each scene written once:
+`scene_<step>.parquet` at each evaluation before the last step; `final_scene.parquet` (the last
+step's scene) and `point_cloud.ply` (official PLY) at the end; `best_scene.parquet` (best val
+PSNR) only when an earlier evaluation than the last scored best: when the final scene does, an
+earlier best_scene.parquet is removed at the end. The final line names the best scene. Every
+parquet scene records the training resolution (`TrainingResolution`), which
+`gaussian_point_render.py` evaluates at by default.
 
 Failing early, changing nothing: every input (config paths, output folders, cameras, images, point
 cloud, and with `--resume` the checkpoint and whether it belongs to this config) is read and checked
@@ -48,7 +52,8 @@ from tqdm import tqdm
 
 from taichi_3dgs.atomic_io import remove_stale_temporaries, write_text_atomic
 from taichi_3dgs.data.cameras import write_cameras_json
-from taichi_3dgs.scene.parquet import write_scene_parquet
+from taichi_3dgs.scene.gaussians import GaussianScene
+from taichi_3dgs.scene.parquet import TrainingResolution, write_scene_parquet
 from taichi_3dgs.scene.ply import write_ply
 from taichi_3dgs.training.checkpoint import checkpoint_dir, latest_checkpoint, save_checkpoint
 from taichi_3dgs.training.config import TrainConfig
@@ -92,12 +97,15 @@ class _StopFlag:
     """Ctrl-C sets a flag; the loop finishes its step, saves a checkpoint and returns.
 
     A second Ctrl-C raises KeyboardInterrupt at once. `announce` prints the notice (a no-op in all
-    but one of several processes, which all get the signal from torchrun).
+    but one of several processes, which all get the signal from torchrun); `on_request` is called
+    too (`Reporter.interrupted`: a paused live viewer lets the loop go on to stop).
     """
 
-    def __init__(self, announce: Callable[[str], None] = tqdm.write) -> None:
+    def __init__(self, announce: Callable[[str], None] = tqdm.write,
+                 on_request: Callable[[], None] = lambda: None) -> None:
         self.requested = False
         self.announce = announce
+        self.on_request = on_request
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -105,6 +113,7 @@ class _StopFlag:
             if self.requested:
                 raise KeyboardInterrupt
             self.requested = True
+            self.on_request()
             self.announce("Ctrl-C: stopping after this step and saving a checkpoint (Ctrl-C again to abort)")
 
         try:
@@ -154,9 +163,17 @@ def _save(run: PreparedRun, world: World, step: int) -> None:
         save_checkpoint(run.out_dir, step, run.checkpoint_payload())
 
 
+def _write_scene(run: PreparedRun, name: str, scene: GaussianScene) -> None:
+    """Write `scene` as `<output-model-dir>/<name>`, recording the training resolution (which
+    `gaussian_point_render.py` evaluates at by default)."""
+    resolution = TrainingResolution(run.config.image_downscale_factor, run.config.max_image_long_side)
+    write_scene_parquet(run.out_dir / name, scene, training_resolution=resolution)
+
+
 def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> Optional[EvaluationResult]:
-    """Evaluate on the val views (each rank its share), write scene_<step>.parquet (and
-    best_scene.parquet when val PSNR improved), the refined cameras, and report the scores."""
+    """Evaluate on the val views (each rank its share), write the refined cameras and report the
+    scores; before the last step also scene_<step>.parquet and, when val PSNR improved,
+    best_scene.parquet (the last step's scene is final_scene.parquet, written once by `train`)."""
     config, model = run.config, run.model
     result = evaluate_across_ranks(world, model, run.val_views, len(run.val_records), run.raster_cfg,
                                    run.background, config.logging.num_log_images,
@@ -166,12 +183,13 @@ def _validate(run: PreparedRun, world: World, reporter: Reporter, step: int) -> 
     if improved:
         run.best.update(psnr=result.psnr, step=step)
     if world.is_main:
-        scene = model.to_scene()
-        write_scene_parquet(run.out_dir / f"scene_{step}.parquet", scene)
         run.cameras_opt.write_outputs(run.out_dir)
-        if improved:
-            write_scene_parquet(run.out_dir / "best_scene.parquet", scene)
-    reporter.evaluation(step, result, model.num_gaussians, run.out_dir / "metrics.json")
+        if step < config.num_iterations:
+            scene = model.to_scene()
+            _write_scene(run, f"scene_{step}.parquet", scene)
+            if improved:
+                _write_scene(run, "best_scene.parquet", scene)
+    reporter.evaluation(step, result, model, run.out_dir / "metrics.json")
     return result
 
 
@@ -235,14 +253,14 @@ def _train_step(run: PreparedRun, world: World, reporter: Reporter, step: int) -
     if runaway is not None:
         raise _degenerate(run, step, runaway)
     reporter.train_step(step, means, model, step_started, first, run.raster_cfg.alpha_threshold,
-                        config.depth_loss, run.cameras_opt)
+                        config.depth_loss, run.cameras_opt, run.optimizer)
     return means_lr, means["loss"]
 
 
-def _refine(run: PreparedRun, reporter: Reporter, step: int, means_lr: float) -> None:
+def _refine(run: PreparedRun, step: int, means_lr: float) -> None:
     """The strategy's step after Adam; stop the run when it left no Gaussian."""
     config, model = run.config, run.model
-    refined = run.strategy.step_post_optimizer(step, model, run.optimizer, means_lr, run.generator)
+    run.strategy.step_post_optimizer(step, model, run.optimizer, means_lr, run.generator)
     if model.num_gaussians == 0:
         cfg = config.adaptive_controller_config
         raise _degenerate(run, step, (
@@ -252,8 +270,6 @@ def _refine(run: PreparedRun, reporter: Reporter, step: int, means_lr: float) ->
             f"max-screen-radius ({cfg.max_screen_radius:g} px) / max-world-size-ratio "
             f"({cfg.max_world_size_ratio:g})"
         ))
-    if refined and config.logging.log_histograms:
-        reporter.histograms(model, step)
 
 
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
@@ -270,6 +286,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             `train` with the same arguments, rank 0 writes and prints.
         viewer: builds, from the training cameras, the live viewer rank 0 reports to
             (`reporting.LiveViewer`; the command line hands over `viewer.web.WebViewer`), or None.
+            `train` does not stop it: after `train` it shows the final scene until its maker stops it.
 
     Warns:
         UserWarning: as `reporting.Reporter` says (the first render, a blank render); when a stale
@@ -287,7 +304,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
         FolderInUseError: another live run holds the output folder.
         DegenerateTrainingError: the scene became empty or non-finite (names the step).
     """
-    reporter = Reporter(world.is_main, config.logging.progress_bar)
+    reporter = Reporter(world.is_main, config.logging.progress_bar, config.logging.log_histograms)
     # Read and check everything first: nothing is created or changed before the lock below.
     run = prepare_run(config, resume, config_source, world, reporter.say)
     config, model, start_step = run.config, run.model, run.start_step  # config: the batch-scaled one
@@ -298,7 +315,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             _write_run_files(run, reporter.say)
         reporter.start(config.summary_writer_log_dir, start_step + 1 if resume else None, config.num_iterations,
                        start_step, viewer, run.train_records, lambda: model.to_scene(run.device))
-        stop = _StopFlag(reporter.say)
+        stop = _StopFlag(reporter.say, reporter.interrupted)
         evaluation: Optional[EvaluationResult] = None
         last_loss: Optional[float] = None
         step = start_step
@@ -313,7 +330,7 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                     if step % config.val_interval == 0 or step == config.num_iterations:
                         evaluation = _validate(run, world, reporter, step)
                     if step < config.num_iterations:
-                        _refine(run, reporter, step, means_lr)
+                        _refine(run, step, means_lr)
                     reporter.step_done(step, start_step, last_loss, model.num_gaussians)  # blocks while paused
                     if world.any(stop.requested):  # every process stops after the same step
                         _save(run, world, step)
@@ -330,9 +347,21 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
             evaluation = _validate(run, world, reporter, start_step)
         if world.is_main:
             final = model.to_scene()
-            write_scene_parquet(run.out_dir / "final_scene.parquet", final)
+            _write_scene(run, "final_scene.parquet", final)
             write_ply(run.out_dir / "point_cloud.ply", final)
+            if run.best["step"] >= step:  # the final scene is the best: an earlier best_scene is not
+                (run.out_dir / "best_scene.parquet").unlink(missing_ok=True)
     result = TrainResult(step, False, model.num_gaussians, evaluation, reporter.minutes())
     reporter.say(f"done: {step} steps in {result.minutes:.1f} min, {model.num_gaussians} Gaussians"
-                 + (f", {scores_line(evaluation)}" if evaluation else "") + f"; outputs in {run.out_dir}")
+                 + (f", {scores_line(evaluation)}" if evaluation else "") + f"; outputs in {run.out_dir}"
+                 + _best_line(run, step))
     return result
+
+
+def _best_line(run: PreparedRun, last_step: int) -> str:
+    """Which saved scene has the best val PSNR, for the final line ('' without val views)."""
+    if run.best["psnr"] == -math.inf:
+        return ""
+    if run.best["step"] >= last_step:
+        return "; the final scene, final_scene.parquet, has the best val PSNR"
+    return f"; the best val PSNR ({run.best['psnr']:.2f} dB) is step {run.best['step']}'s, best_scene.parquet"

@@ -239,6 +239,7 @@ class WebViewer:
         self._next_scene_render = 0.0
         self._training_gui: dict[str, viser.GuiInputHandle] | None = None
         self._paused = False
+        self._released = False  # `release`: update no longer waits while paused
 
         self._server = viser.ViserServer(host=host, port=port, label="taichi_3dgs", verbose=False)
         if port != 0 and self._server.get_port() != port:
@@ -310,8 +311,13 @@ class WebViewer:
             spent = time.perf_counter() - start
             budget_end = start + spent / max(self.render_fraction, 1e-6)
             self._next_scene_render = max(self._next_scene_render, budget_end)
-        while self._paused and not self._stopped.is_set():
+        while self._paused and not self._released and not self._stopped.is_set():
             self.render_pending(timeout=_POLL_S)
+
+    def release(self) -> None:
+        """Training is stopping (Ctrl-C): a paused `update` returns within `_POLL_S` seconds, and
+        later ones do not wait. Only sets a flag, so a signal handler may call it."""
+        self._released = True
 
     def render_pending(self, timeout: float = 0.0, refine: bool = True) -> int:
         """Render and send a frame to every client whose view is out of date (at the moving

@@ -81,11 +81,11 @@ def test_tensorboard_has_the_depth_scalars(runs):
         events = EventAccumulator(str(config.summary_writer_log_dir))
         events.Reload()
         scalars = events.Tags()["scalars"]
-        assert "val/depth error" in scalars
-        assert ("train/depth loss" in scalars) == depth_loss
+        assert "val/depth_error" in scalars
+        assert ("train/depth_loss" in scalars) == depth_loss
     events = EventAccumulator(str(runs[True][0].summary_writer_log_dir))
     events.Reload()
-    assert all(e.value > 0 for e in events.Scalars("train/depth loss"))
+    assert all(e.value > 0 for e in events.Scalars("train/depth_loss"))
 
 
 def test_the_run_keeps_the_depth_fields_in_its_camera_copies(runs):

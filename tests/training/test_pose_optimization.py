@@ -301,8 +301,8 @@ def test_tensorboard_logs_the_mean_pose_correction(features_run):
     events.Reload()
     learnt = load_checkpoint(latest_checkpoint(config.output_model_dir), "cpu")[POSE_KEY]["corrections"]
     corrections = in_world_units(learnt.double().numpy(), scene_extent(read_cameras_json(config.train_dataset_json_path)))
-    degrees = [e.value for e in events.Scalars("pose/mean rotation correction deg")]
-    translation = [e.value for e in events.Scalars("pose/mean translation correction")]
+    degrees = [e.value for e in events.Scalars("pose/mean_rotation_correction_deg")]
+    translation = [e.value for e in events.Scalars("pose/mean_translation_correction")]
     assert len(degrees) == len(translation) == 6  # every 7 steps
     assert degrees[-1] == pytest.approx(np.degrees(np.linalg.norm(corrections[:, 3:], axis=1).mean()), rel=1e-5)
     assert translation[-1] == pytest.approx(np.linalg.norm(corrections[:, :3], axis=1).mean(), rel=1e-5)

@@ -3,21 +3,27 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import REPO_ROOT
 from lpips_reference import random_lpips_weights, reference_lpips, write_random_lpips_weights
+from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import taichi_3dgs.training.trainer as trainer_module
 from taichi_3dgs.data.cameras import read_cameras_json
 from taichi_3dgs.data.demo_scene import DemoSceneSpec, make_demo_scene
 from taichi_3dgs.data.views import load_views
-from taichi_3dgs.scene.parquet import read_scene_parquet
+from taichi_3dgs.scene.parquet import TrainingResolution, read_scene_parquet, read_training_resolution
 from taichi_3dgs.scene.ply import read_ply
 from taichi_3dgs.training.config import ConfigError, load_train_config, parse_train_config
+from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.evaluation import evaluate, render_model_view
+from taichi_3dgs.training.optimization import means_learning_rate
 from taichi_3dgs.training.trainer import train
 
 from taichi_3dgs import RasterizerConfig
@@ -90,8 +96,8 @@ def test_outputs_are_readable_by_the_scene_readers(short_run):
     ply = read_ply(out / "point_cloud.ply")
     assert torch.equal(ply.means, final.means)
     assert torch.equal(ply.sh_coeffs, final.sh_coeffs)
-    for name in ("scene_150.parquet", "scene_300.parquet", "best_scene.parquet"):
-        assert read_scene_parquet(out / name).num_gaussians > 0
+    assert read_scene_parquet(out / "scene_150.parquet").num_gaussians > 0
+    assert not (out / "scene_300.parquet").exists()  # the last step's scene is final_scene.parquet
     assert load_train_config(out / "train_config.yaml") == config
     assert len(read_cameras_json(out / "train.json")) == 21
     assert len(read_cameras_json(out / "val.json")) == 3
@@ -110,13 +116,17 @@ def test_metrics_json_holds_the_last_evaluation(short_run):
 
 def test_tensorboard_has_the_documented_tags(short_run):
     config, _ = short_run
-    events = EventAccumulator(str(config.summary_writer_log_dir), size_guidance={"images": 0})
+    events = EventAccumulator(str(config.summary_writer_log_dir), size_guidance={"images": 0, "histograms": 0})
     events.Reload()
     tags = events.Tags()
-    for tag in ("train/loss", "train/l1 loss", "train/ssim loss", "train/psnr", "val/psnr", "val/ssim",
-                "value/num_valid_points"):
+    for tag in ("train/loss", "train/l1_loss", "train/ssim_loss", "train/psnr", "train/step_time_ms", "val/psnr",
+                "val/ssim", "value/num_valid_points", "lr/quats"):
         assert tag in tags["scalars"], tag
-    assert "params/means" in tags["histograms"]
+    assert not [tag for tag in tags["scalars"] if " " in tag]
+    means_lr = [e.value for e in events.Scalars("lr/means")]  # decays exponentially, as means_learning_rate
+    assert means_lr[-1] == pytest.approx(means_learning_rate(300, config.learning_rates, scene_extent(
+        read_cameras_json(config.train_dataset_json_path)), 300, 1), rel=1e-5) and means_lr[-1] < means_lr[0]
+    assert [e.step for e in events.Histograms("params/means")] == [150, 300]  # at each evaluation
     assert "val/images/view_000.png" in tags["images"]
 
 
@@ -195,3 +205,47 @@ def test_a_fresh_run_in_a_folder_with_a_checkpoint_says_it_replaces_it(demo_scen
     assert (f"{out} holds checkpoint_0000002.pt of an earlier run: this run starts afresh and replaces it at its "
             "first checkpoint" in capsys.readouterr().out)
     assert sorted(p.name for p in (out / "checkpoints").glob("*.pt")) == ["checkpoint_0000003.pt"]
+
+
+def test_the_saved_scenes_record_the_training_resolution_which_the_renderer_evaluates_at(demo_scene, tmp_path):
+    """Issue 25: a scene trained at image-downscale-factor 2 is evaluated by gaussian_point_render.py
+    at 64 x 64 px without --image_downscale_factor, scoring what the trainer scored."""
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, **{"num-iterations": 2, "val-interval": 1, "image-downscale-factor": 2,
+                                          "max-image-long-side": 100}))
+    for name in ("scene_1.parquet", "final_scene.parquet"):
+        assert read_training_resolution(out / name) == TrainingResolution(2, 100), name
+    rendered = subprocess.run([sys.executable, str(REPO_ROOT / "gaussian_point_render.py"), "--scene",
+                               str(out / "final_scene.parquet"), "--cameras", str(demo_scene / "val.json"),
+                               "--output_dir", str(tmp_path / "render")], capture_output=True, text=True, timeout=300)
+    assert rendered.returncode == 0, rendered.stderr
+    assert Image.open(tmp_path / "render" / "gt" / "00000.png").size == (64, 64)
+    trained = json.loads((out / "metrics.json").read_text())["val"]["psnr"]
+    assert json.loads((tmp_path / "render" / "metrics.json").read_text())["val"]["psnr"] == pytest.approx(
+        trained, abs=0.05)
+
+
+@pytest.mark.parametrize("val_psnrs, best", [((30.0, 20.0), "scene_1.parquet"), ((20.0, 30.0), None)])
+def test_each_scene_is_written_once_and_best_scene_only_when_it_is_not_the_final_one(
+        demo_scene, tmp_path, monkeypatch, capsys, val_psnrs, best):
+    """Issue 25: with the val PSNR of steps 1 and 2 set, best_scene.parquet is step 1's scene when
+    that scored better, absent when the final scene did; there is no scene_2.parquet."""
+    scores = iter(val_psnrs)
+    real_evaluate = trainer_module.evaluate_across_ranks
+
+    def evaluate_with_set_psnr(*args, **kwargs):
+        result = real_evaluate(*args, **kwargs)
+        result.psnr = next(scores)
+        return result
+
+    monkeypatch.setattr(trainer_module, "evaluate_across_ranks", evaluate_with_set_psnr)
+    out = tmp_path / "out"
+    train(demo_config(demo_scene, out, **{"num-iterations": 2, "val-interval": 1, "image-downscale-factor": 4}))
+    assert sorted(p.name for p in out.glob("*.parquet")) == sorted(
+        ["scene_1.parquet", "final_scene.parquet"] + (["best_scene.parquet"] if best else []))
+    printed = capsys.readouterr().out
+    if best:
+        assert (out / "best_scene.parquet").read_bytes() == (out / best).read_bytes()
+        assert "the best val PSNR (30.00 dB) is step 1's, best_scene.parquet" in printed
+    else:
+        assert "the final scene, final_scene.parquet, has the best val PSNR" in printed

@@ -58,27 +58,36 @@ def _wait_for_step_above(page, step: int) -> int:
     pytest.fail(f"the page's step counter stayed at {_step(page)} (expected > {step})")
 
 
-def test_the_page_shows_the_step_counter_advancing_and_pause_holds_it(tmp_path):
+def _serving_url(run: subprocess.Popen, pattern: str) -> str:
+    log = []
+    for line in run.stdout:
+        log.append(line)
+        match = re.search(pattern, line)
+        if match:
+            return match.group(1)
+    pytest.fail(f"no line matching {pattern!r}:\n{''.join(log)}")
+
+
+def _playwright():
+    """playwright's sync_playwright, after checking that it and Chromium are installed."""
     if not CHROMIUM.exists():
         missing_prerequisite(f"{CHROMIUM} not installed (Debian package chromium; .ci/run installs it)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         missing_prerequisite("Python package playwright not installed (pip install -e '.[test]')")
+    return sync_playwright
+
+
+def test_the_page_shows_the_step_counter_advancing_and_pause_holds_it(tmp_path):
+    sync_playwright = _playwright()
     run = _train(_config(tmp_path, 100_000), "--viewer", "--viewer_port", "0")
     try:
-        log = []
-        for line in run.stdout:
-            log.append(line)
-            match = re.search(r"watch the training at (http://\S+)", line)
-            if match:
-                break
-        else:
-            pytest.fail(f"no viewer URL printed:\n{''.join(log)}")
+        url = _serving_url(run, r"watch the training at (http://\S+)")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 720})
-            page.goto(match.group(1))
+            page.goto(url)
             first = _wait_for_step_above(page, 0)
             second = _wait_for_step_above(page, first)
             assert int(_field(page, "Gaussians").replace(",", "")) > 0
@@ -89,10 +98,40 @@ def test_the_page_shows_the_step_counter_advancing_and_pause_holds_it(tmp_path):
             assert _step(page) == held > second
             page.get_by_role("button", name="resume").click()
             _wait_for_step_above(page, held)
+            page.get_by_role("button", name="pause").click()  # Ctrl-C below while paused still stops
+            time.sleep(1.0)
             browser.close()
     finally:
         run.send_signal(2)
         assert run.wait(60) == 130  # Ctrl-C: checkpoint saved, server stopped
+
+
+def test_the_page_goes_on_showing_the_final_scene_until_ctrl_c(tmp_path):
+    """Issue 25: after the last step the page still answers with the final step; Ctrl-C then ends
+    the command with exit code 0 (training was complete)."""
+    sync_playwright = _playwright()
+    run = _train(_config(tmp_path, 3), "--viewer", "--viewer_port", "0")
+    try:
+        url = _serving_url(run, r"training done: serving the final scene at (http://\S+) until Ctrl-C")
+        assert (tmp_path / "out" / "final_scene.parquet").exists()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 640, "height": 360})
+            page.goto(url)
+            assert _wait_for_step_above(page, 2) == 3
+            browser.close()
+        assert run.poll() is None  # still serving
+    finally:
+        run.send_signal(2)
+        output, _ = run.communicate(timeout=60)
+    assert run.returncode == 0 and "stopped serving" in output, output
+
+
+def test_viewer_exit_when_done_ends_with_the_training(tmp_path):
+    run = _train(_config(tmp_path, 2), "--viewer", "--viewer_port", "0", "--viewer_exit_when_done")
+    output, _ = run.communicate(timeout=300)
+    assert run.returncode == 0, output
+    assert "watch the training at" in output and "serving the final scene" not in output
 
 
 def test_a_viewer_port_in_use_is_refused_before_anything_is_written(tmp_path):
