@@ -32,7 +32,8 @@ from taichi_3dgs.scene import read_scene
 from taichi_3dgs.viewer.camera_paths import look_at, orbit_path, overview_camera
 from taichi_3dgs.viewer.geometry import invert_rigid
 from taichi_3dgs.viewer.rendering import render_image, render_scene_view
-from taichi_3dgs.viewer.web import WebViewer, colorize, viewer_view
+from taichi_3dgs.viewer.web import WebViewer
+from taichi_3dgs.viewer.web_frames import colorize, viewer_view
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--use-gl=swiftshader", "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
