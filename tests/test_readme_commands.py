@@ -5,7 +5,8 @@ The commands run in a scratch copy of the repository's layout (scripts and tools
 copied, `../shared` linked beside it), so data/, output/ and logs/ land in the scratch folder. To
 keep the suite short, trainings run 2 steps (`--num-iterations 2`, evaluating and checkpointing at
 step 2), frame counts shrink (`--n_frames 3`; structure from motion: `--max_image_size 800`, a
-video's `--fps` becomes `--num_frames 12`) and the window and web viewers run `--headless`;
+video's `--fps` becomes `--num_frames 12`), the window and web viewers run `--headless` and the
+trainer's `--viewer` adds `--viewer_exit_when_done`;
 every path and flag is the README's own, so a wrong one fails here.
 """
 from __future__ import annotations
@@ -69,6 +70,7 @@ def runnable(command: str) -> list[str]:
             _set_option(args, name, value)
         if "--viewer" in args:  # a free port: the page itself is tested in tests/training/test_training_viewer.py
             _set_option(args, "--viewer_port", "0")
+            args.append("--viewer_exit_when_done")  # it would serve the final scene until Ctrl-C
     if "--n_frames" in args:
         _set_option(args, "--n_frames", "3")
     if script == "prepare_images.py":  # structure from motion on fewer, smaller images
