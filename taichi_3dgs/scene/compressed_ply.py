@@ -37,8 +37,8 @@ from taichi_3dgs.color_model import SH_C0
 from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.ply import ANTIALIASED_COMMENT, check_linear_scene
 from taichi_3dgs.scene.quantisation import (SceneArrays, arrays_to_scene, check_exists,
-                                            degree_bands, from_smallest_three, morton_order,
-                                            pack_unorm, scene_arrays, sh_degree_of,
+                                            degree_bands, from_smallest_three, morton_sorted,
+                                            pack_unorm, sh_degree_of,
                                             smallest_three, unpack_unorm)
 
 CHUNK_SIZE = 256
@@ -77,9 +77,7 @@ def write_compressed_ply(path: str | os.PathLike, scene: GaussianScene) -> np.nd
         OSError: the file cannot be written; the destination is left untouched.
     """
     check_linear_scene(path, scene, "compressed PLY")
-    arrays = scene_arrays(scene)
-    order = morton_order(arrays.means)
-    arrays = arrays.take(order)
+    arrays, order = morton_sorted(scene)
     n = len(order)
     colours = 0.5 + SH_C0 * arrays.sh[:, 0]
     values = np.concatenate([arrays.means, np.clip(arrays.log_scales, -20.0, 20.0), colours], 1)

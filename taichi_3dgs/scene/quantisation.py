@@ -151,6 +151,14 @@ def morton_order(means: np.ndarray) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
+def morton_sorted(scene: GaussianScene) -> tuple[SceneArrays, np.ndarray]:
+    """The scene's arrays in `morton_order` of their means, and that [N] int64 order (row i of
+    the sorted arrays is the scene's Gaussian order[i]): the file order of PlayCanvas's formats."""
+    arrays = scene_arrays(scene)
+    order = morton_order(arrays.means)
+    return arrays.take(order), order
+
+
 def smallest_three(quats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The "smallest three" form of [N, 4] unit quaternions (component order as given).
 

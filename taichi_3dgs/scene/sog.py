@@ -38,8 +38,8 @@ from taichi_3dgs.scene.codebook import codebook_1d, kmeans_palette
 from taichi_3dgs.scene.gaussians import GaussianScene
 from taichi_3dgs.scene.ply import check_linear_scene
 from taichi_3dgs.scene.quantisation import (SceneArrays, arrays_to_scene, degree_bands,
-                                            from_smallest_three, morton_order, read_bytes,
-                                            scene_arrays, sh_degree_of, smallest_three)
+                                            from_smallest_three, morton_sorted, read_bytes,
+                                            sh_degree_of, smallest_three)
 
 SOG_VERSION = 2
 """The meta.json version written and read (version 1, without the key, is refused)."""
@@ -60,9 +60,7 @@ def write_sog(path: str | os.PathLike, scene: GaussianScene) -> np.ndarray:
         OSError: the file cannot be written; the destination is left untouched.
     """
     check_linear_scene(path, scene, ".sog")
-    arrays = scene_arrays(scene)
-    order = morton_order(arrays.means)
-    arrays = arrays.take(order)
+    arrays, order = morton_sorted(scene)
     n = len(order)
     width = max(4, math.ceil(math.sqrt(n) / 4) * 4)
     height = max(4, math.ceil(n / width / 4) * 4)
