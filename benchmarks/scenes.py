@@ -15,9 +15,13 @@ densify every 100 until 1,000, SH band every 1,000, opacity reset 3,000 at 2,000
 resolution; further `--KEY VALUE`
 arguments are overrides for every run. With --seeds 0,1 every variant runs with each seed and the
 tables give the mean and the spread |PSNR(seed 0) - PSNR(seed 1)|, so that a difference can be
-told from run-to-run noise.
+told from run-to-run noise. A variant that sets `scale-schedule` keeps its config's step counts
+instead of the CPU schedule: `scale-schedule=true` for the trainer to scale them to --steps
+(training/run_length.py), `scale-schedule=false` as written (a user's shortened official run). --jobs 2 trains two
+runs at once, each with one Taichi and one torch thread (bit for bit repeatable on one machine; the
+thread count changes the rounding of a run, so compare figures taken with the same --jobs).
 
-    python benchmarks/scenes.py --variants converter beyond-cloud absgrad --seeds 0,1
+    python benchmarks/scenes.py --variants converter beyond-cloud absgrad --seeds 0,1 --jobs 2
     python benchmarks/scenes.py --scenes colmap_tumbler,colmap_coke_can --steps 500 \\
         --image_downscale_factor 8 --variants beyond-cloud
 
@@ -29,9 +33,11 @@ mean, and no scene worse by more than its spread).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -107,17 +113,50 @@ def prepare_scene(name: str, datasets_dir: Path, cache_dir: Path) -> Path:
 
 
 def _variant_runs(args: argparse.Namespace, extra: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
-    """{variant: (config file name, overrides)}, the official recipe first; every name checked."""
+    """{variant: (config file name, overrides)}, the official recipe first; every name checked.
+
+    A variant that sets `scale-schedule` keeps the config's own step counts instead of the CPU
+    schedule: the trainer scales them to --steps (`true`) or takes them as written (`false`)."""
     schedule = {key: str(max(1, round(steps * args.steps / CPU_STEPS))) for key, steps in CPU_SCHEDULE.items()}
-    schedule.update({"val-interval": str(args.steps), "checkpoint-interval": str(args.steps)})
-    common = {**schedule, **common_overrides(args, extra)}
+    reporting = {"val-interval": str(args.steps), "checkpoint-interval": str(args.steps)}
+    common = common_overrides(args, extra)
     runs = {}
     for variant in [OFFICIAL] + [v for v in args.variants if v != OFFICIAL]:
         parts = variant.split("+")
         rest = "+".join(part for part in parts if part not in (OFFICIAL, CONVERTER)) or "baseline"
         config = "train_config.yaml" if CONVERTER in parts else OFFICIAL_YAML
-        runs[variant] = (config, {**common, **variant_overrides(rest, args)})
+        overrides = variant_overrides(rest, args)
+        own_schedule = "scale-schedule" in overrides
+        runs[variant] = (config, {**({} if own_schedule else schedule), **reporting, **common, **overrides})
     return runs
+
+
+def _run_all(jobs: list[tuple[str, str, int, Path, Path, dict[str, str]]], processes: int, resume: bool
+             ) -> dict[tuple[str, str, int], Optional[dict]]:
+    """Train every (scene, variant, seed, config, output folder, overrides) job, `processes` at once
+    (each then with one Taichi and one torch thread); with `resume`, a job whose folder already
+    holds a metrics.json is not trained again and that file is taken. {(scene, variant, seed):
+    metrics or None when it failed}, printing a line per run as it ends."""
+    threads = {"TI_CPU_MAX_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"} if processes > 1 else {}
+
+    def run(job):
+        scene, variant, seed, config, out, overrides = job
+        try:
+            if resume and (out / "metrics.json").is_file():
+                metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+            else:
+                metrics = train_run(config, out, {**overrides, "seed": str(seed)}, environment=threads)
+        except RuntimeError as exc:
+            print(f"scenes.py: error: {scene} {variant} seed {seed}: {exc}", file=sys.stderr, flush=True)
+            return None
+        val = metrics["val"] or {}
+        sys.stdout.write(f"{scene} {variant} seed {seed}: val PSNR {val.get('psnr', float('nan')):.2f} dB, "
+                         f"{metrics['num_gaussians']:,} Gaussians, {metrics['train_minutes']:.1f} min\n")
+        sys.stdout.flush()  # one write per line: the runs end in several threads
+        return metrics
+
+    with ThreadPoolExecutor(max_workers=processes) as pool:
+        return {job[:3]: metrics for job, metrics in zip(jobs, pool.map(run, jobs))}
 
 
 def summary_rows(results: dict[str, dict[str, Runs]], variant: str) -> str:
@@ -176,6 +215,11 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--cache_dir", type=Path, default=REPO_ROOT / "data" / "scenes",
                         help="prepared scenes (kept between invocations)")
     add_run_arguments(parser, default_variants=[OFFICIAL])
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings at once; above 1 each gets one Taichi and one torch thread")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the metrics.json of runs already in --output_dir (an earlier invocation with the "
+                             "same code and arguments) instead of training them again")
     parser.set_defaults(steps=2000, image_downscale_factor=4)
     return parser.parse_known_args(argv)
 
@@ -187,34 +231,25 @@ def main(argv=None) -> int:
         if unknown:
             raise ValueError(f"unknown scene(s) {', '.join(unknown)}; expected some of {', '.join(SCENES)}")
         runs = _variant_runs(args, extra)
+        if args.resume and args.output_dir is None:
+            raise ValueError("--resume needs --output_dir (the folder of the earlier runs)")
     except ValueError as exc:
         print(f"scenes.py: error: {exc}", file=sys.stderr)
         return 2
-    results: dict[str, dict[str, Runs]] = {}
-    failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         root = args.output_dir or Path(tmp)
-        for scene in args.scenes:
-            folder = prepare_scene(scene, args.datasets_dir, args.cache_dir)
-            results[scene] = {}
-            for variant, (config, overrides) in runs.items():
-                metrics = []
-                for seed in args.seeds:
-                    out = root / scene / variant / f"seed{seed}"
-                    try:
-                        metrics.append(train_run(folder / config, out, {**overrides, "seed": str(seed)}))
-                    except RuntimeError as exc:
-                        print(f"scenes.py: error: {scene} {variant} seed {seed}: {exc}", file=sys.stderr)
-                        failed += 1
-                        continue
-                    val = metrics[-1]["val"] or {}
-                    print(f"{scene} {variant} seed {seed}: val PSNR {val.get('psnr', float('nan')):.2f} dB, "
-                          f"{metrics[-1]['num_gaussians']:,} Gaussians, {metrics[-1]['train_minutes']:.1f} min",
-                          flush=True)
-                if metrics:
-                    results[scene][variant] = Runs(metrics)
-        print_tables(results, list(runs), args.seeds)
-    return 1 if failed else 0
+        folders = {scene: prepare_scene(scene, args.datasets_dir, args.cache_dir) for scene in args.scenes}
+        jobs = [(scene, variant, seed, folders[scene] / config, root / scene / variant / f"seed{seed}", overrides)
+                for scene in args.scenes for variant, (config, overrides) in runs.items() for seed in args.seeds]
+        finished = _run_all(jobs, args.jobs, args.resume)
+    results: dict[str, dict[str, Runs]] = {scene: {} for scene in args.scenes}
+    for scene in args.scenes:
+        for variant in runs:
+            metrics = [finished[scene, variant, seed] for seed in args.seeds if finished[scene, variant, seed]]
+            if metrics:
+                results[scene][variant] = Runs(metrics)
+    print_tables(results, list(runs), args.seeds)
+    return 1 if None in finished.values() else 0
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -96,8 +97,9 @@ def as_arguments(overrides: dict[str, str]) -> list[str]:
     return [token for key, value in overrides.items() for token in (f"--{key}", value)]
 
 
-def train_run(config: Path, out: Path, overrides: dict[str, str]) -> dict:
-    """Train `config` into `out` with `overrides`; return its metrics.json.
+def train_run(config: Path, out: Path, overrides: dict[str, str], environment: Optional[dict] = None) -> dict:
+    """Train `config` into `out` with `overrides` (and `environment` added to this process's
+    environment variables); return its metrics.json.
 
     Raises:
         RuntimeError: the trainer failed (with the command and the end of its error output).
@@ -105,7 +107,7 @@ def train_run(config: Path, out: Path, overrides: dict[str, str]) -> dict:
     command = [sys.executable, str(REPO_ROOT / "gaussian_point_train.py"), "--train_config", str(config),
                *as_arguments({"output-model-dir": str(out), "summary-writer-log-dir": str(out / "logs"),
                               "logging.progress-bar": "false", **overrides})]
-    result = subprocess.run(command, capture_output=True, text=True)
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(environment or {})})
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
     return json.loads((out / "metrics.json").read_text(encoding="utf-8"))

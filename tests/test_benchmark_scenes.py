@@ -1,5 +1,6 @@
 """benchmarks/scenes.py: the variants it trains, the spread and the rule it reports, and one end-to-end
-run on two real scenes for 2 steps at 1/16 resolution (its figures are the trainer's metrics.json)."""
+run on two real scenes for 2 steps at 1/16 resolution, two trainings at once (its figures are the
+trainer's metrics.json)."""
 from __future__ import annotations
 
 import subprocess
@@ -34,6 +35,13 @@ def test_every_variant_runs_the_official_recipe_or_the_converters_config_with_it
     assert runs["beyond-cloud+absgrad"] == ("official.yaml", {**schedule, "initial-points.beyond-cloud": "7",
                                                                "adaptive-controller-config.absgrad": "true"})
     assert runs["initial-points.camera-shell=50"][1]["initial-points.camera-shell"] == "50"
+    # A variant that sets scale-schedule keeps the config's own schedule: no CPU schedule.
+    own = scenes._variant_runs(*scenes.parse_args(["--steps", "300", "--variants", "converter+scale-schedule=true",
+                                                   "scale-schedule=false"]))
+    reporting = {"val-interval": "300", "checkpoint-interval": "300", "num-iterations": "300",
+                 "image-downscale-factor": "4"}
+    assert own["converter+scale-schedule=true"] == ("train_config.yaml", {**reporting, "scale-schedule": "true"})
+    assert own["scale-schedule=false"] == ("official.yaml", {**reporting, "scale-schedule": "false"})
     with pytest.raises(ValueError, match="unknown variant part 'shel'"):
         scenes._variant_runs(*scenes.parse_args(["--variants", "shel"]))
 
@@ -64,7 +72,7 @@ def test_two_scenes_for_two_steps_end_to_end(tmp_path):
         dataset_path(name)
     command = [sys.executable, str(REPO_ROOT / "benchmarks" / "scenes.py"), "--scenes", "colmap_desk,colmap_table_txt",
                "--steps", "2", "--image_downscale_factor", "16", "--cache_dir", str(tmp_path / "cache"),
-               "--output_dir", str(tmp_path / "runs")]
+               "--output_dir", str(tmp_path / "runs"), "--jobs", "2"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     official = yaml.safe_load((tmp_path / "cache" / "colmap_table_txt" / "official.yaml").read_text())
