@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from taichi_3dgs.data.cameras import CameraRecord
 from taichi_3dgs.data.colmap_files import MODEL_FILES, check_binary_model, check_text_model
-from taichi_3dgs.data.converter_options import DEFAULT_VAL_EVERY, read_image_list, split_validation
+from taichi_3dgs.data.converter_options import (BEYOND_CLOUD_POINTS, DEFAULT_VAL_EVERY, read_image_list,
+                                                split_validation)
 from taichi_3dgs.data.point_cloud import PointCloud
 from taichi_3dgs.data.prepared_dataset import (IMAGES_DIR, PreparedDataset, staged_output,
                                                write_prepared_dataset)
@@ -140,7 +141,8 @@ def convert_colmap(base_path: str | os.PathLike, output_dir: str | os.PathLike, 
     Images are sorted by name; validation images are those named in `test_image_list_path`, else
     every `val_every`-th (index % val_every == 0), none when val_every is None or 0. Pinhole
     images are referenced in place; distorted ones are undistorted into `<output_dir>/images`.
-    The point cloud holds every points3D entry (x, y, z, r, g, b), sorted by point id.
+    The point cloud holds every points3D entry (x, y, z, r, g, b), sorted by point id; the training
+    config adds BEYOND_CLOUD_POINTS points past it (`initial-points.beyond-cloud`).
 
     Args:
         base_path: sparse model folder, or dataset root (see `locate_colmap_dataset`).
@@ -179,7 +181,8 @@ def convert_colmap(base_path: str | os.PathLike, output_dir: str | os.PathLike, 
                                                    stage / IMAGES_DIR / image.name, camera_id=image.camera_id))
         train = [record for record, val in zip(records, is_val) if not val]
         val = [record for record, val in zip(records, is_val) if val]
-        write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor)
+        write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor,
+                               beyond_cloud_points=BEYOND_CLOUD_POINTS)
 
     output = Path(output_dir)
     messages = [f"COLMAP model {layout.model_dir}: {len(images)} images, {len(cloud)} points"]

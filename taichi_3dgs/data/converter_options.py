@@ -18,16 +18,21 @@ DEFAULT_MESH_SAMPLE_POINTS = 500
 # 10,000 -> 21.5 dB, 50,000 -> 21.7 dB in a third more time; BENCHMARKS.md).
 DEFAULT_RANDOM_POINTS = 10_000
 # ... and its config adds this many `initial-points.random-in-view-volume` (each camera's frustum
-# between the depths at which it sees the cloud): the fox, 2,000 steps at 1/4 size with absgrad,
-# 21.9 -> 25.2 dB (BENCHMARKS.md "Background coverage"). Not for COLMAP clouds (tumbler -1.1 dB) nor
-# NeRF-synthetic scenes (no background behind the object; chair -0.4 dB), both against absgrad alone.
+# between the depths at which it sees the cloud): the fox, 1,000 steps at 1/8 size, 20.6 -> 24.6 dB
+# (BENCHMARKS.md "Quality over every shared capture"). Not for COLMAP clouds (tumbler -1.1 dB, bronze
+# bust -2.5 dB) nor NeRF-synthetic scenes (nothing behind the object; chair -0.4 dB).
 NGP_VIEW_VOLUME_POINTS = 10_000
+# The COLMAP and Instant-NGP configs add this many `initial-points.beyond-cloud` (on training pixel
+# rays, past the depths at which each camera sees the cloud): the scene behind and around an object
+# starts covered (BENCHMARKS.md "Quality over every shared capture": it passes the rule for
+# defaults over the shared captures). Not for images with alpha, composited over a plain colour.
+BEYOND_CLOUD_POINTS = 10_000
 # NeRF-synthetic / BlenderNeRF: graphdeco 3DGS initialises these scenes with 100k random points.
 DEFAULT_BLENDER_POINTS = 100_000
 # The CPU-sized run that the converters suggest beside the official 30,000-step schedule they
-# write: the shipped config/*.yaml's (2,000 steps, densifying until step 1,000, 1/2 or 1/4
-# resolution; 9 to 17 minutes on 2 CPU cores, README "Train a scene").
-QUICK_RUN_OVERRIDES = {"num-iterations": 2000, "adaptive-controller-config.densify-until-iteration": 1000}
+# write: 2,000 steps at 1/4 resolution; the config's `scale-schedule: true` scales the schedule's
+# phases to it (densifying until step 1,000, as the shipped config/*.yaml).
+QUICK_RUN_OVERRIDES = {"num-iterations": 2000}
 QUICK_RUN_DOWNSCALE = 4
 
 

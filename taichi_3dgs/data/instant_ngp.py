@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from taichi_3dgs.data.converter_options import (DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_RANDOM_POINTS, DEFAULT_VAL_EVERY,
-                                                NGP_VIEW_VOLUME_POINTS, split_validation)
+from taichi_3dgs.data.converter_options import (BEYOND_CLOUD_POINTS, DEFAULT_MESH_SAMPLE_POINTS, DEFAULT_RANDOM_POINTS,
+                                                DEFAULT_VAL_EVERY, NGP_VIEW_VOLUME_POINTS, split_validation)
 from taichi_3dgs.data.initial_points import sample_mesh_surface, sample_view_volume
 from taichi_3dgs.data.nerf_transforms import camera_records, read_transforms_json, warn_missing_frames
 from taichi_3dgs.data.prepared_dataset import IMAGES_DIR, PreparedDataset, staged_output, write_prepared_dataset
@@ -33,7 +33,8 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_dir: str | o
     Initial points: `mesh_sample_points` points on the mesh surface when `mesh_path` is given
     (default DEFAULT_MESH_SAMPLE_POINTS), else as many random points in the cameras' common view
     volume (default DEFAULT_RANDOM_POINTS), and then the training config also asks the trainer for
-    NGP_VIEW_VOLUME_POINTS view-volume points (`initial-points.random-in-view-volume`).
+    NGP_VIEW_VOLUME_POINTS view-volume points (`initial-points.random-in-view-volume`); either way
+    it adds BEYOND_CLOUD_POINTS points past the cloud (`initial-points.beyond-cloud`).
 
     Args:
         transforms_train: transforms JSON of the training frames.
@@ -78,7 +79,8 @@ def convert_instant_ngp(transforms_train: str | os.PathLike, output_dir: str | o
             cloud = sample_view_volume(train + val, count, seed)
             point_source = f"{len(cloud)} random points in the common view volume of the cameras (no mesh given)"
         write_prepared_dataset(stage, train, val, cloud, image_downscale_factor=image_downscale_factor,
-                               view_volume_points=0 if mesh_path is not None else NGP_VIEW_VOLUME_POINTS)
+                               view_volume_points=0 if mesh_path is not None else NGP_VIEW_VOLUME_POINTS,
+                               beyond_cloud_points=BEYOND_CLOUD_POINTS)
 
     output = Path(output_dir)
     messages = [f"{len(train)} training and {len(val)} validation frames", f"initial points: {point_source}"]

@@ -101,22 +101,23 @@ def staged_output(output_dir: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_training_config(path: str | os.PathLike, *, image_downscale_factor: int = 1,
-                          background_color: Sequence[float] | None = None, view_volume_points: int = 0) -> None:
+                          background_color: Sequence[float] | None = None, view_volume_points: int = 0,
+                          beyond_cloud_points: int = 0) -> None:
     """Write the training YAML for a prepared folder, atomically.
 
     Keys (kebab-case; relative paths are resolved by the trainer against the YAML's folder):
     `train-dataset-json-path`, `val-dataset-json-path`, `pointcloud-parquet-path`,
-    `summary-writer-log-dir`, `output-model-dir`, `image-downscale-factor`, when given
-    `background-color` ([3] floats in 0..1, for images with alpha), when view_volume_points > 0
-    `initial-points.random-in-view-volume`, and always `adaptive-controller-config.absgrad: true`
-    (AbsGS densification, Ye et al. 2024), the quality options beyond the official recipe chosen by
-    measurement (BENCHMARKS.md "Background coverage", benchmarks/background_coverage.py): absgrad
-    raised val PSNR on every scene measured, view-volume points only on some, so each converter
-    passes its own count.
+    `summary-writer-log-dir`, `output-model-dir`, `image-downscale-factor`, `scale-schedule: true`
+    (a run shortened with --num-iterations keeps the official schedule's phases in proportion;
+    training/run_length.py), when given `background-color` ([3] floats in 0..1, for images with
+    alpha), and the initial points beyond the official recipe that each converter passes, chosen
+    by measurement over the shared captures (BENCHMARKS.md "Quality over every shared capture"):
+    `initial-points.random-in-view-volume` when view_volume_points > 0 and
+    `initial-points.beyond-cloud` when beyond_cloud_points > 0.
 
     Raises:
         ValueError: image_downscale_factor < 1, a background colour that is not 3 numbers in 0..1,
-            or view_volume_points < 0.
+            or a point count that is not an integer >= 0.
     """
     if isinstance(image_downscale_factor, bool) or not isinstance(image_downscale_factor, int) \
             or image_downscale_factor < 1:
@@ -128,23 +129,26 @@ def write_training_config(path: str | os.PathLike, *, image_downscale_factor: in
         "summary-writer-log-dir": SUMMARY_DIR,
         "output-model-dir": MODEL_DIR,
         "image-downscale-factor": image_downscale_factor,
+        "scale-schedule": True,
     }
     if background_color is not None:
         color = [float(c) for c in background_color]
         if len(color) != 3 or not all(0.0 <= c <= 1.0 for c in color):
             raise ValueError(f"background colour is {background_color!r}; expected 3 numbers in 0..1")
         config["background-color"] = color
-    if isinstance(view_volume_points, bool) or not isinstance(view_volume_points, int) or view_volume_points < 0:
-        raise ValueError(f"number of view-volume points is {view_volume_points!r}; expected an integer >= 0")
-    if view_volume_points:
-        config["initial-points"] = {"random-in-view-volume": view_volume_points}
-    config["adaptive-controller-config"] = {"absgrad": True}
+    points = {"random-in-view-volume": view_volume_points, "beyond-cloud": beyond_cloud_points}
+    for key, count in points.items():
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"number of {key} points is {count!r}; expected an integer >= 0")
+    if any(points.values()):
+        config["initial-points"] = {key: count for key, count in points.items() if count}
     write_text_atomic(path, yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, default_flow_style=False))
 
 
 def write_prepared_dataset(folder: Path, train: Sequence[CameraRecord], val: Sequence[CameraRecord],
                            cloud: PointCloud, *, image_downscale_factor: int = 1,
-                           background_color: Sequence[float] | None = None, view_volume_points: int = 0) -> None:
+                           background_color: Sequence[float] | None = None, view_volume_points: int = 0,
+                           beyond_cloud_points: int = 0) -> None:
     """Write train.json, val.json, point_cloud.parquet and train_config.yaml into `folder`.
 
     Raises:
@@ -152,7 +156,8 @@ def write_prepared_dataset(folder: Path, train: Sequence[CameraRecord], val: Seq
         OSError: a file cannot be written.
     """
     write_training_config(folder / TRAIN_CONFIG_YAML, image_downscale_factor=image_downscale_factor,
-                          background_color=background_color, view_volume_points=view_volume_points)
+                          background_color=background_color, view_volume_points=view_volume_points,
+                          beyond_cloud_points=beyond_cloud_points)
     write_cameras_json(folder / TRAIN_JSON, train)
     write_cameras_json(folder / VAL_JSON, val)
     write_point_cloud(folder / POINT_CLOUD_PARQUET, cloud)

@@ -58,11 +58,13 @@ class TrainConfig:
         steps=True, resume="may-change", bound=">0",
     )
     scale_schedule: bool = setting(
-        "true: the schedule's step counts (warm-up, densification interval and end, opacity reset, SH band "
-        "interval, means decay length, MCMC refinement, exposure delay) "
+        "true: the step counts of the run's phases (densification warm-up and end, SH band interval, means decay "
+        "length, MCMC refinement start and stop, exposure delay) "
         f"are written for the official {OFFICIAL_NUM_ITERATIONS:,}-step run and scaled by num-iterations / "
-        f"{OFFICIAL_NUM_ITERATIONS:,} (rounded, at least 1), so a shortened run densifies, resets and raises "
-        "the SH degree in proportion (gsplat's steps_scaler); val, checkpoint and logging intervals are not scaled",
+        f"{OFFICIAL_NUM_ITERATIONS:,} (rounded, at least 1), so a shortened run stops densifying and raises the "
+        "SH degree in proportion (gsplat's steps_scaler, less its intervals); the densification, opacity-reset and "
+        "MCMC refinement intervals, the steps a Gaussian optimises between two changes, stay as written "
+        "(scaled too they lost up to 5 dB, BENCHMARKS.md), as do val, checkpoint and logging intervals",
         default=False,
     )
     batch_size: int = setting(

@@ -119,7 +119,10 @@ class DensificationConfig:
     num_iterations_warm_up: int = setting(
         "no densification up to this step (official densify_from_iter)", default=500, steps=True, schedule=True
     )
-    num_iterations_densify: int = setting("densify every this many steps", default=100, steps=True, schedule=True, bound=">0")
+    num_iterations_densify: int = setting(
+        "densify every this many steps (the steps a Gaussian optimises between two densifications: not scaled by "
+        "scale-schedule)", default=100, steps=True, bound=">0"
+    )
     densify_until_iteration: int = setting("no densification from this step on", default=15_000, steps=True, schedule=True)
     densification_view_space_position_gradients_threshold: float = setting(
         "clone/split when the mean view-space gradient norm (NDC units) is above this", default=2e-4
@@ -140,7 +143,8 @@ class DensificationConfig:
     gaussian_split_factor_phi: float = setting("split children's scales are divided by this", default=1.6)
     transparent_opacity_threshold: float = setting("prune Gaussians with opacity below this", default=0.005)
     num_iterations_reset_alpha: int = setting(
-        "reset opacities every this many steps", default=3000, steps=True, schedule=True, bound=">0"
+        "reset opacities every this many steps, while densifying (the steps opacities have to recover: not scaled by "
+        "scale-schedule)", default=3000, steps=True, bound=">0"
     )
     reset_opacity_value: float = setting("opacities are reset to min(current, this)", default=0.01)
     max_screen_radius: float = setting(
@@ -159,7 +163,9 @@ class MCMCConfig:
     growth_rate: float = setting("relative growth of the count per refine step", default=0.05)
     refine_start_iteration: int = setting("no relocation/growth up to this step", default=500, steps=True, schedule=True)
     refine_stop_iteration: int = setting("no relocation/growth from this step on", default=25_000, steps=True, schedule=True)
-    refine_every: int = setting("relocate and grow every this many steps", default=100, steps=True, schedule=True, bound=">0")
+    refine_every: int = setting(
+        "relocate and grow every this many steps (not scaled by scale-schedule)", default=100, steps=True, bound=">0"
+    )
     min_opacity: float = setting("Gaussians with opacity <= this are dead and relocated", default=0.005)
     noise_lr: float = setting("position noise scale, times the current means learning rate", default=5e5)
     opacity_reg: float = setting("weight of the L1 regulariser on opacities", default=0.01)

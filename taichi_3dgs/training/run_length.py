@@ -1,13 +1,18 @@
-"""Step counts that follow the run length (`scale-schedule: true`; gsplat's `steps_scaler`).
+"""Step counts that follow the run length (`scale-schedule: true`; after gsplat's `steps_scaler`).
 
 The official schedule is written for 30,000 steps: warm-up 500, densify every 100 until 15,000,
 opacity reset every 3,000, SH degree +1 every 1,000. A run shortened to N steps with these counts
-densifies to its last step and never resets its opacities. With `scale-schedule` every step count
-marked `schedule=True` on its config field (`config.SCHEDULE_KEYS`) is multiplied by
-N / `OFFICIAL_NUM_ITERATIONS` and rounded (a positive count to at least 1, 0 and null stay), as
-gsplat's `simple_trainer.py` multiplies its strategy's steps by `steps_scaler`. Reporting counts
-(val, checkpoint and logging intervals) are left as written. Applied to the user's config before
-the batch scaling (`batch_scaling.schedule_in_batches`), since both count images.
+densifies to its last step and raises the SH degree late. With `scale-schedule` every step count
+marked `schedule=True` on its config field (`config.SCHEDULE_KEYS`: the phases of the run, i.e.
+densification warm-up and end, SH band interval, decay lengths, MCMC refinement start and stop,
+exposure delay) is multiplied by N / `OFFICIAL_NUM_ITERATIONS` and rounded (a positive count to at
+least 1, 0 and null stay), as gsplat's `simple_trainer.py` multiplies its strategy's steps by
+`steps_scaler`. Unlike gsplat, the densification, opacity-reset and MCMC refinement intervals stay
+as written: they are the steps a Gaussian optimises between two changes of the scene, which a
+shorter run does not shorten; scaled too (densifying every 3 steps in a 1,000-step run) they grew
+150,000 Gaussians on a 100x75 image and lost 5 dB on colmap_tumbler (BENCHMARKS.md). Reporting
+counts (val, checkpoint and logging intervals) are left as written. Applied to the user's config
+before the batch scaling (`batch_scaling.schedule_in_batches`), since both count images.
 
 This module imports no torch; it knows the config only through the field markers.
 """

@@ -23,6 +23,7 @@ from conftest import REPO_ROOT, dataset_path
 from distortion_reference import undistortion_error
 from taichi_3dgs.data import read_cameras_json, read_point_cloud
 from taichi_3dgs.data.colmap import convert_colmap
+from taichi_3dgs.data.converter_options import BEYOND_CLOUD_POINTS
 from tool_runner import run_tool
 
 # scene: (registered images, 3D points, validation images = ceil(images / 8))
@@ -153,8 +154,8 @@ def test_config_names_exactly_the_written_files(prepared):
     config = yaml.safe_load((folder / "train_config.yaml").read_text())
     assert config == {"train-dataset-json-path": "train.json", "val-dataset-json-path": "val.json",
                       "pointcloud-parquet-path": "point_cloud.parquet", "summary-writer-log-dir": "logs",
-                      "output-model-dir": "output", "image-downscale-factor": 1,
-                      "adaptive-controller-config": {"absgrad": True}}
+                      "output-model-dir": "output", "image-downscale-factor": 1, "scale-schedule": True,
+                      "initial-points": {"beyond-cloud": BEYOND_CLOUD_POINTS}}
     assert all((folder / config[key]).is_file() for key in
                ("train-dataset-json-path", "val-dataset-json-path", "pointcloud-parquet-path"))
 

@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import dataset_path
 from distortion_reference import undistortion_error
 from taichi_3dgs.data import read_cameras_json, read_point_cloud
+from taichi_3dgs.data.converter_options import BEYOND_CLOUD_POINTS
 from taichi_3dgs.data.initial_points import sample_view_volume
 from taichi_3dgs.data.instant_ngp import convert_instant_ngp
 from taichi_3dgs.training.config import load_train_config
@@ -148,7 +149,7 @@ def test_no_existing_image_fails_with_exit_1_and_writes_nothing(tmp_path, capsys
 def test_default_point_count_and_config_depend_on_the_point_source(tmp_path, mesh, expected, view_volume):
     # 500 on a mesh (the original tool's default); without one, 10,000 random points (BENCHMARKS.md),
     # and the config adds 10,000 view-volume points (measured on ngp_fox, BENCHMARKS.md "Background
-    # coverage"); absgrad densification either way.
+    # coverage"); beyond-cloud points either way.
     frames = json.loads((dataset_path("ngp_fox") / "transforms.json").read_text())["frames"][:2]
     path = _fox_subset(tmp_path, frames, camera_angle_x=1.2)
     mesh_args = ["--mesh_path", dataset_path("mesh_stanford") / mesh] if mesh else []
@@ -158,7 +159,8 @@ def test_default_point_count_and_config_depend_on_the_point_source(tmp_path, mes
     assert len(read_point_cloud(tmp_path / "out" / "point_cloud.parquet")) == expected
     config = yaml.safe_load((tmp_path / "out" / "train_config.yaml").read_text())
     assert config.get("initial-points", {}).get("random-in-view-volume") == view_volume
-    assert config["adaptive-controller-config"] == {"absgrad": True}
+    assert config["initial-points"]["beyond-cloud"] == BEYOND_CLOUD_POINTS
+    assert config["scale-schedule"] is True and "adaptive-controller-config" not in config
     load_train_config(tmp_path / "out" / "train_config.yaml")  # the trainer accepts it as written
 
 

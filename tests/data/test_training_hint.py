@@ -11,6 +11,7 @@ from conftest import dataset_path
 
 from taichi_3dgs.data.cli import training_hint
 from taichi_3dgs.training.config import TrainConfig, apply_overrides
+from taichi_3dgs.training.run_length import schedule_for_run_length
 
 
 def _quick_overrides(lines):
@@ -31,9 +32,10 @@ def test_the_hint_names_the_official_schedule_s_time_on_this_device(monkeypatch,
 @pytest.mark.parametrize("written_factor, quick_factor", [(1, 4), (2, 4), (8, 8)])
 def test_the_cpu_sized_run_is_accepted_by_the_trainer(written_factor, quick_factor):
     overrides = _quick_overrides(training_hint("data/x/train_config.yaml", written_factor))
-    config = apply_overrides(TrainConfig(image_downscale_factor=written_factor), overrides)
+    config = apply_overrides(TrainConfig(image_downscale_factor=written_factor, scale_schedule=True), overrides)
     assert config.num_iterations == 2000
-    assert config.adaptive_controller_config.densify_until_iteration == 1000
+    # The written config's scale-schedule makes the official densification end 15,000 -> 1,000.
+    assert schedule_for_run_length(config).adaptive_controller_config.densify_until_iteration == 1000
     assert config.image_downscale_factor == quick_factor
 
 
