@@ -64,7 +64,7 @@ class TrainConfig:
         f"{OFFICIAL_NUM_ITERATIONS:,} (rounded, at least 1), so a shortened run stops densifying and raises the "
         "SH degree in proportion (gsplat's steps_scaler, less its intervals); the densification, opacity-reset and "
         "MCMC refinement intervals, the steps a Gaussian optimises between two changes, stay as written "
-        "(scaled too they lost up to 5 dB, BENCHMARKS.md), as do val, checkpoint and logging intervals",
+        "(scaled too they lost 5.6 dB on colmap_tumbler at 1,000 steps, BENCHMARKS.md), as do val, checkpoint and logging intervals",
         default=False,
     )
     batch_size: int = setting(

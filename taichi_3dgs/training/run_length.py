@@ -10,7 +10,7 @@ least 1, 0 and null stay), as gsplat's `simple_trainer.py` multiplies its strate
 `steps_scaler`. Unlike gsplat, the densification, opacity-reset and MCMC refinement intervals stay
 as written: they are the steps a Gaussian optimises between two changes of the scene, which a
 shorter run does not shorten; scaled too (densifying every 3 steps in a 1,000-step run) they grew
-150,000 Gaussians on a 100x75 image and lost 5 dB on colmap_tumbler (BENCHMARKS.md). Reporting
+150,000 Gaussians on 100x75 images and lost 5.6 dB on colmap_tumbler (BENCHMARKS.md). Reporting
 counts (val, checkpoint and logging intervals) are left as written. Applied to the user's config
 before the batch scaling (`batch_scaling.schedule_in_batches`), since both count images.
 
