@@ -231,6 +231,8 @@ def main(argv=None) -> int:
         if unknown:
             raise ValueError(f"unknown scene(s) {', '.join(unknown)}; expected some of {', '.join(SCENES)}")
         runs = _variant_runs(args, extra)
+        if args.jobs < 1:
+            raise ValueError(f"--jobs is {args.jobs}; expected an integer >= 1")
         if args.resume and args.output_dir is None:
             raise ValueError("--resume needs --output_dir (the folder of the earlier runs)")
     except ValueError as exc:
