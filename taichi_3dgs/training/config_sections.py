@@ -192,6 +192,14 @@ class PoseOptimizationConfig:
         "L2 regularisation of the corrections towards zero, Adam weight decay (gsplat pose_opt_reg)", default=1e-6,
         bound=">=0",
     )
+    start_iteration: int = setting(
+        "the corrections stay zero up to this step and Adam starts here (0 = from the first step)", default=0,
+        steps=True, schedule=True, bound=">=0"
+    )
+    remove_common_motion: bool = setting(
+        "after each step remove the corrections' common similarity motion of all cameras, which the loss "
+        "cannot see (training/pose_gauge.py)", default=False,
+    )
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Per-image exposure compensation (camera_optimization.ExposureTransforms, exposure.json) and its
+"""Per-image exposure compensation (exposure_transforms.ExposureTransforms, exposure.json) and its
 trainer hooks.
 
 References: the colour transform against a per-pixel numpy A c + b, the learning rate against the
@@ -25,7 +25,8 @@ from taichi_3dgs import RasterizerConfig
 from taichi_3dgs.data.cameras import read_cameras_json, write_cameras_json
 from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
-from taichi_3dgs.training.camera_optimization import EXPOSURE_KEY, POSE_KEY, CameraOptimization, ExposureTransforms
+from taichi_3dgs.training.camera_optimization import EXPOSURE_KEY, POSE_KEY, CameraOptimization
+from taichi_3dgs.training.exposure_transforms import ExposureTransforms
 from taichi_3dgs.training.exposure_file import read_exposure_json, write_exposure_json
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import ConfigError, ExposureCompensationConfig, parse_train_config

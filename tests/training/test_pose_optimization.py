@@ -1,4 +1,4 @@
-"""Camera pose optimisation (taichi_3dgs/training/camera_optimization.py) and its trainer hooks.
+"""Camera pose optimisation (taichi_3dgs/training/pose_corrections.py) and its trainer hooks.
 
 References: scipy's Rotation for the exponential map, numpy's matrix inverse for the corrected
 viewmat, float64 finite differences (torch.autograd.gradcheck) for its gradient. The recovery test
@@ -30,14 +30,13 @@ from taichi_3dgs.data.views import load_views
 from taichi_3dgs.scene.model import load_initial_model
 from taichi_3dgs.rotations import rotation_vector_to_matrix
 from taichi_3dgs.scene.parquet import read_scene_parquet
-from taichi_3dgs.training.camera_optimization import (
-    EXPOSURE_KEY, POSE_KEY, CameraOptimization, PoseCorrections, correction_transform, corrected_viewmat,
-)
+from taichi_3dgs.training.camera_optimization import EXPOSURE_KEY, POSE_KEY, CameraOptimization
 from taichi_3dgs.training.exposure_file import read_exposure_json
 from taichi_3dgs.training.checkpoint import latest_checkpoint, load_checkpoint
 from taichi_3dgs.training.config import ConfigError, PoseOptimizationConfig, parse_train_config
 from taichi_3dgs.training.dataset import scene_extent
 from taichi_3dgs.training.evaluation import evaluate, render_model_view
+from taichi_3dgs.training.pose_corrections import PoseCorrections, correction_transform, corrected_viewmat
 from taichi_3dgs.training.losses import l1_loss
 from taichi_3dgs.training.trainer import DegenerateTrainingError, train
 
@@ -229,6 +228,26 @@ def test_learning_rate_decays_log_linearly_from_the_configured_rates():
         poses.set_learning_rate(step)
         rates.append(poses.optimizer.param_groups[0]["lr"])
     assert rates == pytest.approx([1e-5, 1e-6, 1e-7, 1e-7], rel=1e-12)
+
+
+def test_corrections_stay_zero_until_the_start_iteration_and_adam_starts_there():
+    config = PoseOptimizationConfig(learning_rate=1e-2, learning_rate_final=1e-2, start_iteration=3)
+    poses = PoseCorrections(2, config, 100, 1.0, "cpu")
+    fresh = PoseCorrections(2, dataclasses.replace(config, start_iteration=0), 100, 1.0, "cpu")
+    gradient = torch.tensor([[1.0, -2.0, 0.5, 0.1, 0.2, -0.3], [0.0] * 6])
+    for step in range(1, 6):
+        poses.set_learning_rate(step)
+        (poses.corrections * gradient).sum().backward()
+        poses.step()
+        if step <= 3:
+            assert torch.equal(poses.corrections, torch.zeros(2, 6)) and not poses.optimizer.state, step
+            assert poses.corrections.grad is None
+        else:  # from step 4 on: the steps of an Adam that started at step 4
+            fresh.set_learning_rate(step)
+            (fresh.corrections * gradient).sum().backward()
+            fresh.step()
+            torch.testing.assert_close(poses.corrections, fresh.corrections, rtol=0, atol=0)
+    assert float(poses.corrections[0].abs().min()) > 0.0
 
 
 # --- config ---------------------------------------------------------------------------------
