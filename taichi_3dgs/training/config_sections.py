@@ -179,6 +179,9 @@ class PoseOptimizationConfig:
     A 6-vector per training camera (translation in units of the scene extent, rotation vector in
     radians) composes with the camera-to-world pose in the camera's own frame; its own Adam,
     defaults of gsplat's `simple_trainer.py` (whose world is normalised to about unit size).
+    `start-iteration` and `remove-common-motion` are this project's (off by default); the setting
+    measured for 1,000-step runs on poses known to be off is in BENCHMARKS.md ("Where the good
+    poses go").
     """
 
     learning_rate: float = setting(

@@ -95,6 +95,10 @@ class PoseCorrections(AdamOptimized):
         scene_extent: world units per unit of the learnt translation (> 0).
         optimizer: Adam over `corrections` with weight decay `config.weight_decay` (L2 towards
             zero) and the default betas and eps, as gsplat's pose optimizer.
+        common_motion: None, or the float64 [6C, K] basis of `pose_gauge.common_motion_basis`
+            whose span every step removes (`config.remove_common_motion`).
+        started: False up to `config.start_iteration` (set by `set_learning_rate`): `step` then
+            only clears the gradients, so the corrections stay zero and Adam's moments empty.
     """
 
     def __init__(self, num_cameras: int, config: PoseOptimizationConfig, num_iterations: int, scene_extent: float,
