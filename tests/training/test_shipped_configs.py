@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from taichi_3dgs.data.converter_options import NGP_VIEW_VOLUME_POINTS
+from taichi_3dgs.data.converter_options import BEYOND_CLOUD_POINTS, NGP_VIEW_VOLUME_POINTS
 from taichi_3dgs.training.config import load_train_config
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
@@ -32,12 +32,13 @@ def test_chair_config_composites_over_white():
 
 
 @pytest.mark.parametrize("scene", [s for s in SCENES if s != "demo"])
-def test_real_scene_configs_carry_the_options_of_the_readme_table(scene):
-    # The README's results table was measured with what tools/prepare_*.py wrote on 2026-12-06
-    # (BENCHMARKS.md "Background coverage"): absgrad everywhere, view-volume points for the
-    # Instant-NGP fox only; the configs keep them until the table is measured again.
+def test_real_scene_configs_carry_what_the_converters_write(scene):
+    # BENCHMARKS.md "All eight shared captures": scale-schedule everywhere, beyond-cloud points for
+    # the captures with a background (not the chair, composited over white), view-volume points for
+    # the Instant-NGP fox, no absgrad.
     config = load_train_config(CONFIG_DIR / f"{scene}.yaml")
-    assert config.adaptive_controller_config.absgrad is True
-    expected = NGP_VIEW_VOLUME_POINTS if scene == "ngp_fox" else 0
-    assert config.initial_points.random_in_view_volume == expected
+    assert config.scale_schedule is True
+    assert config.adaptive_controller_config.absgrad is False
+    assert config.initial_points.beyond_cloud == (0 if scene == "blender_chair" else BEYOND_CLOUD_POINTS)
+    assert config.initial_points.random_in_view_volume == (NGP_VIEW_VOLUME_POINTS if scene == "ngp_fox" else 0)
     assert config.initial_points.far_shell == 0
