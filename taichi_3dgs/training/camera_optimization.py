@@ -59,7 +59,7 @@ class CameraOptimization:
             common_motion = None
             if pose_config.remove_common_motion:
                 poses = np.stack([record.T_pointcloud_camera for record in self.records])
-                common_motion = common_motion_basis(poses[:, :3, :3], poses[:, :3, 3], extent)
+                common_motion = common_motion_basis(poses[:, :3, :3], poses[:, :3, 3], extent).to(device)
             self.poses = PoseCorrections(len(train_views), pose_config, config.num_iterations, extent, device,
                                          config.batch_size, common_motion)
         if config.exposure_compensation:

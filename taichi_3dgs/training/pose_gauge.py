@@ -53,11 +53,10 @@ def common_motion_basis(rotations: np.ndarray, centres: np.ndarray, scene_extent
         raise ValueError(f"scene_extent is {scene_extent}; expected > 0")
     offsets = centres - centres.mean(axis=0)
     to_camera = np.transpose(rotations, (0, 2, 1))  # R_i^T, world -> camera
-    cross = np.zeros((count, 3, 3))  # [c]x with omega x c = -[c]x omega
-    cross[:, 0, 1], cross[:, 0, 2], cross[:, 1, 2] = -offsets[:, 2], offsets[:, 1], -offsets[:, 0]
-    cross -= np.transpose(cross, (0, 2, 1))
+    # d(omega x c)/d(omega): column j is e_j x c.
+    turn_shift = np.transpose(np.cross(np.eye(3)[None], offsets[:, None, :]), (0, 2, 1))
     jacobian = np.zeros((count, 6, 7))
-    jacobian[:, :3, :3] = -to_camera @ cross / scene_extent
+    jacobian[:, :3, :3] = to_camera @ turn_shift / scene_extent
     jacobian[:, :3, 3:6] = to_camera / scene_extent
     jacobian[:, :3, 6] = (to_camera @ offsets[:, :, None])[..., 0] / scene_extent
     jacobian[:, 3:, :3] = to_camera
@@ -72,8 +71,8 @@ def remove_common_motion(corrections: torch.Tensor, basis: torch.Tensor) -> None
 
     Args:
         corrections: [C, 6] float tensor (t / extent, w), any device.
-        basis: float64 [6C, K] orthonormal columns from `common_motion_basis` (CPU or the same
-            device as `corrections`).
+        basis: float64 [6C, K] orthonormal columns from `common_motion_basis`, on the device of
+            `corrections` (elsewhere every call copies between devices).
     """
     flat = corrections.reshape(-1).to(basis.device, torch.float64)
     common = basis @ (basis.T @ flat)
