@@ -203,6 +203,16 @@ class PoseOptimizationConfig:
         "after each step remove the corrections' common similarity motion of all cameras, which the loss "
         "cannot see (training/pose_gauge.py)", default=False,
     )
+    alignment_interval: int = setting(
+        "0: Adam steps the corrections with the scene (gsplat); > 0: instead, every this many steps from "
+        "start-iteration, each training camera is aligned to the current scene by Gauss-Newton "
+        "(training/pose_alignment.py) and the learning rates are unused", default=0, steps=True, schedule=True,
+        bound=">=0",
+    )
+    alignment_min_gain: float = setting(
+        "an aligned pose is kept only where it lowers the camera's mean squared error against its pose as given "
+        "by this fraction, else the pose as given stays", default=0.5, bound="[0,1)",
+    )
 
 
 @dataclass
@@ -236,6 +246,16 @@ class ExposureCompensationConfig:
         "after each step shift every transform by the same amount so that their mean is the identity: the scene "
         "keeps the colours of the average training image (false: the official free transforms, whose common "
         "part the scene's colours can absorb, so plain renders drift from the photos' colours)", default=True
+    )
+    fit_interval: int = setting(
+        "0: Adam steps the transforms with the scene (official); > 0: instead, every this many steps each "
+        "transform is fitted to its image by least squares against the current render "
+        "(training/exposure_transforms.py) and the learning rates and weight decay are unused", default=0,
+        steps=True, schedule=True, bound=">=0",
+    )
+    fit_min_gain: float = setting(
+        "a fitted transform is kept only where it lowers the image's mean squared error against the identity "
+        "by this fraction, else the identity stays", default=0.5, bound="[0,1)",
     )
 
 
