@@ -85,62 +85,36 @@ class CameraOptimization:
         transform, or `image` itself."""
         return image if self.exposure is None else self.exposure.apply(index, image)
 
-    def aligns_at(self, step: int) -> bool:
-        """Whether `align` is due after `step` (`alignment-interval` of pose optimisation, or
-        `fit-interval` of exposure compensation)."""
-        return ((self.poses is not None and self.poses.aligns_at(step))
-                or (self.exposure is not None and self.exposure.fits_at(step)))
+    def fits_exposure_at(self, step: int) -> bool:
+        """Whether `fit_exposure` is due after `step` (exposure compensation with `fit-interval`)."""
+        return self.exposure is not None and self.exposure.fits_at(step)
 
-    def align(self, step: int, views: Sequence[View], render: Callable[[View], torch.Tensor],
-              background: torch.Tensor) -> list[str]:
-        """After `step`: align every training camera's pose to the scene (`pose_alignment`) and then
-        fit every image's colour transform (`ExposureTransforms.fit`), each where due.
+    @torch.no_grad()
+    def fit_exposure(self, views: Sequence[View], render: Callable[[View], torch.Tensor],
+                     background: torch.Tensor) -> str:
+        """Fit every training image's colour transform to the scene (`ExposureTransforms.fit`).
 
         Args:
             views: the training views, in order (all of them, in every process: each process
-                aligns every camera alike and keeps the same values).
-            render: a view -> its render [H, W, 3] float32 with `background` (no gradients needed).
+                fits every image alike and keeps the same transforms).
+            render: a view -> its render [H, W, 3] float32 with `background`.
             background: [3] float32, behind the renders and the RGBA photos.
 
         Returns:
-            A sentence on each part done, for the log.
+            A sentence on what changed, for the log.
 
-        The pose residual is the render as the loss sees it (`compensate`) minus the photo, zero
-        where the view's mask says ignore; the colour fit uses the render from the corrected pose.
+        Each render is from the training view's corrected pose (`training_view`); the view's mask
+        excludes pixels from the fit.
         """
-        def posed(index: int, correction: Optional[torch.Tensor] = None) -> View:
-            view = views[index]
-            if self.poses is None:
-                return view
-            correction = self.poses.corrections[index].detach() if correction is None else correction
-            return dataclasses.replace(view, viewmat=self.poses.corrected_viewmat(correction, view.viewmat))
-
-        def weight_of(view: View) -> Optional[torch.Tensor]:
-            return None if view.mask is None else view.mask[..., None].to(torch.float32)
-
-        def residual_for(index: int) -> Callable[[torch.Tensor], torch.Tensor]:
-            target, weight = views[index].target(background), weight_of(views[index])
-
-            def residual(correction: torch.Tensor) -> torch.Tensor:
-                difference = self.compensate(index, render(posed(index, correction))) - target
-                return (difference if weight is None else difference * weight).reshape(-1)
-            return residual
-
         def images_for(index: int):
-            with torch.no_grad():
-                return render(posed(index)), views[index].target(background), views[index].mask
+            view = views[index]
+            return render(self.training_view(index, view)), view.target(background), view.mask
 
-        lines = []
-        if self.poses is not None and self.poses.aligns_at(step):
-            summary = self.poses.align(residual_for)
-            lines.append(f"pose alignment corrected {summary.kept} of {len(summary.gains)} training cameras "
-                         f"({_gains(summary.gains)} error drop against the poses as given; {summary.renders} renders)")
-        if self.exposure is not None and self.exposure.fits_at(step):
-            gains = self.exposure.fit(images_for)
-            kept = sum(gain >= self.exposure.config.fit_min_gain for gain in gains)
-            lines.append(f"exposure fit changed {kept} of {len(gains)} training images' colours "
-                         f"({_gains(gains)} error drop against the identity)")
-        return lines
+        gains = sorted(self.exposure.fit(images_for))
+        kept = sum(gain >= self.exposure.config.fit_min_gain for gain in gains)
+        return (f"exposure fit changed {kept} of {len(gains)} training images' colours (error drop against the "
+                f"identity: median {100 * gains[len(gains) // 2]:.0f} %, {100 * gains[0]:.0f} to "
+                f"{100 * gains[-1]:.0f} %)")
 
     def set_learning_rates(self, step: int) -> None:
         """Set both parts' learning rates for `step` (1-based, as the means' rate)."""
@@ -218,9 +192,3 @@ class CameraOptimization:
     def _parts(self) -> list:
         return [part for part in (self.poses, self.exposure) if part is not None]
 
-
-def _gains(gains: Sequence[float]) -> str:
-    """'median M %, A to B %' of fractions."""
-    ordered = sorted(gains)
-    return (f"median {100 * ordered[len(ordered) // 2]:.0f} %, {100 * ordered[0]:.0f} to "
-            f"{100 * ordered[-1]:.0f} %")

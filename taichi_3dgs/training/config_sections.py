@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
 from taichi_3dgs.training.config_loader import setting
@@ -203,16 +203,6 @@ class PoseOptimizationConfig:
         "after each step remove the corrections' common similarity motion of all cameras, which the loss "
         "cannot see (training/pose_gauge.py)", default=False,
     )
-    alignment_interval: int = setting(
-        "0: Adam steps the corrections with the scene (gsplat); > 0: instead, every this many steps from "
-        "start-iteration, each training camera is aligned to the current scene by Gauss-Newton "
-        "(training/pose_alignment.py) and the learning rates are unused", default=0, steps=True, schedule=True,
-        bound=">=0",
-    )
-    alignment_min_gain: float = setting(
-        "an aligned pose is kept only where it lowers the camera's mean squared error against its pose as given "
-        "by this fraction, else the pose as given stays", default=0.5, bound="[0,1)",
-    )
 
 
 @dataclass
@@ -221,8 +211,10 @@ class ExposureCompensationConfig:
 
     The official 3DGS exposure optimisation: its own Adam, the rate from the official
     `get_expon_lr_func` with the official defaults (`exposure_lr_*` of `arguments/__init__.py`);
-    two additions of this project, each measured on real scenes (BENCHMARKS.md): the transforms'
-    mean is kept at the identity and each transform is regularised towards it.
+    additions of this project, each measured on real scenes (BENCHMARKS.md): the transforms' mean is
+    kept at the identity, each transform is regularised towards it, and `fit-interval` replaces Adam
+    by least-squares fits against the current renders that leave an image the scene already
+    matches at the identity.
     """
 
     learning_rate: float = setting("initial learning rate (official exposure_lr_init)", default=0.01, bound=">0")
@@ -252,6 +244,10 @@ class ExposureCompensationConfig:
         "transform is fitted to its image by least squares against the current render "
         "(training/exposure_transforms.py) and the learning rates and weight decay are unused", default=0,
         steps=True, schedule=True, bound=">=0",
+    )
+    fit_model: Literal["gain-offset", "affine"] = setting(
+        "what a fit may change: gain-offset, a gain and an offset per colour channel (an exposure and white "
+        "balance); affine, the whole 3x4 [A | b] that Adam learns", default="gain-offset",
     )
     fit_min_gain: float = setting(
         "a fitted transform is kept only where it lowers the image's mean squared error against the identity "

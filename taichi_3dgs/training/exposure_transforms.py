@@ -48,13 +48,16 @@ class ColourFit(NamedTuple):
         return 0.0 if self.identity_error <= 0.0 else 1.0 - self.error / self.identity_error
 
 
-def fit_colour_transform(render: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None) -> ColourFit:
-    """The affine colour transform [A | b] minimising sum_p w_p |A c_p + b - t_p|^2 (linear least
-    squares, float64; each output channel a regression on (r, g, b, 1) of the render).
+def fit_colour_transform(render: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None,
+                         model: str = "gain-offset") -> ColourFit:
+    """The colour transform [A | b] minimising sum_p w_p |A c_p + b - t_p|^2 (linear least squares,
+    float64): with `model` "affine" each output channel is a regression on (r, g, b, 1) of the
+    render; with "gain-offset" A is diagonal, each channel a regression on its own value and 1.
 
     Args:
         render: [H, W, 3] float32 render; target: [H, W, 3] float32 photo, same size.
         weight: [H, W] bool or float (0 = ignore the pixel) or None.
+        model: "gain-offset" or "affine".
 
     Returns:
         `ColourFit` (the transform on the render's device).
@@ -72,10 +75,17 @@ def fit_colour_transform(render: torch.Tensor, target: torch.Tensor, weight: Opt
     if total <= 0.0:
         return ColourFit(torch.eye(3, 4, dtype=render.dtype, device=render.device), 0.0, 0.0)
     root = w.sqrt()[:, None]
-    solution = torch.linalg.lstsq(design * root, wanted * root, driver="gelsd").solution  # [4, 3]
+    if model == "affine":
+        solution = torch.linalg.lstsq(design * root, wanted * root, driver="gelsd").solution.T  # [3, 4]
+    else:
+        solution = torch.zeros(3, 4, dtype=torch.float64, device=colours.device)
+        for channel in range(3):
+            pair = design[:, [channel, 3]] * root
+            gain, offset = torch.linalg.lstsq(pair, wanted[:, channel:channel + 1] * root, driver="gelsd").solution[:, 0]
+            solution[channel, channel], solution[channel, 3] = gain, offset
     identity_error = float((w[:, None] * (colours - wanted).square()).sum()) / total
-    error = float((w[:, None] * (design @ solution - wanted).square()).sum()) / total
-    return ColourFit(solution.T.to(render.dtype), identity_error, min(error, identity_error))
+    error = float((w[:, None] * (design @ solution.T - wanted).square()).sum()) / total
+    return ColourFit(solution.to(render.dtype), identity_error, min(error, identity_error))
 
 
 class ExposureTransforms(AdamOptimized):
@@ -139,7 +149,7 @@ class ExposureTransforms(AdamOptimized):
         identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
         gains = []
         for index in range(self.transforms.shape[0]):
-            result = fit_colour_transform(*images_for(index))
+            result = fit_colour_transform(*images_for(index), model=self.config.fit_model)
             gains.append(result.gain)
             self.transforms[index] = result.transform if result.gain >= self.config.fit_min_gain else identity
         if self.config.keep_mean_identity:

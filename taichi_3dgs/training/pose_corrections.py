@@ -22,8 +22,7 @@ With `start-iteration` the corrections stay zero and their Adam idle up to that 
 steps' scene is the initial point cloud, whose errors the corrections would otherwise fit (on
 colmap_desk they turned good cameras by 0.08 degrees in the first 90 steps, BENCHMARKS.md). With
 `remove-common-motion` every step ends by removing the corrections' common motion of all cameras
-(`pose_gauge`). With `alignment-interval` Adam is not used: every that many steps each camera is
-aligned to the scene by Gauss-Newton (`pose_alignment`, called by the trainer through `align`).
+(`pose_gauge`).
 
 The learning rate is multiplied by sqrt(B) for B cameras per step, as gsplat's
 (`simple_trainer.py`: pose_opt_lr * sqrt(batch_size)); B = 1 changes nothing.
@@ -42,7 +41,6 @@ from taichi_3dgs.training.batch_scaling import learning_rate_factor
 from taichi_3dgs.training.camera_parameters import AdamOptimized, copy_into
 from taichi_3dgs.training.config_sections import PoseOptimizationConfig
 from taichi_3dgs.training.optimization import exponential_learning_rate
-from taichi_3dgs.training.pose_alignment import AlignmentSummary, align_cameras
 from taichi_3dgs.training.pose_gauge import remove_common_motion
 
 # Corrections beyond these are no pose error a capture can have, only diverged optimisation: the
@@ -125,30 +123,10 @@ class PoseCorrections(AdamOptimized):
         """The corrected world-to-camera [4, 4] of training camera `index` (differentiable)."""
         return corrected_viewmat(viewmat, self.world_corrections()[index])
 
-    def corrected_viewmat(self, correction: torch.Tensor, viewmat: torch.Tensor) -> torch.Tensor:
-        """world-to-camera [4, 4] `viewmat` corrected by a [6] correction in learnt units (t /
-        scene_extent, w), not necessarily this camera's current one."""
-        return corrected_viewmat(viewmat, correction * correction.new_tensor([self.scene_extent] * 3 + [1.0] * 3))
-
-    def aligns_at(self, step: int) -> bool:
-        """Whether the trainer aligns the cameras after `step`: `alignment-interval` > 0, `step` a
-        multiple of it and at least `start-iteration`."""
-        interval = self.config.alignment_interval
-        return interval > 0 and step % interval == 0 and step >= self.config.start_iteration
-
-    def align(self, residual_for) -> AlignmentSummary:
-        """`pose_alignment.align_cameras` on the corrections (the trainer's renders in `residual_for`);
-        then, with a `common_motion` basis, their common motion removed."""
-        summary = align_cameras(self.corrections.data, residual_for, self.config.alignment_min_gain)
-        if self.common_motion is not None:
-            remove_common_motion(self.corrections, self.common_motion)
-        return summary
-
     def step(self) -> None:
         """Adam step, gradients cleared; then, with a `common_motion` basis, the corrections' common
-        motion of all cameras removed (`pose_gauge.remove_common_motion`). With `alignment-interval`
-        only the gradients are cleared."""
-        if not self.started or self.config.alignment_interval > 0:
+        motion of all cameras removed (`pose_gauge.remove_common_motion`)."""
+        if not self.started:
             self.optimizer.zero_grad(set_to_none=True)
             return
         super().step()
