@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -84,37 +84,6 @@ class CameraOptimization:
         """The render [H, W, 3] of training view `index` as the loss sees it: with its exposure
         transform, or `image` itself."""
         return image if self.exposure is None else self.exposure.apply(index, image)
-
-    def fits_exposure_at(self, step: int) -> bool:
-        """Whether `fit_exposure` is due after `step` (exposure compensation with `fit-interval`)."""
-        return self.exposure is not None and self.exposure.fits_at(step)
-
-    @torch.no_grad()
-    def fit_exposure(self, views: Sequence[View], render: Callable[[View], torch.Tensor],
-                     background: torch.Tensor) -> str:
-        """Fit every training image's colour transform to the scene (`ExposureTransforms.fit`).
-
-        Args:
-            views: the training views, in order (all of them, in every process: each process
-                fits every image alike and keeps the same transforms).
-            render: a view -> its render [H, W, 3] float32 with `background`.
-            background: [3] float32, behind the renders and the RGBA photos.
-
-        Returns:
-            A sentence on what changed, for the log.
-
-        Each render is from the training view's corrected pose (`training_view`); the view's mask
-        excludes pixels from the fit.
-        """
-        def images_for(index: int):
-            view = views[index]
-            return render(self.training_view(index, view)), view.target(background), view.mask
-
-        gains = sorted(self.exposure.fit(images_for))
-        kept = sum(gain >= self.exposure.config.fit_min_gain for gain in gains)
-        return (f"exposure fit changed {kept} of {len(gains)} training images' colours (error drop against the "
-                f"identity: median {100 * gains[len(gains) // 2]:.0f} %, {100 * gains[0]:.0f} to "
-                f"{100 * gains[-1]:.0f} %)")
 
     def set_learning_rates(self, step: int) -> None:
         """Set both parts' learning rates for `step` (1-based, as the means' rate)."""
@@ -191,4 +160,3 @@ class CameraOptimization:
 
     def _parts(self) -> list:
         return [part for part in (self.poses, self.exposure) if part is not None]
-

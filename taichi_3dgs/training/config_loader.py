@@ -5,7 +5,7 @@ help text, and markers other modules read instead of keeping lists of key names 
 schema's: `steps=True`, the value counts single-camera steps; `resume="may-change"`, a run may
 resume with another value; `cameras="train"`, a path whose cameras a checkpoint compares by
 content; `strategy="mcmc"`, the section of that densification strategy). Two markers are the
-loader's own: `bound=">0"` (or ">=0", "[0,1)"), the range `check_bounds` enforces; `derived`, on a field
+loader's own: `bound=">0"` (or ">=0"), the range `check_bounds` enforces; `derived`, on a field
 YAML cannot set, says what decides it instead.
 
 YAML keys are the field names in kebab-case (snake_case accepted). Every key is checked: an
@@ -81,7 +81,6 @@ def replace_marked(obj: Any, marker: str, change: Callable[[Any], Any]) -> Any:
 BOUNDS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     ">0": ("> 0", lambda value: value > 0),
     ">=0": (">= 0", lambda value: value >= 0),
-    "[0,1)": ("in [0, 1)", lambda value: 0 <= value < 1),
 }
 
 

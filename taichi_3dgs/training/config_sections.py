@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 from taichi_3dgs.metrics import SSIM_SIGMA, SSIM_WINDOW_SIZE
 from taichi_3dgs.training.config_loader import setting
@@ -211,10 +211,8 @@ class ExposureCompensationConfig:
 
     The official 3DGS exposure optimisation: its own Adam, the rate from the official
     `get_expon_lr_func` with the official defaults (`exposure_lr_*` of `arguments/__init__.py`);
-    additions of this project, each measured on real scenes (BENCHMARKS.md): the transforms' mean is
-    kept at the identity, each transform is regularised towards it, and `fit-interval` replaces Adam
-    by least-squares fits against the current renders that leave an image the scene already
-    matches at the identity.
+    two additions of this project, each measured on real scenes (BENCHMARKS.md): the transforms'
+    mean is kept at the identity and each transform is regularised towards it.
     """
 
     learning_rate: float = setting("initial learning rate (official exposure_lr_init)", default=0.01, bound=">0")
@@ -238,20 +236,6 @@ class ExposureCompensationConfig:
         "after each step shift every transform by the same amount so that their mean is the identity: the scene "
         "keeps the colours of the average training image (false: the official free transforms, whose common "
         "part the scene's colours can absorb, so plain renders drift from the photos' colours)", default=True
-    )
-    fit_interval: int = setting(
-        "0: Adam steps the transforms with the scene (official); > 0: instead, every this many steps each "
-        "transform is fitted to its image by least squares against the current render "
-        "(training/exposure_transforms.py) and the learning rates and weight decay are unused", default=0,
-        steps=True, schedule=True, bound=">=0",
-    )
-    fit_model: Literal["gain-offset", "affine"] = setting(
-        "what a fit may change: gain-offset, a gain and an offset per colour channel (an exposure and white "
-        "balance); affine, the whole 3x4 [A | b] that Adam learns", default="gain-offset",
-    )
-    fit_min_gain: float = setting(
-        "a fitted transform is kept only where it lowers the image's mean squared error against the identity "
-        "by this fraction, else the identity stays", default=0.5, bound="[0,1)",
     )
 
 

@@ -12,18 +12,12 @@ the photos' (BENCHMARKS.md: 5.7 dB on colmap_desk). With `keep-mean-identity` (t
 step ends by subtracting mean_i(M_i) - [I | 0] from every M_i, the least-squares projection onto
 transforms averaging to the identity: the scene keeps the colours of the average training image.
 
-With `fit-interval` Adam is not used: every that many steps each transform is the least-squares
-affine fit of the current render to its image (`fit_colour_transform`, called by the trainer through
-`fit`), kept where it lowers the image's error against the identity by `fit-min-gain` (a photo whose
-colours the scene already matches keeps the identity, as without compensation), then the mean is
-put back to the identity with `keep-mean-identity`.
-
 The learning rate is multiplied by sqrt(B) for B cameras per step, as gsplat's pose rate
 (`simple_trainer.py`: pose_opt_lr * sqrt(batch_size)); B = 1 changes nothing.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -32,60 +26,6 @@ from taichi_3dgs.training.batch_scaling import learning_rate_factor
 from taichi_3dgs.training.camera_parameters import AdamOptimized, copy_into
 from taichi_3dgs.training.config_sections import ExposureCompensationConfig
 from taichi_3dgs.training.optimization import exponential_learning_rate
-
-
-class ColourFit(NamedTuple):
-    """`fit_colour_transform`'s result: the [3, 4] float32 [A | b], and the mean squared error of
-    the identity and of the fit (image units squared, over the weighted pixels and channels)."""
-
-    transform: torch.Tensor
-    identity_error: float
-    error: float
-
-    @property
-    def gain(self) -> float:
-        """1 - error / identity_error, in [0, 1] (0 where the identity is exact)."""
-        return 0.0 if self.identity_error <= 0.0 else 1.0 - self.error / self.identity_error
-
-
-def fit_colour_transform(render: torch.Tensor, target: torch.Tensor, weight: Optional[torch.Tensor] = None,
-                         model: str = "gain-offset") -> ColourFit:
-    """The colour transform [A | b] minimising sum_p w_p |A c_p + b - t_p|^2 (linear least squares,
-    float64): with `model` "affine" each output channel is a regression on (r, g, b, 1) of the
-    render; with "gain-offset" A is diagonal, each channel a regression on its own value and 1.
-
-    Args:
-        render: [H, W, 3] float32 render; target: [H, W, 3] float32 photo, same size.
-        weight: [H, W] bool or float (0 = ignore the pixel) or None.
-        model: "gain-offset" or "affine".
-
-    Returns:
-        `ColourFit` (the transform on the render's device).
-
-    Raises:
-        ValueError: the sizes differ.
-    """
-    if render.shape != target.shape or render.shape[-1] != 3:
-        raise ValueError(f"render {tuple(render.shape)} and image {tuple(target.shape)}: expected two [H, W, 3]")
-    colours = render.reshape(-1, 3).double()
-    wanted = target.reshape(-1, 3).double()
-    design = torch.cat([colours, torch.ones_like(colours[:, :1])], dim=1)  # [N, 4]
-    w = torch.ones_like(colours[:, 0]) if weight is None else weight.reshape(-1).double()
-    total = float(w.sum()) * 3.0
-    if total <= 0.0:
-        return ColourFit(torch.eye(3, 4, dtype=render.dtype, device=render.device), 0.0, 0.0)
-    root = w.sqrt()[:, None]
-    if model == "affine":
-        solution = torch.linalg.lstsq(design * root, wanted * root, driver="gelsd").solution.T  # [3, 4]
-    else:
-        solution = torch.zeros(3, 4, dtype=torch.float64, device=colours.device)
-        for channel in range(3):
-            pair = design[:, [channel, 3]] * root
-            gain, offset = torch.linalg.lstsq(pair, wanted[:, channel:channel + 1] * root, driver="gelsd").solution[:, 0]
-            solution[channel, channel], solution[channel, 3] = gain, offset
-    identity_error = float((w[:, None] * (colours - wanted).square()).sum()) / total
-    error = float((w[:, None] * (design @ solution.T - wanted).square()).sum()) / total
-    return ColourFit(solution.to(render.dtype), identity_error, min(error, identity_error))
 
 
 class ExposureTransforms(AdamOptimized):
@@ -128,41 +68,10 @@ class ExposureTransforms(AdamOptimized):
             step, cfg.learning_rate, cfg.learning_rate_final, self.num_iterations, cfg.learning_rate_delay_steps,
             cfg.learning_rate_delay_mult))
 
-    def fits_at(self, step: int) -> bool:
-        """Whether the trainer fits the transforms after `step`: `fit-interval` > 0 and `step` a multiple of it."""
-        return self.config.fit_interval > 0 and step % self.config.fit_interval == 0
-
-    @torch.no_grad()
-    def fit(self, images_for: Callable[[int], tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]]
-            ) -> tuple[float, ...]:
-        """Fit every transform to its image (`fit_colour_transform`), keep it where its gain is at
-        least `fit-min-gain`, else the identity; then, with `keep-mean-identity`, shift all so that
-        their mean is the identity.
-
-        Args:
-            images_for: index -> (render [H, W, 3], image [H, W, 3], weight [H, W] or None) of that
-                training image, the render as the scene gives it (without its transform).
-
-        Returns:
-            Each image's gain, in order.
-        """
-        identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
-        gains = []
-        for index in range(self.transforms.shape[0]):
-            result = fit_colour_transform(*images_for(index), model=self.config.fit_model)
-            gains.append(result.gain)
-            self.transforms[index] = result.transform if result.gain >= self.config.fit_min_gain else identity
-        if self.config.keep_mean_identity:
-            self.transforms -= self.transforms.mean(dim=0) - identity
-        return tuple(gains)
-
     def step(self) -> None:
-        """With `fit-interval` only the gradients are cleared. Otherwise: Adam step on the accumulated gradients plus `weight-decay` x (T - [I | 0]) (L2 towards the
+        """Adam step on the accumulated gradients plus `weight-decay` x (T - [I | 0]) (L2 towards the
         identity, every transform), gradients cleared; then, with `keep-mean-identity`, every
         transform shifted so that their mean is [I | 0]."""
-        if self.config.fit_interval > 0:
-            self.optimizer.zero_grad(set_to_none=True)
-            return
         identity = torch.eye(3, 4, dtype=self.transforms.dtype, device=self.transforms.device)
         if self.config.weight_decay > 0:
             with torch.no_grad():

@@ -15,9 +15,7 @@ batch, gradients and statistics are summed over the processes, the val views are
 them, and only rank 0 locks the output folder, writes, logs and prints.
 With `pose-optimization` the training view is rendered from its corrected pose, with
 `exposure-compensation` its render goes through its colour transform before the loss
-(`camera_optimization.CameraOptimization`; validation and the saved scenes use neither); with
-`fit-interval` the colour transforms are fitted to the scene every that many steps, after
-densification (`CameraOptimization.fit_exposure`). With
+(`camera_optimization.CameraOptimization`; validation and the saved scenes use neither). With
 `depth-loss` a training view with a depth map also renders its inverse depth and adds the
 weighted depth loss (`depth_supervision`); val views with a depth map report the depth error.
 
@@ -274,16 +272,6 @@ def _refine(run: PreparedRun, step: int, means_lr: float) -> None:
         ))
 
 
-def _fit_exposure(run: PreparedRun, reporter: Reporter, step: int) -> None:
-    """Fit the training images' colour transforms to the scene after `step`
-    (`exposure-compensation-config.fit-interval`) and say what changed."""
-    model = run.model
-    line = run.cameras_opt.fit_exposure(
-        run.train_views, lambda view: render_model_view(model, view, run.raster_cfg, run.background).image,
-        run.background)
-    reporter.say(f"step {step}: {line}")
-
-
 def train(config: TrainConfig, resume: bool = False, config_source: str = "<config>",
           world: World = SINGLE_PROCESS, viewer: Optional[LiveViewerFactory] = None) -> TrainResult:
     """Train a Gaussian scene as `config` says; see the module docstring for the outputs.
@@ -343,8 +331,6 @@ def train(config: TrainConfig, resume: bool = False, config_source: str = "<conf
                         evaluation = _validate(run, world, reporter, step)
                     if step < config.num_iterations:
                         _refine(run, step, means_lr)
-                        if run.cameras_opt.fits_exposure_at(step):
-                            _fit_exposure(run, reporter, step)
                     reporter.step_done(step, start_step, last_loss, model.num_gaussians)  # blocks while paused
                     if world.any(stop.requested):  # every process stops after the same step
                         _save(run, world, step)
