@@ -15,7 +15,7 @@ With `--reference` nothing is written: the script prints the median and mean rot
 (degrees) and camera-centre error (scene units, and % of the reference's scene extent) of
 `--cameras` against the records of `--reference` (same images, same order), as they are and after
 aligning `--cameras` to the reference by the similarity transform that best maps them onto the
-reference (`align_to_reference`; BARF, Lin et al. 2021, aligns by Procrustes likewise).
+reference (`taichi_3dgs.data.pose_alignment.align_to_reference`).
 Cameras and scene refined together are defined only up to such a transform (moving, turning or
 scaling both together changes no image), so the aligned errors are what pose optimisation can be
 asked to recover; the unaligned ones add the drift of the whole reconstruction.
@@ -32,6 +32,7 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json, write_cameras_json  # noqa: E402
+from taichi_3dgs.data.pose_alignment import align_to_reference, pose_errors  # noqa: E402
 from taichi_3dgs.training.dataset import scene_extent  # noqa: E402
 
 
@@ -55,40 +56,6 @@ def perturb_poses(records: list[CameraRecord], rotation_degrees: float, translat
         delta[:3, 3] = translation * direction
         perturbed.append(dataclasses.replace(record, T_pointcloud_camera=record.T_pointcloud_camera @ delta))
     return perturbed
-
-
-def pose_errors(records: list[CameraRecord], reference: list[CameraRecord]) -> tuple[np.ndarray, np.ndarray]:
-    """Per camera: the angle (degrees) of R_ref^T R and the distance between the camera centres."""
-    rotation, translation = [], []
-    for record, truth in zip(records, reference):
-        relative = truth.T_pointcloud_camera[:3, :3].T @ record.T_pointcloud_camera[:3, :3]
-        rotation.append(np.degrees(Rotation.from_matrix(relative).magnitude()))
-        translation.append(np.linalg.norm(record.camera_center - truth.camera_center))
-    return np.array(rotation), np.array(translation)
-
-
-def align_to_reference(records: list[CameraRecord], reference: list[CameraRecord]) -> list[CameraRecord]:
-    """`records` moved by the similarity x -> s R x + t that best maps them onto the reference:
-    R the chordal mean of the cameras' relative rotations R_ref,i R_i^T (scipy `Rotation.mean`;
-    the camera centres of a video path are nearly on a line and would leave the turn about it
-    undetermined), then s and t by least squares of the centres given R (Umeyama 1991's closed form:
-    s = sum y . R x / sum |x|^2 on the centred centres). Each camera-to-world pose T becomes
-    [[R R_T, s R c_T + t], [0, 1]]: the scale moves the centre only."""
-    relative = Rotation.from_matrix(np.array([truth.T_pointcloud_camera[:3, :3] @ record.T_pointcloud_camera[:3, :3].T
-                                              for record, truth in zip(records, reference)]))
-    rotation = relative.mean().as_matrix()
-    centres = np.array([record.camera_center for record in records])
-    targets = np.array([record.camera_center for record in reference])
-    x, y = centres - centres.mean(axis=0), targets - targets.mean(axis=0)
-    scale = float(np.sum(y * (x @ rotation.T)) / np.sum(x * x))
-    shift = targets.mean(axis=0) - scale * rotation @ centres.mean(axis=0)
-    aligned = []
-    for record, centre in zip(records, centres):
-        pose = np.eye(4)
-        pose[:3, :3] = rotation @ record.T_pointcloud_camera[:3, :3]
-        pose[:3, 3] = scale * rotation @ centre + shift
-        aligned.append(dataclasses.replace(record, T_pointcloud_camera=pose))
-    return aligned
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 Runs structure from motion on the images of a shared COLMAP scene (every `--every`-th image) or on
 colmap_beer_can's source video, then compares the registered cameras with the scene's own model
-after the similarity alignment of benchmarks/perturb_poses.py (`align_to_reference`): rotation
+after the similarity alignment of `taichi_3dgs.data.pose_alignment`: rotation
 error in degrees, camera-centre error as a fraction of the reference cameras' scene extent (the
 trainer's `scene_extent`). Video frames fall between the model's frames (every 10th frame of the
 video): their reference pose is interpolated, centres linearly and rotations by slerp.
@@ -26,9 +26,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation, Slerp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-from benchmarks.perturb_poses import align_to_reference, pose_errors  # noqa: E402
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json  # noqa: E402
 from taichi_3dgs.data.colmap import read_colmap_model  # noqa: E402
+from taichi_3dgs.data.pose_alignment import agreeing_similarity, apply_similarity, pose_errors  # noqa: E402
 from taichi_3dgs.training.dataset import scene_extent  # noqa: E402
 
 # ../shared/datasets beside the checkout, as tests/conftest.py finds it
@@ -89,21 +89,11 @@ def compare(output_dir: Path, reference: dict[str, np.ndarray], video: bool) -> 
         if pose is not None:
             ours.append(record)
             truth.append(_record(name, pose))
-    # Seed: the cameras whose relative rotation R_ref R^T agrees with that of the most others.
-    relative = Rotation.from_matrix(np.array([t.T_pointcloud_camera[:3, :3] @ o.T_pointcloud_camera[:3, :3].T
-                                              for o, t in zip(ours, truth)]))
-    agreement = np.array([np.degrees((relative[i].inv() * relative).magnitude()) <= OUTLIER_DEGREES
-                          for i in range(len(ours))])
-    inliers = list(np.flatnonzero(agreement[np.argmax(agreement.sum(axis=1))]))
-    while True:  # align on the cameras that agree, drop the others, until none is dropped
-        kept_ours, kept_truth = [ours[i] for i in inliers], [truth[i] for i in inliers]
-        rotation, centre = pose_errors(align_to_reference(kept_ours, kept_truth), kept_truth)
-        extent = scene_extent(kept_truth)
-        agree = [i for i, r, c in zip(inliers, rotation, centre)
-                 if r <= OUTLIER_DEGREES and c <= OUTLIER_EXTENT * extent]
-        if len(agree) == len(inliers) or len(agree) < 3:
-            break
-        inliers = agree
+    extent = scene_extent(truth)
+    similarity, inliers = agreeing_similarity(ours, truth, OUTLIER_DEGREES, OUTLIER_EXTENT * extent)
+    aligned = apply_similarity(ours, *similarity)
+    rotation, centre = pose_errors([aligned[i] for i in inliers], [truth[i] for i in inliers])
+    extent = scene_extent([truth[i] for i in inliers])
     return {"cameras": len(ours), "agree": len(inliers), "disagree": sorted(ours[i].image_path.name for i in
                                                                           set(range(len(ours))) - set(inliers)),
             "rotation_median_deg": float(np.median(rotation)), "rotation_max_deg": float(rotation.max()),

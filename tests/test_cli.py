@@ -14,7 +14,7 @@ from taichi_3dgs.cli import ToolParser, positive_float, run_tool
 SCRIPTS = ["gaussian_point_train.py", "gaussian_point_render.py", "visualizer.py", "parquet_to_ply.py",
            "ply_to_parquet.py", "tools/prepare_colmap.py", "tools/prepare_InstantNGP_with_mesh.py",
            "tools/prepare_blender_nerf.py", "tools/generate_ellipse_path.py", "tools/make_demo_scene.py", "tools/make_lpips_weights.py",
-           "tools/prepare_images.py"]
+           "tools/prepare_images.py", "tools/refine_poses.py"]
 HEAVY_MODULES = ("torch", "taichi", "pandas", "pyarrow", "pycolmap", "trimesh", "yaml")
 
 

@@ -42,6 +42,8 @@ COMMANDS: dict[str, Command] = {
                           "read a PLY or web-format scene into a scene parquet"),
     "prepare-images": Command("taichi_3dgs.commands.prepare_images", "tools/prepare_images.py",
                               "photos or a video -> structure from motion (pycolmap) -> a dataset for training"),
+    "refine-poses": Command("taichi_3dgs.commands.refine_poses", "tools/refine_poses.py",
+                            "check rough camera poses against their photos, replace those they contradict"),
     "prepare-colmap": Command("taichi_3dgs.commands.prepare_colmap", "tools/prepare_colmap.py",
                               "convert a COLMAP reconstruction for training"),
     "prepare-blender": Command("taichi_3dgs.commands.prepare_blender", "tools/prepare_blender_nerf.py",
