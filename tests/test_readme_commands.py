@@ -4,9 +4,9 @@
 The commands run in a scratch copy of the repository's layout (scripts and tools linked, config/
 copied, `../shared` linked beside it), so data/, output/ and logs/ land in the scratch folder. To
 keep the suite short, trainings run 2 steps (`--num-iterations 2`, evaluating and checkpointing at
-step 2), frame counts shrink (`--n_frames 3`; structure from motion: `--max_image_size 800`, a
-video's `--fps` becomes `--num_frames 12`), the window and web viewers run `--headless` and the
-trainer's `--viewer` adds `--viewer_exit_when_done`;
+step 2), frame counts shrink (`--n_frames 3`; structure from motion: `--max_image_size 800` for
+prepare_images.py and refine_poses.py, a video's `--fps` becomes `--num_frames 12`), the window and
+web viewers run `--headless` and the trainer's `--viewer` adds `--viewer_exit_when_done`;
 every path and flag is the README's own, so a wrong one fails here.
 """
 from __future__ import annotations
@@ -73,6 +73,8 @@ def runnable(command: str) -> list[str]:
             args.append("--viewer_exit_when_done")  # it would serve the final scene until Ctrl-C
     if "--n_frames" in args:
         _set_option(args, "--n_frames", "3")
+    if script == "refine_poses.py":  # structure from motion on smaller images
+        _set_option(args, "--max_image_size", "800")
     if script == "prepare_images.py":  # structure from motion on fewer, smaller images
         _set_option(args, "--max_image_size", "800")
         if "--fps" in args:
@@ -95,7 +97,7 @@ def test_the_readme_commands_are_found():
     assert scripts == {"make_demo_scene.py", "gaussian_point_train.py", "prepare_colmap.py", "prepare_images.py",
                        "prepare_InstantNGP_with_mesh.py", "prepare_blender_nerf.py", "parquet_to_ply.py",
                        "ply_to_parquet.py", "visualizer.py", "gaussian_point_render.py",
-                       "generate_ellipse_path.py"}
+                       "generate_ellipse_path.py", "refine_poses.py"}
 
 
 def test_readme_parser_joins_continuations_and_skips_python_blocks():

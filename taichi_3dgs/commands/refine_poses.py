@@ -1,9 +1,9 @@
 """Check rough camera poses against their photos and replace those the photos contradict.
 
-    python tools/refine_poses.py --cameras data/my_capture/train.json data/my_capture/val.json \
+    python tools/refine_poses.py --cameras data/my_capture/train.json data/my_capture/val.json \\
         --output_dir data/my_capture_refined
-    python gaussian_point_train.py --train_config data/my_capture/train_config.yaml \
-        --train-dataset-json-path data/my_capture_refined/train.json \
+    python gaussian_point_train.py --train_config data/my_capture/train_config.yaml \\
+        --train-dataset-json-path data/my_capture_refined/train.json \\
         --val-dataset-json-path data/my_capture_refined/val.json
 
 For poses from a phone's tracking, a robot or a rig (a degree off costs several dB). Structure from
