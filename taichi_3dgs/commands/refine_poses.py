@@ -10,7 +10,8 @@ For poses from a phone's tracking, a robot or a rig (a degree off costs several 
 motion (pycolmap) on the images; each given pose whose keypoints reproject within --max_error_px is
 kept exactly, the others take the reconstruction's pose moved into the given frame
 (taichi_3dgs/data/pose_refinement.py). Writes each camera JSON under its own name into --output_dir
-(never over an input) and COLMAP's database and model into <output_dir>/colmap/.
+and COLMAP's database and model into <output_dir>/colmap/; none of them may exist yet (inputs and
+earlier outputs are never written over).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None, prog: str = "refine_poses.py") -> int:
     parser.add_argument("--cameras", nargs="+", required=True,
                         help="camera JSON files (train.json, val.json) whose poses are checked together")
     parser.add_argument("--output_dir", required=True,
-                        help="folder for the checked camera JSON files (created; they must not exist there)")
+                        help="folder for the checked camera JSON files and colmap/ (created; none of them may "
+                             "exist there)")
     parser.add_argument("--max_error_px", type=positive_float, default=3.0,
                         help="keep a given pose whose keypoints reproject with a median error up to this "
                              "(pixels of the image scaled to --max_image_size, as features are extracted)")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None, prog: str = "refine_poses.py") -> int:
         from taichi_3dgs.data.pose_refinement import refine_poses
         from taichi_3dgs.data.structure_from_motion import quiet_colmap
 
-        for path in outputs:
+        for path in [*outputs, output_dir / "colmap"]:
             if path.exists():
                 raise ValueError(f"{path} exists; choose another --output_dir (inputs and earlier "
                                  "outputs are never overwritten)")

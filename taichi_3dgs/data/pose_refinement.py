@@ -238,7 +238,7 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
     Args:
         records: the cameras (at least 3), undistorted pinhole images; poses camera-to-world in
             the frame to keep.
-        work_dir: folder for COLMAP's database and model (created; an earlier database is removed).
+        work_dir: folder for COLMAP's database and model (created; must not hold a database yet).
         max_error_px: a given pose whose keypoints reproject with a median error up to this many
             pixels is kept; pixels of the image as its features are extracted (longest side at most
             max_image_size), where keypoints are about equally precise whatever the photo's size.
@@ -249,7 +249,8 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
         A `RefinedPoses`.
 
     Raises:
-        ValueError: fewer than 3 cameras, an image named twice, or no model could be made.
+        ValueError: fewer than 3 cameras, an image named twice, work_dir holds a database already,
+            or no model could be made.
         KeyboardInterrupt: Ctrl-C (pycolmap stopped).
     """
     from taichi_3dgs.training.dataset import scene_extent
@@ -257,8 +258,9 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
     if len(records) < 3:
         raise ValueError(f"{len(records)} cameras; expected 3 or more to check poses against each other")
     work_dir = Path(work_dir)
+    if (work_dir / DATABASE).exists():
+        raise ValueError(f"{work_dir / DATABASE} exists; expected a new work folder (nothing is written over)")
     work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / DATABASE).unlink(missing_ok=True)
     root, names = _image_names(records)
     _features_and_matches(work_dir, root, names, records, max_image_size, neighbours)
     model = _map(work_dir, root)

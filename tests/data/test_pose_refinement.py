@@ -116,3 +116,14 @@ def test_refusing_to_write_over_an_earlier_output(table, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "train.json exists; choose another --output_dir" in error[0]
     assert (root / "refined" / "train.json").read_bytes() == before
+
+
+def test_refusing_a_folder_whose_colmap_work_folder_exists(table, capsys):
+    _, _, root = table
+    (root / "other" / "colmap").mkdir(parents=True)
+    (root / "other" / "colmap" / "database.db").write_text("a user's database")
+    assert run_tool("refine_poses", "--cameras", root / "given" / "train.json", "--output_dir", root / "other") == 1
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "colmap exists; choose another --output_dir" in error[0]
+    assert (root / "other" / "colmap" / "database.db").read_text() == "a user's database"
+    assert not (root / "other" / "train.json").exists()
