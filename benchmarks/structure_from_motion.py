@@ -27,7 +27,7 @@ from scipy.spatial.transform import Rotation, Slerp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json  # noqa: E402
-from taichi_3dgs.data.colmap import read_colmap_model  # noqa: E402
+from taichi_3dgs.data.colmap import camera_to_world, read_colmap_model  # noqa: E402
 from taichi_3dgs.data.pose_alignment import agreeing_similarity, apply_similarity, pose_errors  # noqa: E402
 from taichi_3dgs.training.dataset import scene_extent  # noqa: E402
 
@@ -41,13 +41,7 @@ BEER_FRAME_STRIDE = 10
 def model_poses(model_dir: Path) -> dict[str, np.ndarray]:
     """Image name -> [4, 4] camera-to-world pose (OpenCV axes) of a COLMAP model's registered images."""
     reconstruction = read_colmap_model(model_dir)
-    poses = {}
-    for image in reconstruction.images.values():
-        if image.has_pose:
-            pose = np.eye(4)
-            pose[:3] = image.cam_from_world().inverse().matrix()
-            poses[image.name] = pose
-    return poses
+    return {image.name: camera_to_world(image) for image in reconstruction.images.values() if image.has_pose}
 
 
 def _record(name: str, pose: np.ndarray) -> CameraRecord:

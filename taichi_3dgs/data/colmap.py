@@ -125,7 +125,8 @@ def _point_cloud(reconstruction: pycolmap.Reconstruction) -> PointCloud:
     return PointCloud(xyz=xyz, rgb=rgb)
 
 
-def _camera_to_world(image: pycolmap.Image) -> np.ndarray:
+def camera_to_world(image: pycolmap.Image) -> np.ndarray:
+    """[4, 4] float64 camera-to-world pose (OpenCV axes, COLMAP's world) of a posed pycolmap image."""
     T_pointcloud_camera = np.eye(4)
     T_pointcloud_camera[:3] = image.cam_from_world().inverse().matrix()
     return T_pointcloud_camera
@@ -177,7 +178,7 @@ def convert_colmap(base_path: str | os.PathLike, output_dir: str | os.PathLike, 
         records: list[CameraRecord] = []
         for image in tqdm(images, desc="cameras", unit="image", disable=None):
             camera = reconstruction.cameras[image.camera_id]
-            records.append(camera_record_for_image(layout.image_dir / image.name, camera, _camera_to_world(image),
+            records.append(camera_record_for_image(layout.image_dir / image.name, camera, camera_to_world(image),
                                                    stage / IMAGES_DIR / image.name, camera_id=image.camera_id))
         train = [record for record, val in zip(records, is_val) if not val]
         val = [record for record, val in zip(records, is_val) if val]

@@ -130,32 +130,27 @@ def _features_and_matches(work_dir: Path, root: Path, names: list[str], records:
                                                              cancellation_token=token))
 
 
-def _map(work_dir: Path, root: Path):
+def _map(work_dir: Path, root: Path, num_images: int):
     """Incremental mapping with the intrinsics fixed; the model with the most images, written to
     work_dir/model. Raises ValueError when no model could be made."""
     import pycolmap
 
-    from taichi_3dgs.data.structure_from_motion import run_cancellable
+    from taichi_3dgs.data.structure_from_motion import map_images
 
-    scratch = work_dir / "mapping"
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir()
     options = pycolmap.IncrementalPipelineOptions()
     options.ba_refine_focal_length = False
     options.ba_refine_principal_point = False
     options.ba_refine_extra_params = False
-    models = run_cancellable(lambda token: pycolmap.incremental_mapping(
-        str(work_dir / DATABASE), str(root), str(scratch), options, cancellation_token=token))
+    models, scratch = map_images(work_dir, root, num_images, options)
     shutil.rmtree(scratch, ignore_errors=True)
     if not models:
         raise ValueError(f"{root}: structure from motion registered none of the images (too little overlap or "
                          "texture); the poses cannot be checked against the photos")
-    model = max(models.values(), key=lambda reconstruction: reconstruction.num_reg_images())
     target = work_dir / MODEL_DIR
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
-    model.write_binary(str(target))
-    return model
+    models[0].write_binary(str(target))
+    return models[0]
 
 
 def _observations(model, records: Sequence[CameraRecord], names: Sequence[str]):
@@ -163,20 +158,22 @@ def _observations(model, records: Sequence[CameraRecord], names: Sequence[str]):
     record: (record index [M] int, pixel in the record's image [M, 2] float64, track index [M] int)."""
     index = {name: i for i, name in enumerate(names)}
     cameras, pixels, tracks = [], [], []
-    long_tracks = [point.track for point in model.points3D.values()
-                   if len({element.image_id for element in point.track.elements}) >= 3]
-    for number, track in enumerate(long_tracks):
-        seen = set()
-        for element in track.elements:
-            if element.image_id in seen:  # a track may hold two keypoints of one image: keep the first
-                continue
-            seen.add(element.image_id)
+    number = 0
+    for point in model.points3D.values():
+        # A track may hold two keypoints of one image: keep the first.
+        first_per_image = {}
+        for element in point.track.elements:
+            first_per_image.setdefault(element.image_id, element)
+        if len(first_per_image) < 3:
+            continue
+        for element in first_per_image.values():
             image = model.images[element.image_id]
             camera, record = model.cameras[image.camera_id], records[index[image.name]]
             cameras.append(index[image.name])
             pixels.append(image.points2D[element.point2D_idx].xy
                           * [record.width / camera.width, record.height / camera.height])
             tracks.append(number)
+        number += 1
     order = np.argsort(cameras, kind="stable")
     return (np.array(cameras, dtype=np.int64)[order], np.array(pixels).reshape(-1, 2)[order],
             np.array(tracks, dtype=np.int64)[order])
@@ -253,6 +250,7 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
             or no model could be made.
         KeyboardInterrupt: Ctrl-C (pycolmap stopped).
     """
+    from taichi_3dgs.data.colmap import camera_to_world
     from taichi_3dgs.training.dataset import scene_extent
 
     if len(records) < 3:
@@ -263,18 +261,15 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
     work_dir.mkdir(parents=True, exist_ok=True)
     root, names = _image_names(records)
     _features_and_matches(work_dir, root, names, records, max_image_size, neighbours)
-    model = _map(work_dir, root)
+    model = _map(work_dir, root, len(names))
     # COLMAP extracts features with the longest side scaled down to max_image_size.
     extraction_scale = np.array([min(1.0, max_image_size / max(r.width, r.height)) for r in records])
     errors, _, first_errors = consistency_errors(model, records, names, max_error_px / extraction_scale)
     index = {name: i for i, name in enumerate(names)}
-    registered = sorted(index[image.name] for image in model.images.values() if image.has_pose)
-    modelled = {}
-    for image in model.images.values():
-        if image.has_pose:
-            pose = np.eye(4)
-            pose[:3] = image.cam_from_world().inverse().matrix()
-            modelled[index[image.name]] = dataclasses.replace(records[index[image.name]], T_pointcloud_camera=pose)
+    modelled = {index[image.name]: dataclasses.replace(records[index[image.name]],
+                                                       T_pointcloud_camera=camera_to_world(image))
+                for image in model.images.values() if image.has_pose}
+    registered = sorted(modelled)
     within = errors * extraction_scale <= max_error_px
     kept = [i for i in registered if within[i]]
     anchors = kept if len(kept) >= 3 else registered
@@ -293,6 +288,6 @@ def refine_poses(records: Sequence[CameraRecord], work_dir: str | os.PathLike, *
             else:
                 refined[i] = candidate
                 replaced.append(i)
-    unregistered = [names[i] for i in range(len(records)) if i not in set(registered)]
-    return RefinedPoses(records=refined, errors_px=first_errors * extraction_scale, replaced=replaced, unregistered=unregistered,
-                        disagreeing=disagreeing, num_points=model.num_points3D())
+    unregistered = [name for i, name in enumerate(names) if i not in modelled]
+    return RefinedPoses(records=refined, errors_px=first_errors * extraction_scale, replaced=replaced,
+                        unregistered=unregistered, disagreeing=disagreeing, num_points=model.num_points3D())

@@ -198,13 +198,17 @@ def _match(work_dir: Path, names: Sequence[str], options: SfmOptions) -> None:
     pair_list.unlink()
 
 
-def _map(work_dir: Path, image_dir: Path, num_images: int) -> tuple[list[pycolmap.Reconstruction], Path]:
-    """Incremental mapping into work_dir/mapping/<i>; the models, largest first."""
+def map_images(work_dir: Path, image_dir: Path, num_images: int,
+               options: pycolmap.IncrementalPipelineOptions) -> tuple[list[pycolmap.Reconstruction], Path]:
+    """Incremental mapping of work_dir/database.db into work_dir/mapping/<i> (emptied first), with a
+    progress bar counting images; the models, most registered images first, and that scratch
+    folder (the caller removes it).
+
+    Raises:
+        ValueError: pycolmap failed. KeyboardInterrupt: Ctrl-C (pycolmap stopped)."""
     scratch = work_dir / "mapping"
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir()
-    options = pycolmap.IncrementalPipelineOptions()
-    options.min_model_size = MIN_MODEL_SIZE
     with _bar("mapping", num_images, "image") as bar:
         models = run_cancellable(lambda token: pycolmap.incremental_mapping(
             str(work_dir / DATABASE), str(image_dir), str(scratch), options,
@@ -301,7 +305,9 @@ def run_structure_from_motion(image_dir: Path, names: Sequence[str], work_dir: P
 
 def _keep_largest(work_dir: Path, image_dir: Path, names: Sequence[str]) -> list[pycolmap.Reconstruction]:
     """Map, write the largest model to work_dir/sparse/0 and return all models, largest first."""
-    models, scratch = _map(work_dir, image_dir, len(names))
+    options = pycolmap.IncrementalPipelineOptions()
+    options.min_model_size = MIN_MODEL_SIZE
+    models, scratch = map_images(work_dir, image_dir, len(names), options)
     if not models or models[0].num_reg_images() == 0:
         shutil.rmtree(scratch, ignore_errors=True)
         raise ValueError(f"{image_dir}: 0 of {len(names)} images registered: no two images share enough "
