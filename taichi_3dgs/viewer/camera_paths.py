@@ -1,6 +1,6 @@
-"""Camera poses for viewing and fly-through videos: look-at, a scene's up direction, a camera
-fitted to a scene's bounds, an orbit around a point, and the elliptical path around a capture's
-focus point.
+"""Camera poses for viewing and fly-through videos: look-at, a scene's up direction and frame, a
+camera fitted to a scene's bounds, an orbit around a point, and the elliptical path around a
+capture's focus point.
 
 All poses are float64 [4, 4] camera-to-world matrices `T_world_camera` with OpenCV camera axes
 (x right, y down, z forward), as `T_pointcloud_camera` in the camera JSON (docs/FORMATS.md); the
@@ -291,6 +291,41 @@ def mean_up(T_world_cameras: np.ndarray) -> np.ndarray:
     if norm < 1e-9:
         raise ValueError("mean up: the cameras' up directions cancel out")
     return up / norm
+
+
+def scene_frame(means: torch.Tensor | None, T_world_cameras: np.ndarray | None
+                ) -> tuple[np.ndarray, float, np.ndarray]:
+    """Centre, radius and up of a scene with or without Gaussians and cameras (the web viewer
+    orbits about it and sizes frustums and gizmos by it).
+
+    Centre and radius: the means' `scene_bounds`, else the camera centres' mean and their largest
+    distance from it (1 when that is 0), else the origin and 1. Up: the cameras' `mean_up`, else
+    (no cameras, or their ups cancel out) `scene_up` of the means, else `FALLBACK_UP`.
+
+    Args:
+        means: [N, 3] float tensor of Gaussian means, world frame, or None (no Gaussians).
+        T_world_cameras: [C >= 1, 4, 4] camera-to-world poses, or None (no cameras).
+
+    Returns:
+        (center [3] float64, radius, unit up [3] float64).
+    """
+    if means is not None:
+        center, radius = scene_bounds(means)
+    elif T_world_cameras is not None:
+        centres = np.asarray(T_world_cameras, dtype=np.float64)[:, :3, 3]
+        center = centres.mean(axis=0)
+        radius = float(np.linalg.norm(centres - center, axis=1).max()) or 1.0
+    else:
+        center, radius = np.zeros(3), 1.0
+    up = None
+    if T_world_cameras is not None:
+        try:
+            up = mean_up(T_world_cameras)
+        except ValueError:  # the cameras' ups cancel out: ask the points
+            up = None
+    if up is None:
+        up = scene_up(means) if means is not None else FALLBACK_UP.copy()
+    return np.asarray(center, dtype=np.float64), float(radius), up
 
 
 def ellipse_path(T_world_cameras: np.ndarray, n_frames: int) -> np.ndarray:

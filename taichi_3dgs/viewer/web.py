@@ -9,14 +9,15 @@ so the page works over an SSH tunnel to a headless GPU machine. Frames are progr
 resolution, and once it rests, once more at the "still" one, by default the canvas' own size, so
 the browser does not stretch a small frame.
 
-Cameras: the browser's camera becomes ours in `web_frames` (its conventions there).
+Cameras: the browser's camera becomes ours in `web_frames` (its conventions there). The page's
+control panel (its folders, frustums and gizmos) is built in `web_gui`.
 
 Threads. viser calls the GUI and camera callbacks on its own threads; they only record what
 changed. All rendering (Taichi and torch) happens in the one thread that calls
 `WebViewer.serve_forever` or `WebViewer.update`, so Taichi is never entered from two threads.
 
-Only this module imports viser (optional at package import: `taichi_3dgs.viewer` does not import
-this module).
+Only this module and its helpers `web_frames` and `web_gui` import viser (optional at package
+import: `taichi_3dgs.viewer` does not import them).
 """
 from __future__ import annotations
 
@@ -33,17 +34,15 @@ import viser.transforms as vtf
 
 from taichi_3dgs.backend import torch_device
 from taichi_3dgs.cli import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, check_port_free
-from taichi_3dgs.color_model import MAX_SH_DEGREE
 from taichi_3dgs.data.cameras import CameraRecord, read_cameras_json
-from taichi_3dgs.rasterizer import RasterizerConfig
 from taichi_3dgs.scene.gaussians import GaussianScene
-from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, mean_up, overview_camera, scene_bounds,
-                                             scene_up)
-from taichi_3dgs.viewer.geometry import invert_rigid, rigid_transform
+from taichi_3dgs.viewer.camera_paths import overview_camera, scene_frame
 from taichi_3dgs.viewer.refinement import RefinementSchedule
 from taichi_3dgs.viewer.rendering import render_scene_view
 from taichi_3dgs.viewer.scene_objects import SceneObject, compose_objects, load_scene_objects
-from taichi_3dgs.viewer.web_frames import RENDER_MODES, colorize, vertical_fov, viewer_view
+from taichi_3dgs.viewer.web_frames import colorize, vertical_fov, viewer_view
+from taichi_3dgs.viewer.web_gui import (MAX_SIDE_RANGE, MIN_NEAR_PLANE, build_camera_gui, build_object_gui,
+                                        build_training_gui, build_view_gui, show_training_status)
 
 DEFAULT_MAX_SIDE = {"cuda": 1280, "cpu": 480}
 """Initial resolution of frames while the view changes (the long side of the rendered frame in
@@ -52,25 +51,9 @@ CPU machine (busy with other work) a frame of 480 px took 0.7-1.0 s for the 9,08
 3dgs_trained_ply scene and the 111,785-Gaussian garden; no GPU was measured yet (BENCHMARKS.md),
 1280 px assumes one."""
 
-MAX_SIDE_RANGE = (64, 4096)
-"""Range of the resolution sliders, pixels. The "still" slider starts at its top: a resting view is
-rendered at the canvas' size (frames are never larger than the canvas)."""
-
 JPEG_QUALITY = 90
 """Frames travel as JPEG: at this quality the two scenes above at 480 px took 5.5-6x fewer bytes
 than PNG, at 42-50 dB PSNR against the exact 8-bit frame."""
-
-MIN_NEAR_PLANE = 1e-6
-"""The near-plane box accepts nothing smaller (world units; the rasterizer needs > 0)."""
-
-FRUSTUM_SIZE_FRACTION = 0.05
-"""Dataset camera frustums are drawn this fraction of the scene radius deep."""
-
-FRUSTUM_LINE_PX = 2.0
-"""Frustum line width in screen pixels (world-unit lines grow thick when seen from the camera)."""
-
-GIZMO_SIZE_FRACTION = 0.3
-"""An object's move gizmo is this fraction of the scene radius large."""
 
 TRAINING_RENDER_FRACTION = 0.1
 """`WebViewer.update` re-renders for a changed scene only so often that these renders take at most
@@ -109,9 +92,9 @@ class WebViewer:
     `update` renders in the caller's thread: at once for a client whose camera moved, and for a
     changed scene only so often that rendering takes at most `render_fraction` of the wall time,
     at the moving resolution only: training does not wait for a canvas-size frame. While the
-    page's pause button is down the resting view is refined as in `serve_forever`.
-    While the page's pause button is down, `update` keeps serving camera changes and returns only
-    on resume or `stop()`. `paused` reads (and sets) that state.
+    page's pause button is down, `update` keeps serving camera changes, refines the resting view
+    as `serve_forever` does, and returns only on resume or `stop()`. `paused` reads (and sets)
+    that state.
 
     Args:
         objects: scenes placed in the world (`load_scene_objects`); each gets a visible checkbox,
@@ -164,11 +147,11 @@ class WebViewer:
         try:
             self._server.gui.configure_theme(show_share_button=False)
             self._set_scene_frame()
-            self._build_view_gui(max_side)
+            self._gui = build_view_gui(self._server.gui, self.objects, max_side, self._request_render)
             if self.cameras:
-                self._build_camera_gui()
+                build_camera_gui(self._server, self.cameras, self._radius, self._go_to_camera)
             for index, obj in enumerate(self.objects):
-                self._build_object_gui(index, obj)
+                build_object_gui(self._server, index, obj, self._radius, self._request_render)
         except BaseException:
             self._server.stop()
             raise
@@ -216,7 +199,10 @@ class WebViewer:
             num_gaussians: current number of Gaussians, or None.
             steps_per_second: current training speed, or None.
         """
-        self._show_status(step, loss, num_gaussians, steps_per_second)
+        if self._training_gui is None:  # the training panel appears with the first update
+            self._training_gui = build_training_gui(self._server.gui, self._paused,
+                                                    lambda: setattr(self, "paused", not self._paused))
+        show_training_status(self._training_gui, step, loss, num_gaussians, steps_per_second)
         start = time.perf_counter()
         if start >= self._next_scene_render:
             self._request_render()
@@ -297,27 +283,10 @@ class WebViewer:
 
     def _set_scene_frame(self) -> None:
         """Set the centre [3], radius and unit up [3] that orbiting, frustum and gizmo sizes use:
-        the Gaussians' `scene_bounds`, else the cameras' centres; up: the cameras' `mean_up`, else
-        `scene_up`."""
-        means = self._all_means()
-        centres = np.stack([camera.camera_center for camera in self.cameras]) if self.cameras else None
-        if means is not None:
-            center, radius = scene_bounds(means)
-        elif centres is not None:
-            center = centres.mean(axis=0)
-            radius = float(np.linalg.norm(centres - center, axis=1).max()) or 1.0
-        else:
-            center, radius = np.zeros(3), 1.0
-        up = None
-        if centres is not None:
-            try:
-                up = mean_up(np.stack([camera.T_pointcloud_camera for camera in self.cameras]))
-            except ValueError:  # the cameras' ups cancel out: ask the points
-                up = None
-        if up is None:
-            up = scene_up(means) if means is not None else FALLBACK_UP.copy()
-        self._center, self._radius, self._up = np.asarray(center, dtype=np.float64), float(radius), up
-        self._server.scene.set_up_direction(tuple(up))
+        the `scene_frame` of the Gaussians and the dataset cameras."""
+        poses = np.stack([camera.T_pointcloud_camera for camera in self.cameras]) if self.cameras else None
+        self._center, self._radius, self._up = scene_frame(self._all_means(), poses)
+        self._server.scene.set_up_direction(tuple(self._up))
         self._set_initial_camera()
 
     def _start_view(self, width: int, height: int) -> tuple[np.ndarray, float] | None:
@@ -428,119 +397,6 @@ class WebViewer:
             self._clients.pop(client.client_id, None)
             self._pending.discard(client.client_id)
             self._refinements.cancel(client.client_id)
-
-    # -- GUI --------------------------------------------------------------------------------------
-
-    def _build_view_gui(self, max_side: int) -> None:
-        gui = self._server.gui
-        max_degree = max((obj.scene.sh_degree for obj in self.objects), default=MAX_SH_DEGREE)
-        with gui.add_folder("View"):
-            self._gui: dict[str, viser.GuiInputHandle] = {
-                "max_side": gui.add_slider("moving (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
-                                           step=16, initial_value=max_side,
-                                           hint="long side of the frames while the view changes, at most the "
-                                                "page's"),
-                "still_side": gui.add_slider("still (px)", min=MAX_SIDE_RANGE[0], max=MAX_SIDE_RANGE[1],
-                                             step=16, initial_value=MAX_SIDE_RANGE[1],
-                                             hint="long side of the frame once the view rests, at most the page's"),
-                # a slider needs min < max: degree 1 of a degree-0 scene renders as degree 0
-                "sh_degree": gui.add_slider("SH degree", min=0, max=max(max_degree, 1), step=1,
-                                            initial_value=max_degree),
-                "background": gui.add_rgb("background", (0, 0, 0)),
-                "near_plane": gui.add_number("near plane", RasterizerConfig.near_plane, min=MIN_NEAR_PLANE,
-                                             step=1e-3,
-                                             hint="Gaussians nearer than this (world units) are culled"),
-                "mode": gui.add_dropdown("render mode", RENDER_MODES, initial_value="RGB"),
-                "frame_time": gui.add_text("frame time", "", disabled=True),
-            }
-        for name in ("max_side", "still_side", "sh_degree", "background", "near_plane", "mode"):
-            self._gui[name].on_update(lambda _: self._request_render())
-
-    def _build_camera_gui(self) -> None:
-        gui, scene = self._server.gui, self._server.scene
-        with gui.add_folder("Dataset cameras"):
-            index = gui.add_slider("camera", min=0, max=max(len(self.cameras) - 1, 1), step=1,
-                                   initial_value=0, disabled=len(self.cameras) == 1)
-            go = gui.add_button("go to camera")
-            show = gui.add_checkbox("show frustums", True)
-
-        def chosen(event: viser.GuiEvent) -> None:
-            if event.client is not None:  # None: set by a frustum click, which moved the camera
-                self._go_to_camera(int(index.value), event.client)
-
-        index.on_update(chosen)
-        go.on_click(lambda event: self._go_to_camera(int(index.value), event.client))
-        frustums = []
-        for k, camera in enumerate(self.cameras):
-            frustum = scene.add_camera_frustum(
-                f"/cameras/{k}", fov=vertical_fov(camera.K, camera.height),
-                aspect=camera.width / camera.height, scale=FRUSTUM_SIZE_FRACTION * self._radius,
-                thickness=FRUSTUM_LINE_PX, thickness_units="screen", color=(255, 160, 0), wxyz=vtf.SO3.from_matrix(camera.T_pointcloud_camera[:3, :3]).wxyz,
-                position=camera.camera_center)
-
-            def clicked(event: viser.SceneNodePointerEvent, k: int = k) -> None:
-                index.value = k
-                self._go_to_camera(k, event.client)
-
-            frustum.on_click(clicked)
-            frustums.append(frustum)
-
-        def toggle(_: object) -> None:
-            for frustum in frustums:
-                frustum.visible = show.value
-
-        show.on_update(toggle)
-
-    def _build_object_gui(self, index: int, obj: SceneObject) -> None:
-        """A folder with visible / move / reset for one object, and its gizmo (hidden until
-        "move"): object pose = gizmo pose * inverse(start gizmo pose) * start object pose, so the
-        rings turn the object about its pivot (`SceneObject.center`) and the arrows move it."""
-        gui = self._server.gui
-        start_gizmo = rigid_transform(np.eye(3), obj.world_center)
-        start_pose = obj.T_world_object.copy()
-        gizmo = self._server.scene.add_transform_controls(
-            f"/objects/{index}", scale=GIZMO_SIZE_FRACTION * self._radius, position=obj.world_center,
-            visible=False)
-        with gui.add_folder(f"{index + 1}: {obj.name}"):
-            visible = gui.add_checkbox("visible", obj.visible)
-            move = gui.add_checkbox("move", False, hint="show a gizmo: drag its arrows and rings")
-            reset = gui.add_button("reset pose")
-
-        def set_visible(_: object) -> None:
-            obj.visible = visible.value
-            self._request_render()
-
-        def moved(_: object) -> None:
-            gizmo_pose = rigid_transform(vtf.SO3(gizmo.wxyz).as_matrix(), gizmo.position)
-            obj.T_world_object = gizmo_pose @ invert_rigid(start_gizmo) @ start_pose
-            self._request_render()
-
-        def reset_pose(_: object) -> None:
-            gizmo.wxyz, gizmo.position = (1.0, 0.0, 0.0, 0.0), tuple(start_gizmo[:3, 3])
-            obj.T_world_object = start_pose.copy()
-            self._request_render()
-
-        visible.on_update(set_visible)
-        move.on_update(lambda _: setattr(gizmo, "visible", move.value))
-        gizmo.on_update(moved)
-        reset.on_click(reset_pose)
-
-    def _show_status(self, step: int, loss: float | None, num_gaussians: int | None,
-                     steps_per_second: float | None) -> None:
-        """Create the training panel on the first `update`, then write the status (`update`)."""
-        if self._training_gui is None:
-            gui = self._server.gui
-            with gui.add_folder("Training"):
-                self._training_gui = {name: gui.add_text(name, "", disabled=True)
-                                      for name in ("step", "loss", "Gaussians", "steps/s")}
-                self._training_gui["pause"] = gui.add_button("resume" if self._paused else "pause")
-            self._training_gui["pause"].on_click(lambda _: setattr(self, "paused", not self._paused))
-        values = {"step": f"{step:,}",
-                  "loss": "" if loss is None else f"{loss:.5f}",
-                  "Gaussians": "" if num_gaussians is None else f"{num_gaussians:,}",
-                  "steps/s": "" if steps_per_second is None else f"{steps_per_second:.2f}"}
-        for name, value in values.items():
-            self._training_gui[name].value = value
 
 
 def start_web_viewer(scene_paths: list[str | os.PathLike], cameras_path: str | os.PathLike | None = None,

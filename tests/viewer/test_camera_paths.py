@@ -1,4 +1,4 @@
-"""Camera paths: look-at, fitted camera, orbit, focus point and the ellipse path."""
+"""Camera paths: look-at, fitted camera, scene frame, orbit, focus point and the ellipse path."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from taichi_3dgs.viewer.camera_paths import (FALLBACK_UP, ellipse_path, fit_camera_to_bounds, focus_point,
                                              look_at, mean_up, orbit_path, overview_camera, scene_bounds,
-                                             scene_up)
+                                             scene_frame, scene_up)
 from taichi_3dgs.rotations import axis_angle_to_matrix
 from taichi_3dgs.viewer.geometry import rigid_transform
 
@@ -164,3 +164,26 @@ def test_scene_bounds_ignore_far_floaters():
     points = np.concatenate([rng.normal(size=(950, 3)), rng.normal(size=(50, 3)) * 1000])
     center, radius = scene_bounds(torch.from_numpy(points))
     assert np.linalg.norm(center) < 0.2 and 1.5 < radius < 5.0
+
+
+def test_scene_frame_takes_bounds_from_the_means_and_up_from_the_cameras_else_the_next_source():
+    rng = np.random.default_rng(0)
+    means = torch.from_numpy(rng.normal(size=(200, 3)) * [3.0, 3.0, 0.3] + FOCUS)  # flat along z
+    poses = _rig()
+    center, radius, up = scene_frame(means, poses)
+    expected_center, expected_radius = scene_bounds(means)
+    np.testing.assert_array_equal(center, expected_center)
+    assert radius == expected_radius
+    np.testing.assert_array_equal(up, mean_up(poses))
+    # Cameras only: their centres' mean and largest distance from it.
+    center, radius, up = scene_frame(None, poses)
+    np.testing.assert_allclose(center, FOCUS + [0.0, 0.0, HEIGHT], atol=1e-12)
+    assert radius == pytest.approx(SEMI_AXES[0])
+    # Ups that cancel out (a camera and its upside-down twin) leave up to the points, then the fallback.
+    flipped = poses[:1] @ np.diag([1.0, -1.0, -1.0, 1.0])
+    opposed = np.concatenate([poses[:1], flipped])
+    np.testing.assert_array_equal(scene_frame(means, opposed)[2], scene_up(means))
+    center, radius, up = scene_frame(None, None)
+    np.testing.assert_array_equal(center, np.zeros(3))
+    assert radius == 1.0
+    np.testing.assert_array_equal(up, FALLBACK_UP)
