@@ -10,6 +10,10 @@ view it prints the mean of
   image, PSNR on the right half only (a stand-in for the official `--train_test_exp` evaluation,
   which learns each test image's exposure from its left half and scores its right half).
 
+With `--per_view` it also prints, per val view, the plain PSNR and the photo's mean brightness over
+the render's (mean of all pixels and channels): above 1 the scene renders that view darker than
+the photo, which tells a colour drift of the scene from a photo exposed unlike the others.
+
     python benchmarks/val_colour_fit.py --scene output/desk/final_scene.parquet \\
         --cameras data/colmap_desk/val.json --image_downscale_factor 8
 """
@@ -52,6 +56,7 @@ def main() -> int:
     parser.add_argument("--cameras", type=Path, required=True, help="val camera JSON")
     parser.add_argument("--image_downscale_factor", type=int, default=1, help="as the training config's")
     parser.add_argument("--background", type=float, nargs=3, default=(0.0, 0.0, 0.0), help="background RGB")
+    parser.add_argument("--per_view", action="store_true", help="print each view's PSNR and brightness ratio")
     args = parser.parse_args()
     model = load_initial_model(args.scene)
     views = load_views(read_cameras_json(args.cameras), args.image_downscale_factor, 1600, "cpu", str(args.cameras))
@@ -64,6 +69,9 @@ def main() -> int:
         target = view.target(background)
         plain.append(float(psnr(render, target)))
         fitted.append(half_fit_psnr(render, target))
+        if args.per_view:
+            print(f"{view.name}: PSNR plain {plain[-1]:.2f} dB, photo / render brightness "
+                  f"{float(target.mean() / render.mean()):.3f}")
     print(f"{args.scene}: {len(views)} val views, PSNR plain {sum(plain) / len(plain):.2f} dB, "
           f"half-fit {sum(fitted) / len(fitted):.2f} dB")
     return 0
