@@ -37,14 +37,15 @@ def record_gradients(train_arguments: list[str]) -> list[tuple[int, int, np.ndar
     """Run the trainer with `train_arguments` plus pose optimisation at rate 1e-30; returns
     (step, camera index, float64 [6] gradient) for every camera with a gradient at every step."""
     recorded: list[tuple[int, int, np.ndarray]] = []
+    steps = [0]
     adam_step = pose_corrections.PoseCorrections.step
 
     def step(self: pose_corrections.PoseCorrections) -> None:
+        steps[0] += 1  # called once per training step
         gradient = self.corrections.grad
         if gradient is not None:
-            step_index = 1 + (recorded[-1][0] if recorded else 0)
             for camera in (gradient.abs().sum(dim=1) > 0).nonzero().flatten().tolist():
-                recorded.append((step_index, camera, gradient[camera].double().cpu().numpy()))
+                recorded.append((steps[0], camera, gradient[camera].double().cpu().numpy()))
         adam_step(self)
 
     pose_corrections.PoseCorrections.step = step
