@@ -71,24 +71,27 @@ def main() -> int:
     config_path, overrides = config_parser.parse_known_args(train_arguments)
     config = apply_overrides(load_train_config(config_path.train_config), overrides)
     rotation, _ = pose_errors(read_cameras_json(config.train_dataset_json_path), read_cameras_json(args.reference))
-    last = max(step for step, _, _ in recorded)
-    for label, cameras in (("good", set(np.flatnonzero(rotation < 1e-6))), ("off", set(np.flatnonzero(rotation >= 1e-6)))):
-        if not cameras:
+    steps = np.array([step for step, _, _ in recorded])
+    cameras = np.array([camera for _, camera, _ in recorded])
+    gradients = np.stack([gradient for _, _, gradient in recorded])
+    translation, rotation_size = np.linalg.norm(gradients[:, :3], axis=1), np.linalg.norm(gradients[:, 3:], axis=1)
+    size = np.linalg.norm(gradients, axis=1)
+    for label, chosen in (("good", np.flatnonzero(rotation < 1e-6)), ("off", np.flatnonzero(rotation >= 1e-6))):
+        if not len(chosen):
             continue
+        rows = np.isin(cameras, chosen)
         quarters = []
         for quarter in range(4):
-            low, high = quarter * last / 4, (quarter + 1) * last / 4
-            rows = np.array([g for step, camera, g in recorded if camera in cameras and low < step <= high])
-            quarters.append(f"{np.median(np.linalg.norm(rows[:, :3], axis=1)):.3f} / "
-                            f"{np.median(np.linalg.norm(rows[:, 3:], axis=1)):.3f}")
+            within = rows & (steps > quarter * steps.max() / 4) & (steps <= (quarter + 1) * steps.max() / 4)
+            quarters.append(f"{np.median(translation[within]):.3f} / {np.median(rotation_size[within]):.3f}")
         sizes, consistency = [], []
-        for camera in cameras:
-            rows = np.array([g for step, camera_index, g in recorded if camera_index == camera and step >= args.from_step])
-            if len(rows) > 1:
-                sizes.append(np.linalg.norm(rows, axis=1).mean())
-                consistency.append(np.linalg.norm(rows.mean(axis=0)) / sizes[-1])
+        for camera in chosen:
+            mine = (cameras == camera) & (steps >= args.from_step)
+            if mine.sum() > 1:
+                sizes.append(size[mine].mean())
+                consistency.append(np.linalg.norm(gradients[mine].mean(axis=0)) / sizes[-1])
         low, middle, high = np.percentile(sizes, [10, 50, 90])
-        print(f"{label} ({len(cameras)} cameras): median |gradient| translation / rotation by quarter: "
+        print(f"{label} ({len(chosen)} cameras): median |gradient| translation / rotation by quarter: "
               f"{', '.join(quarters)}; from step {args.from_step}: per camera mean |gradient| 10/50/90th "
               f"percentile {low:.3f} / {middle:.3f} / {high:.3f}, consistency median {np.median(consistency):.2f}")
     return 0
